@@ -1,0 +1,330 @@
+"""Configuration: the only module that reads the environment.
+
+Settings come from environment variables, or from a ``.env`` file in the
+current working directory (the environment wins), through python-decouple.
+`SessionConfig.from_env` reads every ``SESSION_*`` variable once, checks it,
+and returns one frozen, typed `SessionConfig`; nothing else in the package
+looks at the environment.
+
+The module also exports `config`, the decouple callable it uses, so an
+application reads its own variables the same way::
+
+    from tornado_sessions.config import config
+
+    PORT = config("PORT", default=8888, cast=int)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Literal, cast
+
+from decouple import Config, RepositoryEmpty, RepositoryEnv, undefined
+
+from .errors import ConfigError
+
+__all__ = ["SessionConfig", "config", "generate_secret"]
+
+SameSite = Literal["lax", "strict", "none"]
+
+#: The default session lifetime in seconds (the original app's 2,628,000,000 ms).
+DEFAULT_MAX_AGE = 2_628_000
+#: Browsers cap cookie lifetimes at 400 days (RFC 6265bis), so do we.
+MAX_COOKIE_LIFETIME = 400 * 24 * 3600
+MIN_SECRET_LENGTH = 32
+
+_SECRET_HELP = (
+    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))" '
+    "(or python -m tornado_sessions secret) and put it in the environment or in .env"
+)
+
+
+class _DotEnvInCwd(RepositoryEmpty):  # type: ignore[misc]
+    """A decouple repository over ``.env`` in the *current* directory.
+
+    decouple's own ``config`` looks for ``.env`` next to the calling module,
+    which for an installed library is site-packages.  This one follows the
+    working directory of the application, re-reading if it changes.
+    """
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._repo: Any = RepositoryEmpty()
+
+    def _current(self) -> Any:
+        path = os.path.join(os.getcwd(), ".env")
+        if path != self._path:
+            self._path = path
+            self._repo = RepositoryEnv(path) if os.path.isfile(path) else RepositoryEmpty()
+        return self._repo
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._current()
+
+    def __getitem__(self, key: str) -> str:
+        return cast(str, self._current()[key])
+
+
+#: The python-decouple ``config`` callable: environment first, then ``.env``
+#: in the current working directory.  ``config(name, default=..., cast=...)``.
+config: Callable[..., Any] = Config(_DotEnvInCwd())
+
+
+def generate_secret() -> str:
+    """Return a new random secret suitable for ``SESSION_SECRET`` (64 characters)."""
+    import secrets
+
+    return secrets.token_urlsafe(48)
+
+
+# field name -> environment variable
+ENV_NAMES: dict[str, str] = {
+    "secret": "SESSION_SECRET",
+    "secret_fallbacks": "SESSION_SECRET_FALLBACKS",
+    "cookie_name": "SESSION_COOKIE_NAME",
+    "max_age": "SESSION_MAX_AGE",
+    "absolute_max_age": "SESSION_ABSOLUTE_MAX_AGE",
+    "touch_interval": "SESSION_TOUCH_INTERVAL",
+    "secure": "SESSION_COOKIE_SECURE",
+    "httponly": "SESSION_COOKIE_HTTPONLY",
+    "samesite": "SESSION_COOKIE_SAMESITE",
+    "domain": "SESSION_COOKIE_DOMAIN",
+    "path": "SESSION_COOKIE_PATH",
+    "resave": "SESSION_RESAVE",
+    "save_uninitialized": "SESSION_SAVE_UNINITIALIZED",
+    "rolling": "SESSION_ROLLING",
+    "max_data_size": "SESSION_MAX_DATA_SIZE",
+    "user_key": "SESSION_USER_KEY",
+    "host": "SESSION_HOST",
+    "port": "SESSION_PORT",
+    "user": "SESSION_USER",
+    "password": "SESSION_PASSWORD",
+    "database": "SESSION_DATABASE",
+    "table": "SESSION_TABLE",
+    "pool_size": "SESSION_POOL_SIZE",
+    "db_timeout": "SESSION_DB_TIMEOUT",
+}
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def _name(field: str) -> str:
+    return f"{ENV_NAMES[field]} (SessionConfig.{field})"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SessionConfig:
+    """All session settings, typed and checked.
+
+    Build it from the environment with `from_env` (the usual way), or directly
+    with keyword arguments; both check every value and raise `.ConfigError`
+    naming the variable.  Pass it to the application as the
+    ``session_config`` setting; without one, `.SessionMixin` calls
+    `from_env` on first use.
+
+    Each field's environment variable is listed in the docs' configuration
+    reference; the defaults are secure (``Secure``, ``HttpOnly``,
+    ``SameSite=Lax``, a ``__Host-`` cookie name).
+
+    .. versionadded:: 0.1
+    """
+
+    #: The current secret (``SESSION_SECRET``); at least 32 characters.
+    secret: str = dataclasses.field(repr=False)
+    #: Older secrets still accepted for reading (``SESSION_SECRET_FALLBACKS``).
+    secret_fallbacks: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    #: Cookie name; by default ``__Host-session`` when the cookie can carry the
+    #: ``__Host-`` prefix (secure, path ``/``, no domain), else ``session``.
+    cookie_name: str = ""
+    #: Idle timeout in seconds: a session unused this long expires.
+    max_age: int = DEFAULT_MAX_AGE
+    #: Absolute timeout in seconds from creation, however active (None: off).
+    absolute_max_age: int | None = None
+    #: Extend a read-only session's expiry at most this often (seconds);
+    #: None means 10% of the session's max age.
+    touch_interval: int | None = None
+    secure: bool = True
+    httponly: bool = True
+    samesite: SameSite = "lax"
+    domain: str | None = None
+    path: str = "/"
+    #: Write unmodified sessions back on every request (express ``resave``).
+    resave: bool = False
+    #: Store new sessions that were never modified (express ``saveUninitialized``).
+    save_uninitialized: bool = False
+    #: Re-send the cookie, and extend the expiry, on every response.
+    rolling: bool = False
+    #: Largest serialized session accepted at save, in bytes.
+    max_data_size: int = 1024 * 1024
+    #: Session key whose value binds the session to a user (indexed by stores).
+    user_key: str = "user_id"
+    # MySQL connection (used by MySQLStore.from_config)
+    host: str | None = None
+    port: int = 3306
+    user: str | None = None
+    password: str = dataclasses.field(default="", repr=False)
+    database: str | None = None
+    table: str = "sessions"
+    pool_size: int = 10
+    #: Seconds to wait for a connection, a pool slot or a statement.
+    db_timeout: float = 5.0
+    #: The clock (seconds since the epoch); tests inject their own.
+    clock: Callable[[], float] = dataclasses.field(default=time.time, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, str) or not self.secret:
+            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
+        for label, value in [("secret", self.secret)] + [
+            ("secret_fallbacks", s) for s in self.secret_fallbacks
+        ]:
+            if len(value) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"{_name(label)} is too short ({len(value)} characters; at least "
+                    f"{MIN_SECRET_LENGTH} are required): {_SECRET_HELP}"
+                )
+        if self.samesite not in ("lax", "strict", "none"):
+            raise ConfigError(
+                f"{_name('samesite')} is {self.samesite!r}; accepted values: lax, strict, none"
+            )
+        if self.samesite == "none" and not self.secure:
+            raise ConfigError(
+                f"{_name('samesite')}=none requires {_name('secure')}=true (browsers reject it otherwise)"
+            )
+        for label in ("max_age", "max_data_size", "pool_size", "port"):
+            value = getattr(self, label)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{_name(label)} must be a positive whole number, not {value!r}")
+        if self.max_age > MAX_COOKIE_LIFETIME:
+            raise ConfigError(
+                f"{_name('max_age')} must be at most {MAX_COOKIE_LIFETIME} (400 days, the "
+                f"browsers' cap), not {self.max_age}"
+            )
+        if self.port > 65535:
+            raise ConfigError(f"{_name('port')} must be between 1 and 65535, not {self.port}")
+        if self.absolute_max_age is not None and (
+            not isinstance(self.absolute_max_age, int) or self.absolute_max_age <= 0
+        ):
+            raise ConfigError(
+                f"{_name('absolute_max_age')} must be a positive whole number of seconds "
+                f"(or unset), not {self.absolute_max_age!r}"
+            )
+        if self.touch_interval is not None and (
+            not isinstance(self.touch_interval, int) or self.touch_interval < 0
+        ):
+            raise ConfigError(
+                f"{_name('touch_interval')} must be a whole number of seconds >= 0 "
+                f"(or unset), not {self.touch_interval!r}"
+            )
+        if not (isinstance(self.db_timeout, (int, float)) and self.db_timeout > 0):
+            raise ConfigError(f"{_name('db_timeout')} must be a positive number of seconds")
+        if not self.path.startswith("/"):
+            raise ConfigError(f"{_name('path')} must start with '/', not {self.path!r}")
+        if not self.table.replace("_", "").isalnum() or len(self.table) > 64:
+            raise ConfigError(
+                f"{_name('table')} must be letters, digits and underscores (at most 64), "
+                f"not {self.table!r}"
+            )
+        if not self.user_key:
+            raise ConfigError(f"{_name('user_key')} must not be empty")
+        if not self.cookie_name:
+            host_ok = self.secure and self.path == "/" and not self.domain
+            object.__setattr__(self, "cookie_name", "__Host-session" if host_ok else "session")
+        name = self.cookie_name
+        if any(c in name for c in ' \t\r\n;,="()<>@:\\/[]?{}') or not name.isascii():
+            raise ConfigError(f"{_name('cookie_name')} {name!r} is not a valid cookie name")
+        if name.startswith("__Host-") and (not self.secure or self.path != "/" or self.domain):
+            raise ConfigError(
+                f"{_name('cookie_name')} {name!r} has the __Host- prefix, which browsers accept "
+                f"only with {_name('secure')}=true, {_name('path')}=/ and no "
+                f"{_name('domain')}: change one or the other"
+            )
+        if name.startswith("__Secure-") and not self.secure:
+            raise ConfigError(
+                f"{_name('cookie_name')} {name!r} has the __Secure- prefix, which requires "
+                f"{_name('secure')}=true"
+            )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The current secret followed by the fallbacks (newest first)."""
+        return (self.secret, *self.secret_fallbacks)
+
+    @property
+    def cookie_ttl(self) -> int:
+        """The longest a cookie can be valid: the ttl passed to Fernet."""
+        if self.absolute_max_age is not None:
+            return min(self.absolute_max_age, MAX_COOKIE_LIFETIME)
+        return MAX_COOKIE_LIFETIME
+
+    def replace(self, **changes: Any) -> SessionConfig:
+        """Return a copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls, config: Callable[..., Any] | None = None, **overrides: Any
+    ) -> SessionConfig:
+        """Read every ``SESSION_*`` variable and return a checked config.
+
+        :param config: a decouple-style ``config(name, default=...)``
+            callable; by default the module's `config` (environment, then
+            ``.env`` in the current directory).
+        :param overrides: field values that win over the environment.
+        :raises ConfigError: naming the variable and the accepted values.
+        """
+        cfg = config if config is not None else globals()["config"]
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in ENV_NAMES or field.name in overrides:
+                continue
+            raw = cfg(ENV_NAMES[field.name], default=None)
+            if raw is None or (raw == "" and field.name != "password"):
+                continue
+            values[field.name] = _parse(field.name, str(raw))
+        if "secret" not in values and "secret" not in overrides:
+            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
+        values.update(overrides)
+        return cls(**values)
+
+
+_INT_FIELDS = {"max_age", "absolute_max_age", "touch_interval", "max_data_size", "port", "pool_size"}
+_BOOL_FIELDS = {"secure", "httponly", "resave", "save_uninitialized", "rolling"}
+
+
+def _parse(field: str, raw: str) -> Any:
+    var = ENV_NAMES[field]
+    value = raw.strip()
+    if field in _INT_FIELDS:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a whole number") from None
+        if field == "absolute_max_age" and number == 0:
+            return None  # 0 switches the absolute timeout off
+        return number
+    if field == "db_timeout":
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
+    if field in _BOOL_FIELDS:
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"{var}={raw!r} is not a boolean; accepted values: true, false (1/0, yes/no, on/off)")
+    if field == "samesite":
+        lowered = value.lower()
+        if lowered not in ("lax", "strict", "none"):
+            raise ConfigError(f"{var}={raw!r} is not accepted; accepted values: lax, strict, none")
+        return lowered
+    if field == "secret_fallbacks":
+        return tuple(s.strip() for s in value.split(",") if s.strip())
+    if field == "password":
+        return raw
+    return value

@@ -1,0 +1,69 @@
+"""Exceptions raised by `tornado_sessions`.
+
+Every exception the package raises on purpose derives from `SessionError`, so
+an application can catch them all in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "SessionConflict",
+    "SessionError",
+    "SessionExists",
+    "SessionGone",
+    "SessionNotLoadedError",
+    "SessionTooLarge",
+    "StoreError",
+]
+
+
+class SessionError(Exception):
+    """Base class of every error raised by `tornado_sessions`."""
+
+
+class ConfigError(SessionError, ValueError):
+    """A setting is missing or has a value that cannot be used.
+
+    The message names the environment variable (or `.SessionConfig` field)
+    and says what to set it to.  Raised at startup by
+    `.SessionConfig.from_env` and by the `.SessionConfig` constructor.
+    """
+
+
+class SessionNotLoadedError(SessionError, RuntimeError):
+    """``self.session`` was used before the session was loaded.
+
+    This happens when a handler overrides ``prepare()`` without calling
+    ``await super().prepare()``, or uses the session in ``initialize()``.
+    """
+
+
+class StoreError(SessionError):
+    """The session store could not do what was asked (for example the
+    database is unreachable).
+
+    `.SessionMixin` answers such a request with ``503 Service Unavailable``
+    and logs the message, which names what failed and what to check but never
+    a password or a raw session id.
+    """
+
+
+class SessionTooLarge(SessionError, ValueError):
+    """The serialized session data is larger than
+    `.SessionConfig.max_data_size`; nothing was written."""
+
+
+class SessionExists(SessionError):
+    """`.SessionStore.set` was asked to create a record whose id exists."""
+
+
+class SessionGone(SessionError):
+    """`.SessionStore.set` was asked to update a record that no longer exists
+    (it was destroyed by a concurrent request, or it expired).  Stores never
+    recreate such a record."""
+
+
+class SessionConflict(SessionError):
+    """`.SessionStore.set` was asked to update a record whose version is not
+    the expected one: another request saved it in between."""

@@ -1,0 +1,368 @@
+"""`SessionManager`: the rules that turn cookies into sessions and back.
+
+The manager knows the store, the cookie cipher and the configuration, and
+decides, for one request, what to load and what to write.  It knows nothing
+of Tornado: `.SessionMixin` feeds it the cookie and applies the cookie action
+it returns.  The testing helpers use it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import random
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from .config import SessionConfig
+from .crypto import CookieCipher
+from .errors import SessionConflict, SessionExists, SessionGone, SessionTooLarge, StoreError
+from .session import EMPTY, Session, _Owner, dumps
+from .stores.base import SessionRecord, SessionStore, fingerprint
+
+__all__ = ["CookieAction", "SessionManager"]
+
+log = logging.getLogger("tornado_sessions")
+
+_SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_PAYLOAD_VERSION = 1
+#: How many times a save that lost a race is merged and retried.
+MAX_SAVE_ATTEMPTS = 12
+
+
+class CookieAction(enum.Enum):
+    """What the response must do with the session cookie."""
+
+    NONE = "none"
+    SET = "set"
+    CLEAR = "clear"
+
+
+@dataclass(slots=True)
+class _Plan:
+    write: str  # "none" | "insert" | "update" | "touch"
+    cookie: CookieAction
+    text: str = EMPTY
+    expires_at: int = 0
+
+
+_NOTHING = _Plan("none", CookieAction.NONE)
+
+
+def new_sid() -> str:
+    """Return a new session id: 256 random bits, url-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+class SessionManager:
+    """Loads and saves sessions for one application.
+
+    :param store: where session records live.
+    :param config: the settings (secrets, lifetimes, cookie and save rules).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, store: SessionStore, config: SessionConfig) -> None:
+        self.store = store
+        self.config = config
+        self.cipher = CookieCipher(config.secrets, clock=config.clock)
+
+    def now(self) -> int:
+        return int(self.config.clock())
+
+    # -- expiry ----------------------------------------------------------------
+
+    def _ttl(self, session: Session) -> int:
+        return session.ttl or self.config.max_age
+
+    def _expiry(self, session: Session, now: int) -> int:
+        expires = now + self._ttl(session)
+        if self.config.absolute_max_age is not None:
+            expires = min(expires, session.created_at + self.config.absolute_max_age)
+        return expires
+
+    def _touch_due(self, session: Session, new_expiry: int) -> bool:
+        gain = new_expiry - session.expires_at
+        if session._force_touch or (self.config.rolling and gain > 0):
+            return True
+        interval = self.config.touch_interval
+        if interval is None:
+            interval = max(1, self._ttl(session) // 10)
+        return gain > 0 and gain >= interval
+
+    # -- sessions ------------------------------------------------------------
+
+    def new_session(self, owner: _Owner, *, stale_cookie: bool = False) -> Session:
+        """Return a fresh, unsaved, empty session."""
+        now = self.now()
+        session = Session(owner, new_sid(), created_at=now, expires_at=now + self.config.max_age)
+        session._stale_cookie = stale_cookie
+        return session
+
+    def decode_cookie(self, value: str, client: str | None = None) -> dict[str, Any] | None:
+        """Return the checked payload of a cookie value, or None (logged)."""
+        result = self.cipher.decrypt(value, self.config.cookie_ttl)
+        if result is None:
+            log.warning(
+                "Rejected a session cookie from %s: not a valid token for this application "
+                "(tampered, truncated, expired, or made with an unknown secret); "
+                "starting a fresh session",
+                client or "unknown client",
+            )
+            return None
+        payload, rotated = result
+        sid, created, expires, ttl = (payload.get(k) for k in ("i", "c", "e", "t"))
+        if (
+            payload.get("v") != _PAYLOAD_VERSION
+            or not isinstance(sid, str)
+            or not _SID.match(sid)
+            or not isinstance(created, int)
+            or not isinstance(expires, int)
+            or not (ttl is None or isinstance(ttl, int))
+        ):
+            log.warning(
+                "Rejected a session cookie from %s: unexpected payload; starting a fresh session",
+                client or "unknown client",
+            )
+            return None
+        now = self.now()
+        absolute = self.config.absolute_max_age
+        if expires <= now or (absolute is not None and created + absolute <= now):
+            log.warning(
+                "Rejected an expired session cookie from %s (%s timeout); starting a fresh session",
+                client or "unknown client",
+                "idle" if expires <= now else "absolute",
+            )
+            return None
+        payload["rotated"] = rotated
+        return payload
+
+    async def load(
+        self, owner: _Owner, cookie: str | None, *, client: str | None = None
+    ) -> Session:
+        """Return the session named by ``cookie`` (a cookie value, or None).
+
+        A cookie that is not valid for us gives a fresh session without any
+        store call.  Raises `.StoreError` if the store fails.
+        """
+        if cookie is None:
+            return self.new_session(owner)
+        payload = self.decode_cookie(cookie, client)
+        if payload is None:
+            return self.new_session(owner, stale_cookie=True)
+        sid = payload["i"]
+        record = await self.store.get(sid)
+        now = self.now()
+        absolute = self.config.absolute_max_age
+        if record is None or (absolute is not None and record.created_at + absolute <= now):
+            log.info(
+                "Session %s is over or ended (no live record); starting a fresh session",
+                fingerprint(sid),
+            )
+            return self.new_session(owner, stale_cookie=True)
+        try:
+            data = json.loads(record.data)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            log.error(
+                "Session %s holds data that is not a JSON object; starting a fresh session",
+                fingerprint(sid),
+            )
+            return self.new_session(owner, stale_cookie=True)
+        session = Session(
+            owner,
+            sid,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            ttl=payload.get("t"),
+        )
+        session._load(record, data)
+        session._cookie_dirty = bool(payload["rotated"])
+        return session
+
+    def cookie_value(self, session: Session) -> str:
+        """Return the encrypted cookie value naming ``session``."""
+        payload: dict[str, Any] = {
+            "v": _PAYLOAD_VERSION,
+            "i": session.id,
+            "c": session.created_at,
+            "e": session.expires_at,
+        }
+        if session.ttl is not None:
+            payload["t"] = session.ttl
+        return self.cipher.encrypt(payload)
+
+    def cookie_max_age(self, session: Session) -> int:
+        """Seconds until the session expires (the cookie's Max-Age)."""
+        return max(1, session.expires_at - self.now())
+
+    # -- committing ------------------------------------------------------------
+
+    def _check_size(self, text: str) -> None:
+        limit = self.config.max_data_size
+        if len(text) > limit // 4:
+            size = len(text.encode("utf-8"))
+            if size > limit:
+                raise SessionTooLarge(
+                    f"session data is {size} bytes, over the limit of {limit} "
+                    "(SESSION_MAX_DATA_SIZE); it was not saved and the stored session is unchanged"
+                )
+
+    def plan(self, session: Session, *, status: int = 200, headers_sent: bool = False) -> _Plan:
+        """Decide what committing ``session`` must write and do to the cookie.
+
+        Raises `TypeError` for data JSON cannot hold and `.SessionTooLarge`.
+        """
+        if status >= 500:
+            return _NOTHING
+        text = session.serialize()
+        modified = text != session._snapshot
+        if session.is_new:
+            if modified or self.config.save_uninitialized:
+                if headers_sent:
+                    log.warning(
+                        "A new session was modified after the response headers were sent; "
+                        "it cannot get a cookie and was not saved (call await "
+                        "self.session.save() before the first flush())"
+                    )
+                    return _NOTHING
+                self._check_size(text)
+                return _Plan("insert", CookieAction.SET, text, self._expiry(session, self.now()))
+            if session._stale_cookie:
+                return _Plan("none", CookieAction.CLEAR)
+            return _NOTHING
+        expires = self._expiry(session, self.now())
+        if modified or self.config.resave:
+            self._check_size(text)
+            return _Plan("update", CookieAction.SET, text, expires)
+        if self._touch_due(session, expires):
+            return _Plan("touch", CookieAction.SET, text, expires)
+        if session._cookie_dirty or self.config.rolling:
+            return _Plan("none", CookieAction.SET)
+        return _NOTHING
+
+    def _record(self, session: Session, text: str, expires: int) -> SessionRecord:
+        user = session._data.get(self.config.user_key)
+        return SessionRecord(
+            data=text,
+            created_at=session.created_at,
+            expires_at=expires,
+            user_id=None if user is None else str(user),
+        )
+
+    async def run(self, session: Session, plan: _Plan) -> CookieAction:
+        """Carry out ``plan`` against the store; return the cookie action.
+
+        Raises `.StoreError` if the store fails; the session's stored state
+        is then unchanged.
+        """
+        if plan.write == "insert":
+            record = self._record(session, plan.text, plan.expires_at)
+            try:
+                session.version = await self.store.set(session.id, record, expected_version=None)
+            except SessionExists:  # 256 random bits collided: never in practice
+                session._id = new_sid()
+                session.version = await self.store.set(session.id, record, expected_version=None)
+            self._saved(session, plan.text, plan.expires_at)
+        elif plan.write == "update":
+            if not await self._update(session, plan.text, plan.expires_at):
+                return CookieAction.CLEAR
+        elif plan.write == "touch":
+            if not await self.store.touch(session.id, plan.expires_at):
+                self._gone(session)
+                return CookieAction.CLEAR
+            session.expires_at = plan.expires_at
+            session._force_touch = False
+        return plan.cookie
+
+    def _saved(self, session: Session, text: str, expires: int) -> None:
+        session._snapshot = text
+        session._is_new = False
+        session.expires_at = expires
+        session._force_touch = False
+
+    def _gone(self, session: Session) -> None:
+        log.info(
+            "Session %s was ended by another request (logout or expiry); "
+            "this request's changes were dropped and it was not recreated",
+            session.fingerprint,
+        )
+        now = self.now()
+        session._reset(new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False)
+
+    async def _update(self, session: Session, text: str, expires: int) -> bool:
+        """Save with a version check, merging this request's key changes
+        into a concurrent save.  Returns False if the session is gone."""
+        set_keys: set[str] | None = None
+        deleted: set[str] = set()
+        for attempt in range(MAX_SAVE_ATTEMPTS):
+            record = self._record(session, text, expires)
+            try:
+                session.version = await self.store.set(
+                    session.id, record, expected_version=session.version
+                )
+            except SessionGone:
+                self._gone(session)
+                return False
+            except SessionConflict:
+                if set_keys is None:
+                    set_keys, deleted = session.changed_keys()
+                fresh = await self.store.get(session.id)
+                if fresh is None:
+                    self._gone(session)
+                    return False
+                merged = json.loads(fresh.data)
+                for key in set_keys:
+                    merged[key] = session._data[key]
+                for key in deleted:
+                    merged.pop(key, None)
+                session._data = merged
+                session._snapshot = fresh.data
+                session.version = fresh.version
+                text = dumps(merged)
+                self._check_size(text)
+                if attempt >= 2:
+                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                continue
+            self._saved(session, text, expires)
+            return True
+        raise StoreError(
+            f"session {session.fingerprint} could not be saved: {MAX_SAVE_ATTEMPTS} "
+            "concurrent saves won the race in a row"
+        )
+
+    # -- explicit verbs --------------------------------------------------------
+
+    async def reload(self, session: Session) -> None:
+        """Replace the session's data with the stored one."""
+        if session.is_new:
+            session._data = json.loads(session._snapshot)
+            return
+        record = await self.store.get(session.id)
+        if record is None:
+            self._gone(session)
+            return
+        session._load(record, json.loads(record.data))
+
+    async def regenerate(self, session: Session, keep_data: bool, restart_lifetime: bool) -> None:
+        """Move the session to a new id and delete the old record."""
+        if not session.is_new:
+            await self.store.destroy(session.id)
+        now = self.now()
+        created = now if restart_lifetime else session.created_at
+        session._reset(new_sid(), created_at=created, expires_at=session.expires_at, keep_data=keep_data)
+        log.info("Session regenerated as %s", session.fingerprint)
+
+    async def destroy(self, session: Session) -> None:
+        """Delete the session's record; the session becomes a fresh one."""
+        if not session.is_new:
+            await self.store.destroy(session.id)
+            log.info("Session %s destroyed", session.fingerprint)
+        now = self.now()
+        session._reset(new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False)

@@ -1,0 +1,413 @@
+"""`SessionMixin`: server-side sessions for Tornado request handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import tornado.iostream
+import tornado.web
+
+from .config import SessionConfig
+from .errors import SessionNotLoadedError, StoreError
+from .manager import CookieAction, SessionManager, _Plan
+from .session import Session
+
+__all__ = ["SessionMixin"]
+
+log = logging.getLogger("tornado_sessions")
+
+if TYPE_CHECKING:
+    _HandlerBase = tornado.web.RequestHandler
+else:
+    _HandlerBase = object
+
+_MANAGER_ATTR = "_tornado_sessions_manager"
+
+
+class SessionMixin(_HandlerBase):
+    """Gives a `~tornado.web.RequestHandler` a server-side ``self.session``.
+
+    List it *before* ``RequestHandler`` in the bases::
+
+        class Counter(SessionMixin, tornado.web.RequestHandler):
+            async def get(self):
+                self.session["n"] = self.session.get("n", 0) + 1
+                self.write({"n": self.session["n"]})
+
+        app = tornado.web.Application(
+            [(r"/", Counter)],
+            session_store=MemoryStore(),
+            session_config=SessionConfig.from_env(),
+        )
+
+    The session is loaded in `prepare` (a handler that overrides
+    ``prepare()`` must call ``await super().prepare()``) and saved when the
+    response finishes, **before** it is sent: `finish` (and so ``redirect()``,
+    ``render()`` and Tornado's auto-finish) waits for the store write, so a
+    client that follows a redirect always sees its own write.  The cookie is
+    put in place before the first `flush`, so streaming handlers work.
+
+    Application settings read: ``session_store`` (a `.SessionStore`,
+    required) and ``session_config`` (a `.SessionConfig`; by default
+    `.SessionConfig.from_env` on first use).  Override `get_session_store`
+    or `get_session_config` to choose them per handler.
+
+    A store failure answers ``503 Service Unavailable`` and is logged; no
+    cookie is sent for data that was not stored.  Nothing is saved when the
+    response status is 500 or more.
+
+    .. versionadded:: 0.1
+    """
+
+    _session: Session | None = None
+    _session_done = False
+    _session_pending: asyncio.Future[None] | None = None
+
+    # -- hooks -----------------------------------------------------------------
+
+    def get_session_store(self) -> Any:
+        """Return the `.SessionStore` for this request.
+
+        The default reads the ``session_store`` application setting.
+        """
+        store = self.settings.get("session_store")
+        if store is None:
+            raise RuntimeError(
+                "SessionMixin needs a session store: pass session_store=MemoryStore() "
+                "(development) or session_store=MySQLStore.from_config(config) to "
+                "tornado.web.Application(...)"
+            )
+        return store
+
+    def get_session_config(self) -> SessionConfig:
+        """Return the `.SessionConfig` for this request.
+
+        The default reads the ``session_config`` application setting, or
+        builds one with `.SessionConfig.from_env`.
+        """
+        config = self.settings.get("session_config")
+        if config is None:
+            return SessionConfig.from_env()
+        if not isinstance(config, SessionConfig):
+            raise TypeError("the session_config application setting must be a SessionConfig")
+        return config
+
+    def get_session_manager(self) -> SessionManager:
+        """Return the application's `.SessionManager` (made once, on first use)."""
+        app = self.application
+        manager: SessionManager | None = app.__dict__.get(_MANAGER_ATTR)
+        if manager is None:
+            store = self.get_session_store()
+            manager = SessionManager(store, self.get_session_config())
+            store.attach(debug=bool(self.settings.get("debug")))
+            setattr(app, _MANAGER_ATTR, manager)
+        return manager
+
+    # -- the session -----------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        """The current request's `.Session` (a mutable mapping).
+
+        Raises `.SessionNotLoadedError` if used before `prepare` has loaded it.
+        """
+        session = self._session
+        if session is None:
+            raise SessionNotLoadedError(
+                f"{type(self).__name__}.session was used before the session was loaded: "
+                "if the handler overrides prepare(), it must call 'await super().prepare()' "
+                "first (and the session cannot be used in initialize())"
+            )
+        return session
+
+    def _session_cookie(self, name: str) -> tuple[str | None, bool]:
+        """Return (the cookie's value, whether it was sent more than once)."""
+        header = self.request.headers.get("Cookie")
+        if not header or name not in header:
+            return None, False
+        count = 0
+        for line in self.request.headers.get_list("Cookie"):
+            for part in line.split(";"):
+                if part.partition("=")[0].strip() == name:
+                    count += 1
+        if count > 1:
+            return None, True
+        return self.get_cookie(name), False
+
+    async def prepare(self) -> None:
+        """Load the session, then run the next ``prepare()`` in the MRO.
+
+        Handlers that override ``prepare()`` call ``await super().prepare()``
+        before they touch ``self.session``.
+        """
+        manager = self.get_session_manager()
+        value, duplicated = self._session_cookie(manager.config.cookie_name)
+        client = self.request.remote_ip
+        if duplicated:
+            log.warning(
+                "Rejected session cookies from %s: the cookie was sent more than once "
+                "(possible cookie tossing); starting a fresh session",
+                client,
+            )
+        try:
+            session = await manager.load(self, value, client=client)
+        except StoreError as exc:
+            raise self._session_store_failed("loading the session", exc) from None
+        if duplicated:
+            session._stale_cookie = True
+        self._session = session
+        result = super().prepare()
+        if result is not None:
+            await result
+
+    # -- explicit verbs (called by Session) ----------------------------------
+
+    def _session_store_failed(self, doing: str, exc: Exception) -> tornado.web.HTTPError:
+        log.error("Session store failed while %s: %s", doing, exc)
+        return tornado.web.HTTPError(503, reason="Service Unavailable")
+
+    async def _session_save(self, session: Session) -> None:
+        manager = self.get_session_manager()
+        plan = manager.plan(session, headers_sent=self._headers_written)
+        try:
+            action = await manager.run(session, plan)
+        except StoreError as exc:
+            raise self._session_store_failed("saving the session", exc) from None
+        self._session_apply(action)
+
+    async def _session_reload(self, session: Session) -> None:
+        try:
+            await self.get_session_manager().reload(session)
+        except StoreError as exc:
+            raise self._session_store_failed("reloading the session", exc) from None
+
+    async def _session_regenerate(
+        self, session: Session, keep_data: bool, restart_lifetime: bool
+    ) -> None:
+        try:
+            await self.get_session_manager().regenerate(session, keep_data, restart_lifetime)
+        except StoreError as exc:
+            raise self._session_store_failed("regenerating the session", exc) from None
+
+    async def _session_destroy(self, session: Session) -> None:
+        try:
+            await self.get_session_manager().destroy(session)
+        except StoreError as exc:
+            raise self._session_store_failed("destroying the session", exc) from None
+
+    # -- response plumbing -----------------------------------------------------
+
+    def _session_apply(self, action: CookieAction) -> None:
+        """Put the cookie decision and the caching headers on the response."""
+        session = self._session
+        if session is None or self._headers_written:
+            if action is CookieAction.SET and session is not None and session._cookie_dirty:
+                log.warning("Session cookie could not be updated: headers were already sent")
+            return
+        if session.accessed or action is not CookieAction.NONE:
+            vary = self._headers.get("Vary")
+            if not vary:
+                self.set_header("Vary", "Cookie")
+            elif "cookie" not in vary.lower():
+                self.set_header("Vary", f"{vary}, Cookie")
+        if action is CookieAction.NONE:
+            return
+        manager = self.get_session_manager()
+        config = manager.config
+        if action is CookieAction.SET:
+            max_age = manager.cookie_max_age(session)
+            self.set_cookie(
+                config.cookie_name,
+                manager.cookie_value(session),
+                domain=config.domain,
+                path=config.path,
+                expires=manager.now() + max_age,
+                max_age=max_age,
+                httponly=config.httponly,
+                secure=config.secure,
+                samesite=config.samesite.capitalize(),
+            )
+            session._cookie_dirty = False
+            session._stale_cookie = False
+        else:
+            self.clear_cookie(
+                config.cookie_name,
+                domain=config.domain,
+                path=config.path,
+                httponly=config.httponly,
+                secure=config.secure,
+                samesite=config.samesite.capitalize(),
+            )
+            session._stale_cookie = False
+        # A response that sets a cookie must not be stored by shared caches.
+        directives = [
+            d.strip()
+            for d in self._headers.get("Cache-Control", "").split(",")
+            if d.strip() and d.strip().lower() != "public" and not d.strip().lower().startswith("s-maxage")
+        ]
+        if not any(d.lower() in ("private", "no-store") for d in directives):
+            directives.insert(0, "private")
+        self.set_header("Cache-Control", ", ".join(directives))
+
+    def _session_fail(self, status: int) -> None:
+        """Replace the response with an error page and no session cookie."""
+        if self._headers_written:
+            log.error("The session could not be saved after the response headers were sent")
+            if not self._finished:
+                try:
+                    super().finish()
+                except Exception:  # pragma: no cover - the connection is already broken
+                    log.debug("Could not finish the response", exc_info=True)
+            return
+        self.clear()
+        if hasattr(self, "_new_cookie"):
+            del self._new_cookie
+        self.send_error(status)
+
+    def _session_chain(self, step: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
+        """Run ``step`` after any deferred flush still in flight."""
+        previous = self._session_pending
+
+        async def run() -> None:
+            if previous is not None:
+                try:
+                    await previous
+                except Exception:
+                    pass
+            await step()
+
+        task: asyncio.Future[None] = asyncio.ensure_future(run())
+        self._session_pending = task
+        return task
+
+    async def _session_commit(self, plan: _Plan | None, final: bool) -> bool:
+        """Plan (unless given) and carry out the commit; on failure answer
+        the error and return False."""
+        session = self._session
+        assert session is not None
+        manager = self.get_session_manager()
+        try:
+            if plan is None:
+                plan = manager.plan(
+                    session, status=self.get_status(), headers_sent=self._headers_written
+                )
+            action = await manager.run(session, plan)
+        except StoreError as exc:
+            log.error("Session store failed while saving the session: %s", exc)
+            self._session_done = True
+            self._session_fail(503)
+            return False
+        except Exception:
+            log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
+            self._session_done = True
+            self._session_fail(500)
+            return False
+        self._session_apply(action)
+        return True
+
+    def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
+        """Flush the output, deciding (and if need be saving) the session
+        first so its cookie goes out with the headers."""
+        session = self._session
+        if session is None or self._headers_written or self._session_done:
+            return super().flush(include_footers)
+        if self._session_pending is None:
+            manager = self.get_session_manager()
+            plan = manager.plan(session, status=self.get_status(), headers_sent=False)
+            if plan.write == "none":
+                self._session_apply(plan.cookie)
+                return super().flush(include_footers)
+        else:
+            plan = None
+
+        async def step() -> None:
+            if not self._headers_written and not self._session_done:
+                if not await self._session_commit(plan, final=False):
+                    return
+            if not self._finished:
+                await super(SessionMixin, self).flush(include_footers)
+
+        return self._session_chain(step)
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
+        """Finish the response once the session is saved.
+
+        Returns a future that resolves when the response has been sent, as
+        `tornado.web.RequestHandler.finish` does.
+        """
+        session = self._session
+        if session is None or self._session_done:
+            return super().finish(chunk)
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        if chunk is not None:
+            self.write(chunk)
+        self._session_done = True
+        if self._session_pending is None:
+            manager = self.get_session_manager()
+            try:
+                plan = manager.plan(
+                    session, status=self.get_status(), headers_sent=self._headers_written
+                )
+            except Exception:
+                log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
+                self._session_fail(500)
+                return _done()
+            if plan.write == "none":
+                self._session_apply(plan.cookie)
+                return super().finish()
+        else:
+            plan = None
+
+        async def step() -> None:
+            if await self._session_commit(plan, final=True) and not self._finished:
+                try:
+                    await super(SessionMixin, self).finish()
+                except tornado.iostream.StreamClosedError:
+                    log.debug("Client went away before the response was sent")
+
+        return self._session_chain(step)
+
+    def on_finish(self) -> None:
+        """Safety net: save a session still unsaved after the response left.
+
+        This only happens when `finish` was bypassed; the save then races the
+        client's next request, so a warning is logged.
+        """
+        session = self._session
+        if session is not None and not self._session_done and self.get_status() < 500:
+            self._session_done = True
+            manager = self.get_session_manager()
+            try:
+                plan = manager.plan(session, status=self.get_status(), headers_sent=True)
+            except Exception:
+                log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
+                plan = None
+            if plan is not None and plan.write != "none":
+                log.warning(
+                    "Session %s was still unsaved after the response was sent (was finish() "
+                    "bypassed?); saving it now, after the response",
+                    session.fingerprint,
+                )
+                task = asyncio.ensure_future(manager.run(session, plan))
+                _BACKGROUND.add(task)
+                task.add_done_callback(_late_save_done)
+        super().on_finish()
+
+
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def _late_save_done(task: asyncio.Future[Any]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Late session save failed: %s", task.exception())
+
+
+def _done() -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future

@@ -1,0 +1,261 @@
+"""`Session`: the session data seen by a handler, with change tracking."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .stores.base import fingerprint
+
+if TYPE_CHECKING:
+    from .stores.base import SessionRecord
+
+__all__ = ["Session"]
+
+EMPTY = "{}"
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """Serialize session data the one canonical way (sorted keys, compact,
+    UTF-8 kept as is).  A value JSON cannot hold raises `TypeError` naming
+    the top-level key it sits under."""
+    try:
+        return json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        for key, value in data.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as inner:
+                raise TypeError(
+                    f"session[{key!r}] cannot be stored: session data must be JSON "
+                    f"(dict, list, str, int, float, bool, None); {inner}"
+                ) from None
+        raise TypeError(f"session data cannot be stored as JSON: {exc}") from None
+
+
+class _Owner(Protocol):
+    async def _session_save(self, session: Session) -> None: ...
+    async def _session_reload(self, session: Session) -> None: ...
+    async def _session_regenerate(
+        self, session: Session, keep_data: bool, restart_lifetime: bool
+    ) -> None: ...
+    async def _session_destroy(self, session: Session) -> None: ...
+
+
+class Session(MutableMapping[str, Any]):
+    """The session of one request: a mutable mapping of JSON values.
+
+    Handlers get it as ``self.session`` (see `.SessionMixin`); they never
+    build one.  Changes are found by comparing the serialized data with a
+    snapshot taken at load, so nested edits such as
+    ``session["cart"].append(item)`` count without any ``changed()`` call.
+    Values must be JSON: anything else raises `TypeError` naming the key, at
+    the latest when the session is saved.
+
+    Besides the mapping it offers the session's lifecycle: `save`,
+    `reload`, `regenerate` (call it at login), `destroy` (logout), `touch`
+    and `set_expiry` (for "remember me").
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        owner: _Owner,
+        sid: str,
+        *,
+        data: dict[str, Any] | None = None,
+        snapshot: str = EMPTY,
+        is_new: bool = True,
+        created_at: int,
+        expires_at: int,
+        version: int = 0,
+        ttl: int | None = None,
+    ) -> None:
+        self._owner = owner
+        self._id = sid
+        self._data: dict[str, Any] = data if data is not None else {}
+        self._snapshot = snapshot
+        self._is_new = is_new
+        self.created_at = created_at
+        self.expires_at = expires_at
+        self.version = version
+        self._ttl = ttl
+        #: True once the handler has read or written the session (drives ``Vary: Cookie``).
+        self.accessed = False
+        # The cookie needs re-issuing (key rotation, expiry change, new id).
+        self._cookie_dirty = False
+        # The client holds a cookie that no longer names a live session.
+        self._stale_cookie = False
+        # Extend the expiry at the next commit even if not due.
+        self._force_touch = False
+
+    # -- identity and state -------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The session id (a secret: never log it; see `fingerprint`)."""
+        return self._id
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible tag of the id, safe to log and display."""
+        return fingerprint(self._id)
+
+    @property
+    def is_new(self) -> bool:
+        """True until the session has been written to the store."""
+        return self._is_new
+
+    @property
+    def ttl(self) -> int | None:
+        """The per-session lifetime set by `set_expiry`, or None for the
+        configured ``max_age``."""
+        return self._ttl
+
+    @property
+    def modified(self) -> bool:
+        """True if the data differs from what was loaded or last saved."""
+        return dumps(self._data) != self._snapshot
+
+    def serialize(self) -> str:
+        """Return the data as canonical JSON text (raises `TypeError` naming
+        the key of a value JSON cannot hold)."""
+        return dumps(self._data)
+
+    def changed_keys(self) -> tuple[set[str], set[str]]:
+        """Return ``(set_keys, deleted_keys)``: the top-level keys whose value
+        differs from the snapshot, and those that were removed."""
+        original = json.loads(self._snapshot)
+        changed = {
+            key
+            for key, value in self._data.items()
+            if key not in original or dumps({"": value}) != dumps({"": original[key]})
+        }
+        return changed, set(original) - set(self._data)
+
+    # -- mapping -------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        self.accessed = True
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be strings, not {type(key).__name__}")
+        self.accessed = True
+        self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.accessed = True
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.accessed = True
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self.accessed = True
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        self.accessed = True
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.accessed = True
+        return self._data.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.fingerprint} new={self._is_new} keys={sorted(self._data)}>"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def save(self) -> None:
+        """Write the session to the store now (if it needs writing) and put
+        its cookie on the response.
+
+        Not needed in ordinary handlers (the session is saved when the
+        response finishes); useful before a long streamed response.
+        """
+        await self._owner._session_save(self)
+
+    async def reload(self) -> None:
+        """Replace the data with what the store holds now, dropping unsaved
+        changes.  If the session is gone from the store it becomes a fresh,
+        empty one."""
+        await self._owner._session_reload(self)
+
+    async def regenerate(self, keep_data: bool = True, *, restart_lifetime: bool = False) -> None:
+        """Give the session a new id and delete the record of the old one.
+
+        Call it when privileges change (at login), so that an id planted
+        before login is worthless after (session fixation).
+
+        :param keep_data: keep the data under the new id (the default);
+            False starts empty.
+        :param restart_lifetime: restart the absolute timeout's clock; by
+            default the new id inherits the old session's creation time.
+        """
+        await self._owner._session_regenerate(self, keep_data, restart_lifetime)
+
+    async def destroy(self) -> None:
+        """Delete the session's record now and clear its cookie (logout).
+
+        The handler can go on using ``self.session``: it is a fresh, empty
+        session with a new id, saved only if modified.
+        """
+        await self._owner._session_destroy(self)
+
+    def touch(self) -> None:
+        """Extend the session's expiry when this response finishes, even if
+        the throttled touch is not due yet."""
+        self._force_touch = True
+
+    def set_expiry(self, seconds: int | None) -> None:
+        """Give this session its own idle lifetime, e.g. for "remember me".
+
+        :param seconds: lifetime in seconds (at most 400 days, and capped by
+            the absolute timeout if one is set); None returns to the
+            configured ``max_age``.
+
+        The new expiry is written and the cookie re-issued when the response
+        finishes.
+        """
+        if seconds is not None:
+            if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+                raise ValueError(f"set_expiry() takes a positive number of seconds, not {seconds!r}")
+            from .config import MAX_COOKIE_LIFETIME
+
+            if seconds > MAX_COOKIE_LIFETIME:
+                raise ValueError(f"set_expiry() takes at most {MAX_COOKIE_LIFETIME} seconds (400 days)")
+        self._ttl = seconds
+        self._force_touch = True
+        self._cookie_dirty = True
+
+    # -- used by the manager -------------------------------------------------
+
+    def _load(self, record: SessionRecord, data: dict[str, Any]) -> None:
+        self._data = data
+        self._snapshot = record.data
+        self._is_new = False
+        self.created_at = record.created_at
+        self.expires_at = record.expires_at
+        self.version = record.version
+
+    def _reset(self, sid: str, *, created_at: int, expires_at: int, keep_data: bool) -> None:
+        """Turn this into a new, unsaved session with id ``sid``."""
+        self._id = sid
+        if not keep_data:
+            self._data = {}
+            self._ttl = None
+        self._snapshot = EMPTY
+        self._is_new = True
+        self.version = 0
+        self.created_at = created_at
+        self.expires_at = expires_at
+        self._cookie_dirty = True
+        self._stale_cookie = True

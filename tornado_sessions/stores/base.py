@@ -1,0 +1,172 @@
+"""The store contract every session store implements.
+
+A store maps a session id to a `SessionRecord` (JSON text, times, a version
+and an optional user id) and knows nothing of HTTP, cookies or Tornado.
+Stores never see session data as Python objects: the `.Session` serializes
+it once, and the store keeps the text.
+
+Session ids are secrets: a store keys its records by `hash_sid` of the id, so
+a leaked table or memory dump is not a list of live cookies, and logs show
+only `fingerprint`.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+
+__all__ = ["SessionInfo", "SessionRecord", "SessionStore", "fingerprint", "hash_sid"]
+
+
+def hash_sid(sid: str) -> bytes:
+    """Return the 32-byte SHA-256 digest under which a store keeps ``sid``."""
+    return hashlib.sha256(sid.encode("ascii")).digest()
+
+
+def fingerprint(sid: str) -> str:
+    """Return a short, non-reversible tag for ``sid``, safe to log and show.
+
+    It is the first 12 hex digits of `hash_sid`, so it also names the
+    session's row in a store.
+    """
+    return hash_sid(sid).hex()[:12]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One stored session, as a store returns and receives it.
+
+    Times are whole seconds since the epoch.  ``version`` starts at 1 and
+    grows by one at each data write; `SessionStore.set` ignores the value it
+    is given and returns the new one.
+    """
+
+    #: The session data as JSON text (an object).
+    data: str
+    created_at: int
+    expires_at: int
+    version: int = 0
+    #: The user the session belongs to (mirrored from the data), if any.
+    user_id: str | None = None
+    #: When the record was last written or touched.
+    updated_at: int = 0
+    #: Optional client details, kept only when the application asks for them.
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What a store tells about a session without revealing its id."""
+
+    #: `fingerprint` of the id (equal to the first 12 hex digits of the key).
+    fingerprint: str
+    created_at: int
+    updated_at: int
+    expires_at: int
+    user_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class SessionStore(abc.ABC):
+    """Abstract base class of session stores.
+
+    Required: `get`, `set`, `destroy`, `touch`.  Also part of the contract
+    (every bundled store implements them, and the contract test suite checks
+    them): `all`, `length`, `clear`, `clear_expired`, `sessions_for_user` and
+    `destroy_user_sessions`.  A store raises `.StoreError` when its backend
+    fails; `.SessionMixin` turns that into a 503.
+
+    :param clock: returns the current time in seconds; tests inject their own.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+
+    def now(self) -> int:
+        """The current time in whole seconds, from the store's clock."""
+        return int(self.clock())
+
+    def attach(self, *, debug: bool) -> None:  # noqa: B027 - optional hook
+        """Called once when an application first uses this store.
+
+        ``debug`` is the application's ``debug`` setting.  The default does
+        nothing; `.MemoryStore` uses it to warn in production.
+        """
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect now, so that a bad configuration fails at startup.
+
+        Optional: stores connect on first use otherwise.
+        """
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and stop background tasks."""
+
+    @abc.abstractmethod
+    async def get(self, sid: str) -> SessionRecord | None:
+        """Return the live record of ``sid``, or None if it is missing or
+        expired (the expiry is checked by the store, in the same lookup)."""
+
+    @abc.abstractmethod
+    async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
+        """Create or update the record of ``sid`` and return its new version.
+
+        With ``expected_version=None`` the record is created; if the id exists
+        `.SessionExists` is raised.  Otherwise the record is updated only if
+        its stored version equals ``expected_version``: a missing or expired
+        record raises `.SessionGone` (and is **not** recreated, so a
+        concurrent logout wins), a different version raises
+        `.SessionConflict`.  ``record.created_at`` is written at creation
+        only.
+        """
+
+    @abc.abstractmethod
+    async def destroy(self, sid: str) -> bool:
+        """Delete the record of ``sid``; return whether one existed."""
+
+    @abc.abstractmethod
+    async def touch(self, sid: str, expires_at: int) -> bool:
+        """Set the expiry of a live record without touching its data or
+        version; return False if the record is gone."""
+
+    @abc.abstractmethod
+    async def all(self) -> list[SessionInfo]:
+        """Return every live session (for administration; may be slow)."""
+
+    @abc.abstractmethod
+    async def length(self) -> int:
+        """Return the number of live sessions."""
+
+    @abc.abstractmethod
+    async def clear(self) -> int:
+        """Delete every session; return how many were deleted."""
+
+    @abc.abstractmethod
+    async def clear_expired(self) -> int:
+        """Delete expired records; return how many were deleted."""
+
+    @abc.abstractmethod
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        """Return the live sessions bound to ``user_id``, newest first."""
+
+    @abc.abstractmethod
+    async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
+        """End every session of ``user_id`` (but ``except_sid``, if given):
+        "log out everywhere".  Return how many were ended."""
+
+    @abc.abstractmethod
+    async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
+        """End the one session of ``user_id`` whose `fingerprint` is given.
+
+        Lets a "my sessions" page revoke a session without ever handling its
+        id.  Returns whether one was ended.
+        """

@@ -1,0 +1,156 @@
+"""`MemoryStore`: sessions in a dict, for development and tests."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..errors import SessionConflict, SessionExists, SessionGone
+from .base import SessionInfo, SessionRecord, SessionStore, hash_sid
+
+__all__ = ["MemoryStore"]
+
+log = logging.getLogger(__name__)
+
+
+class MemoryStore(SessionStore):
+    """Keeps sessions in this process's memory, as JSON text with an expiry.
+
+    Good for development and tests: it does not survive a restart and is not
+    shared between processes, so it logs a warning when an application that
+    is not in ``debug`` mode uses it.  Expired entries are hidden at once and
+    swept from memory at most every ``sweep_interval`` seconds.
+
+    :param sweep_interval: seconds between sweeps of expired entries.
+    :param clock: returns the current time in seconds.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, *, sweep_interval: float = 60.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(clock=clock)
+        self._records: dict[bytes, SessionRecord] = {}
+        self._sweep_interval = sweep_interval
+        self._next_sweep = self.clock() + sweep_interval
+        self._warned = False
+
+    def attach(self, *, debug: bool) -> None:
+        if not debug and not self._warned:
+            self._warned = True
+            log.warning(
+                "MemoryStore is in use outside debug mode: sessions are lost on restart and "
+                "not shared between processes; use MySQLStore in production"
+            )
+
+    def _live(self, key: bytes, now: int) -> SessionRecord | None:
+        record = self._records.get(key)
+        if record is not None and record.expires_at <= now:
+            return None
+        return record
+
+    def _maybe_sweep(self, now: int) -> None:
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_interval
+            self._sweep(now)
+
+    def _sweep(self, now: int) -> int:
+        dead = [k for k, r in self._records.items() if r.expires_at <= now]
+        for key in dead:
+            del self._records[key]
+        return len(dead)
+
+    async def get(self, sid: str) -> SessionRecord | None:
+        return self._live(hash_sid(sid), self.now())
+
+    async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
+        now = self.now()
+        self._maybe_sweep(now)
+        key = hash_sid(sid)
+        current = self._live(key, now)
+        if expected_version is None:
+            if current is not None:
+                raise SessionExists("a session with this id exists")
+            new = _replace(record, version=1, updated_at=now, created_at=record.created_at)
+        else:
+            if current is None:
+                raise SessionGone("the session no longer exists")
+            if current.version != expected_version:
+                raise SessionConflict("the session was saved by another request")
+            new = _replace(record, version=current.version + 1, updated_at=now, created_at=current.created_at)
+        self._records[key] = new
+        return new.version
+
+    async def destroy(self, sid: str) -> bool:
+        return self._records.pop(hash_sid(sid), None) is not None
+
+    async def touch(self, sid: str, expires_at: int) -> bool:
+        now = self.now()
+        key = hash_sid(sid)
+        current = self._live(key, now)
+        if current is None:
+            return False
+        self._records[key] = _replace(current, expires_at=expires_at, updated_at=now)
+        return True
+
+    def _infos(self, user_id: str | None = None) -> list[SessionInfo]:
+        now = self.now()
+        out = [
+            _info(key, record)
+            for key, record in self._records.items()
+            if record.expires_at > now and (user_id is None or record.user_id == user_id)
+        ]
+        out.sort(key=lambda i: (i.updated_at, i.created_at), reverse=True)
+        return out
+
+    async def all(self) -> list[SessionInfo]:
+        return self._infos()
+
+    async def length(self) -> int:
+        now = self.now()
+        return sum(1 for r in self._records.values() if r.expires_at > now)
+
+    async def clear(self) -> int:
+        count = len(self._records)
+        self._records.clear()
+        return count
+
+    async def clear_expired(self) -> int:
+        return self._sweep(self.now())
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return self._infos(user_id)
+
+    async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
+        keep = hash_sid(except_sid) if except_sid is not None else None
+        dead = [k for k, r in self._records.items() if r.user_id == user_id and k != keep]
+        for key in dead:
+            del self._records[key]
+        return len(dead)
+
+    async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
+        for key, record in list(self._records.items()):
+            if record.user_id == user_id and key.hex().startswith(fingerprint):
+                del self._records[key]
+                return True
+        return False
+
+
+def _replace(record: SessionRecord, **changes: object) -> SessionRecord:
+    import dataclasses
+
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def _info(key: bytes, record: SessionRecord) -> SessionInfo:
+    return SessionInfo(
+        fingerprint=key.hex()[:12],
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        expires_at=record.expires_at,
+        user_id=record.user_id,
+        ip=record.ip,
+        user_agent=record.user_agent,
+    )
