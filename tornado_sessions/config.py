@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
-from decouple import Config, RepositoryEmpty, RepositoryEnv, undefined
+from decouple import Config, RepositoryEmpty, RepositoryEnv
 
 from .errors import ConfigError
 
@@ -192,7 +192,8 @@ class SessionConfig:
             )
         if self.samesite == "none" and not self.secure:
             raise ConfigError(
-                f"{_name('samesite')}=none requires {_name('secure')}=true (browsers reject it otherwise)"
+                f"{_name('samesite')}=none requires {_name('secure')}=true "
+                "(browsers reject it otherwise)"
             )
         for label in ("max_age", "max_data_size", "pool_size", "port"):
             value = getattr(self, label)
@@ -265,9 +266,7 @@ class SessionConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(
-        cls, config: Callable[..., Any] | None = None, **overrides: Any
-    ) -> SessionConfig:
+    def from_env(cls, config: Callable[..., Any] | None = None, **overrides: Any) -> SessionConfig:
         """Read every ``SESSION_*`` variable and return a checked config.
 
         :param config: a decouple-style ``config(name, default=...)``
@@ -291,7 +290,14 @@ class SessionConfig:
         return cls(**values)
 
 
-_INT_FIELDS = {"max_age", "absolute_max_age", "touch_interval", "max_data_size", "port", "pool_size"}
+_INT_FIELDS = {
+    "max_age",
+    "absolute_max_age",
+    "touch_interval",
+    "max_data_size",
+    "port",
+    "pool_size",
+}
 _BOOL_FIELDS = {"secure", "httponly", "resave", "save_uninitialized", "rolling"}
 
 
@@ -317,7 +323,9 @@ def _parse(field: str, raw: str) -> Any:
             return True
         if lowered in _FALSE:
             return False
-        raise ConfigError(f"{var}={raw!r} is not a boolean; accepted values: true, false (1/0, yes/no, on/off)")
+        raise ConfigError(
+            f"{var}={raw!r} is not a boolean; accepted values: true, false (1/0, yes/no, on/off)"
+        )
     if field == "samesite":
         lowered = value.lower()
         if lowered not in ("lax", "strict", "none"):

@@ -15,6 +15,7 @@ import logging
 import random
 import re
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ log = logging.getLogger("tornado_sessions")
 _SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _PAYLOAD_VERSION = 1
 #: How many times a save that lost a race is merged and retried.
-MAX_SAVE_ATTEMPTS = 12
+MAX_SAVE_ATTEMPTS = 16
 
 
 class CookieAction(enum.Enum):
@@ -71,6 +72,12 @@ class SessionManager:
         self.store = store
         self.config = config
         self.cipher = CookieCipher(config.secrets, clock=config.clock)
+        # Saves of one session by this process's concurrent requests take
+        # turns, so they merge instead of racing; only other processes can
+        # still make a versioned save conflict.
+        self._save_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def now(self) -> int:
         return int(self.config.clock())
@@ -271,7 +278,12 @@ class SessionManager:
                 session.version = await self.store.set(session.id, record, expected_version=None)
             self._saved(session, plan.text, plan.expires_at)
         elif plan.write == "update":
-            if not await self._update(session, plan.text, plan.expires_at):
+            lock = self._save_locks.get(session.id)
+            if lock is None:
+                lock = self._save_locks[session.id] = asyncio.Lock()
+            async with lock:
+                saved = await self._update(session, plan.text, plan.expires_at)
+            if not saved:
                 return CookieAction.CLEAR
         elif plan.write == "touch":
             if not await self.store.touch(session.id, plan.expires_at):
@@ -294,7 +306,9 @@ class SessionManager:
             session.fingerprint,
         )
         now = self.now()
-        session._reset(new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False)
+        session._reset(
+            new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False
+        )
 
     async def _update(self, session: Session, text: str, expires: int) -> bool:
         """Save with a version check, merging this request's key changes
@@ -327,8 +341,8 @@ class SessionManager:
                 session.version = fresh.version
                 text = dumps(merged)
                 self._check_size(text)
-                if attempt >= 2:
-                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                # Randomized exponential backoff spreads the contenders out.
+                await asyncio.sleep(random.uniform(0, min(0.25, 0.002 * 2**attempt)))
                 continue
             self._saved(session, text, expires)
             return True
@@ -356,7 +370,9 @@ class SessionManager:
             await self.store.destroy(session.id)
         now = self.now()
         created = now if restart_lifetime else session.created_at
-        session._reset(new_sid(), created_at=created, expires_at=session.expires_at, keep_data=keep_data)
+        session._reset(
+            new_sid(), created_at=created, expires_at=session.expires_at, keep_data=keep_data
+        )
         log.info("Session regenerated as %s", session.fingerprint)
 
     async def destroy(self, session: Session) -> None:
@@ -365,4 +381,6 @@ class SessionManager:
             await self.store.destroy(session.id)
             log.info("Session %s destroyed", session.fingerprint)
         now = self.now()
-        session._reset(new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False)
+        session._reset(
+            new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False
+        )

@@ -246,7 +246,9 @@ class SessionMixin(_HandlerBase):
         directives = [
             d.strip()
             for d in self._headers.get("Cache-Control", "").split(",")
-            if d.strip() and d.strip().lower() != "public" and not d.strip().lower().startswith("s-maxage")
+            if d.strip()
+            and d.strip().lower() != "public"
+            and not d.strip().lower().startswith("s-maxage")
         ]
         if not any(d.lower() in ("private", "no-store") for d in directives):
             directives.insert(0, "private")
@@ -362,7 +364,14 @@ class SessionMixin(_HandlerBase):
         else:
             plan = None
 
+        # Until the save is done the handler counts as finished, so that
+        # write() after finish() fails as usual and Tornado's auto-finish (or
+        # a second finish() from redirect-then-return code) does not send the
+        # response early.
+        self._finished = True
+
         async def step() -> None:
+            self._finished = False
             if await self._session_commit(plan, final=True) and not self._finished:
                 try:
                     await super(SessionMixin, self).finish()

@@ -227,11 +227,15 @@ class Session(MutableMapping[str, Any]):
         """
         if seconds is not None:
             if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
-                raise ValueError(f"set_expiry() takes a positive number of seconds, not {seconds!r}")
+                raise ValueError(
+                    f"set_expiry() takes a positive number of seconds, not {seconds!r}"
+                )
             from .config import MAX_COOKIE_LIFETIME
 
             if seconds > MAX_COOKIE_LIFETIME:
-                raise ValueError(f"set_expiry() takes at most {MAX_COOKIE_LIFETIME} seconds (400 days)")
+                raise ValueError(
+                    f"set_expiry() takes at most {MAX_COOKIE_LIFETIME} seconds (400 days)"
+                )
         self._ttl = seconds
         self._force_touch = True
         self._cookie_dirty = True

@@ -79,7 +79,9 @@ class MemoryStore(SessionStore):
                 raise SessionGone("the session no longer exists")
             if current.version != expected_version:
                 raise SessionConflict("the session was saved by another request")
-            new = _replace(record, version=current.version + 1, updated_at=now, created_at=current.created_at)
+            new = _replace(
+                record, version=current.version + 1, updated_at=now, created_at=current.created_at
+            )
         self._records[key] = new
         return new.version
 

@@ -1,0 +1,322 @@
+"""Shared fixtures: an injected clock, configs, a recording store and a test app.
+
+pytest-tornado's fixtures (``io_loop``, ``http_server``, ``http_client``,
+``base_url``) are used only through the ``app`` fixture and the `Browser`
+helper below, so the suite depends on the plugin in one place.
+"""
+
+from __future__ import annotations
+
+import http.cookies
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import tornado.httpclient
+import tornado.web
+
+from tornado_sessions import MemoryStore, SessionConfig, SessionMixin, StoreError
+from tornado_sessions.stores.base import SessionInfo, SessionRecord, SessionStore
+
+SECRET = "test-secret-" + "s" * 40
+OLD_SECRET = "old-secret-" + "o" * 40
+T0 = 1_800_000_000
+
+
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingStore(SessionStore):
+    """A real store (MemoryStore by default) that records every call made to
+    it, and can be told to fail: instrumentation, not a mock."""
+
+    def __init__(self, inner: SessionStore) -> None:
+        super().__init__(clock=inner.clock)
+        self.inner = inner
+        self.calls: list[str] = []
+        self.fail: set[str] = set()
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.fail or "*" in self.fail:
+            raise StoreError(f"injected failure in {name} (test store at 127.0.0.1:1, table t)")
+
+    async def get(self, sid: str) -> SessionRecord | None:
+        self._call("get")
+        return await self.inner.get(sid)
+
+    async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
+        self._call("set")
+        return await self.inner.set(sid, record, expected_version=expected_version)
+
+    async def destroy(self, sid: str) -> bool:
+        self._call("destroy")
+        return await self.inner.destroy(sid)
+
+    async def touch(self, sid: str, expires_at: int) -> bool:
+        self._call("touch")
+        return await self.inner.touch(sid, expires_at)
+
+    async def all(self) -> list[SessionInfo]:
+        return await self.inner.all()
+
+    async def length(self) -> int:
+        return await self.inner.length()
+
+    async def clear(self) -> int:
+        return await self.inner.clear()
+
+    async def clear_expired(self) -> int:
+        return await self.inner.clear_expired()
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return await self.inner.sessions_for_user(user_id)
+
+    async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
+        return await self.inner.destroy_user_sessions(user_id, except_sid=except_sid)
+
+    async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
+        return await self.inner.destroy_user_session(user_id, fingerprint)
+
+
+# -- handlers of the test application ------------------------------------------
+
+
+class Base(SessionMixin, tornado.web.RequestHandler):
+    def check_xsrf_cookie(self) -> None:  # the test client posts without a form
+        pass
+
+
+class Counter(Base):
+    async def get(self) -> None:
+        self.session["n"] = self.session.get("n", 0) + 1
+        self.write({"n": self.session["n"]})
+
+
+class Read(Base):
+    async def get(self) -> None:
+        self.write({"data": dict(self.session), "new": self.session.is_new})
+
+
+class Nothing(Base):
+    async def get(self) -> None:
+        self.write("no session use")
+
+
+class SetValue(Base):
+    async def get(self) -> None:
+        key = self.get_argument("k")
+        self.session[key] = json.loads(self.get_argument("v"))
+        self.write({"ok": True})
+
+
+class DeleteKey(Base):
+    async def get(self) -> None:
+        del self.session[self.get_argument("k")]
+        self.write({"ok": True})
+
+
+class Nested(Base):
+    async def get(self) -> None:
+        cart = self.session.get("cart")
+        if cart is None:
+            self.session["cart"] = cart = []
+        cart.append(len(cart))  # an in-place edit: no __setitem__ after the first
+        self.write({"cart": cart})
+
+
+class Redirect(Base):
+    async def get(self) -> None:
+        self.session["r"] = self.get_argument("v")
+        self.redirect("/read")
+
+
+class Stream(Base):
+    async def get(self) -> None:
+        self.session["streamed"] = True
+        self.write("first;")
+        await self.flush()
+        self.write("second")
+
+
+class Fail500(Base):
+    async def get(self) -> None:
+        self.session["lost"] = True
+        raise RuntimeError("handler bug")
+
+
+class Status503(Base):
+    async def get(self) -> None:
+        self.session["lost"] = True
+        self.set_status(503)
+        self.write("down")
+
+
+class Login(Base):
+    async def get(self) -> None:
+        await self.session.regenerate(
+            keep_data=self.get_argument("keep", "1") == "1",
+            restart_lifetime=self.get_argument("restart", "0") == "1",
+        )
+        self.session["user_id"] = self.get_argument("user", "alice")
+        self.write({"ok": True})
+
+
+class Logout(Base):
+    async def get(self) -> None:
+        await self.session.destroy()
+        self.write({"ok": True})
+
+
+class SaveNow(Base):
+    async def get(self) -> None:
+        self.session["early"] = 1
+        await self.session.save()
+        self.session["late"] = 2
+        self.write({"ok": True})
+
+
+class Reload(Base):
+    async def get(self) -> None:
+        self.session["scratch"] = "unsaved"
+        await self.session.reload()
+        self.write({"data": dict(self.session)})
+
+
+class Expiry(Base):
+    async def get(self) -> None:
+        self.session["remember"] = True
+        self.session.set_expiry(int(self.get_argument("s")))
+        self.write({"ok": True})
+
+
+class Touch(Base):
+    async def get(self) -> None:
+        self.session.touch()
+        self.write({"ok": True})
+
+
+class BadValue(Base):
+    async def get(self) -> None:
+        self.session["when"] = object()
+        self.write("unreachable")
+
+
+class ForgetsSuper(Base):
+    async def prepare(self) -> None:  # does not call super().prepare()
+        pass
+
+    async def get(self) -> None:
+        self.write({"n": self.session.get("n")})
+
+
+class PublicCache(Base):
+    async def get(self) -> None:
+        self.set_header("Cache-Control", "public, max-age=600")
+        self.session["x"] = 1
+        self.write("cacheable?")
+
+
+ROUTES: list[Any] = [
+    (r"/counter", Counter),
+    (r"/read", Read),
+    (r"/nothing", Nothing),
+    (r"/set", SetValue),
+    (r"/delete", DeleteKey),
+    (r"/nested", Nested),
+    (r"/redirect", Redirect),
+    (r"/stream", Stream),
+    (r"/fail500", Fail500),
+    (r"/status503", Status503),
+    (r"/login", Login),
+    (r"/logout", Logout),
+    (r"/save-now", SaveNow),
+    (r"/reload", Reload),
+    (r"/expiry", Expiry),
+    (r"/touch", Touch),
+    (r"/bad-value", BadValue),
+    (r"/forgets-super", ForgetsSuper),
+    (r"/public-cache", PublicCache),
+]
+
+
+# -- fixtures -----------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def config(clock: FakeClock, request: pytest.FixtureRequest) -> SessionConfig:
+    """The test's config; ``@pytest.mark.session_config(field=value)`` changes fields."""
+    marker = request.node.get_closest_marker("session_config")
+    overrides = marker.kwargs if marker else {}
+    return SessionConfig(secret=SECRET, clock=clock, **overrides)
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> RecordingStore:
+    return RecordingStore(MemoryStore(clock=clock))
+
+
+@pytest.fixture
+def app(store: SessionStore, config: SessionConfig) -> tornado.web.Application:
+    return tornado.web.Application(ROUTES, session_store=store, session_config=config, debug=False)
+
+
+class Browser:
+    """A minimal HTTP client that keeps cookies like a browser does."""
+
+    def __init__(self, client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.jar: dict[str, str] = {}
+
+    async def get(self, path: str, **kwargs: Any) -> tornado.httpclient.HTTPResponse:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.jar and "Cookie" not in headers:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
+        kwargs.setdefault("follow_redirects", False)
+        kwargs.setdefault("raise_error", False)
+        kwargs.setdefault("request_timeout", 10)
+        response = await self.client.fetch(self.base_url + path, headers=headers, **kwargs)
+        for line in response.headers.get_list("Set-Cookie"):
+            morsel = parse_set_cookie(line)
+            if not morsel.value:  # clear_cookie() sends an empty value, expired
+                self.jar.pop(morsel.key, None)
+            else:
+                self.jar[morsel.key] = morsel.coded_value
+        return response
+
+
+def parse_set_cookie(line: str) -> http.cookies.Morsel[str]:
+    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    cookie.load(line)
+    (morsel,) = cookie.values()
+    return morsel
+
+
+def set_cookies(response: tornado.httpclient.HTTPResponse) -> list[http.cookies.Morsel[str]]:
+    return [parse_set_cookie(line) for line in response.headers.get_list("Set-Cookie")]
+
+
+def body(response: tornado.httpclient.HTTPResponse) -> Any:
+    return json.loads(response.body)
+
+
+@pytest.fixture
+def browser(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Iterator[Browser]:
+    yield Browser(http_client, base_url)
