@@ -1,0 +1,180 @@
+"""The store contract: one suite, run against every store.
+
+Subclass `StoreContract` in a test module and provide a ``store`` fixture
+that returns an empty store built with ``clock=clock`` (the `FakeClock`
+fixture from conftest).  Writers of their own stores can run it too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import FakeClock
+from tornado_sessions.errors import SessionConflict, SessionExists, SessionGone
+from tornado_sessions.manager import new_sid
+from tornado_sessions.stores.base import SessionRecord, SessionStore, fingerprint
+
+
+def record(
+    clock: FakeClock, data: str = '{"a":1}', *, ttl: int = 3600, user: str | None = None
+) -> SessionRecord:
+    now = int(clock())
+    return SessionRecord(data=data, created_at=now, expires_at=now + ttl, user_id=user)
+
+
+class StoreContract:
+    """Behaviour every `SessionStore` must have."""
+
+    @pytest.mark.gen_test
+    async def test_missing_session_is_none(self, store: SessionStore) -> None:
+        assert await store.get(new_sid()) is None
+
+    @pytest.mark.gen_test
+    async def test_create_and_get(self, store: SessionStore, clock: FakeClock) -> None:
+        sid = new_sid()
+        assert await store.set(sid, record(clock, user="u1"), expected_version=None) == 1
+        got = await store.get(sid)
+        assert got is not None
+        assert got.data == '{"a":1}'
+        assert got.created_at == int(clock())
+        assert got.expires_at == int(clock()) + 3600
+        assert got.version == 1
+        assert got.user_id == "u1"
+
+    @pytest.mark.gen_test
+    async def test_create_twice_is_refused(self, store: SessionStore, clock: FakeClock) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock), expected_version=None)
+        with pytest.raises(SessionExists):
+            await store.set(sid, record(clock, '{"b":2}'), expected_version=None)
+        got = await store.get(sid)
+        assert got is not None and got.data == '{"a":1}'
+
+    @pytest.mark.gen_test
+    async def test_versioned_update(self, store: SessionStore, clock: FakeClock) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock), expected_version=None)
+        clock.advance(10)
+        assert await store.set(sid, record(clock, '{"a":2}'), expected_version=1) == 2
+        got = await store.get(sid)
+        assert got is not None
+        assert (got.data, got.version) == ('{"a":2}', 2)
+        assert got.created_at == int(clock()) - 10  # creation time is kept
+        assert got.updated_at == int(clock())
+        with pytest.raises(SessionConflict):
+            await store.set(sid, record(clock, '{"a":3}'), expected_version=1)
+        got = await store.get(sid)
+        assert got is not None and got.data == '{"a":2}'
+
+    @pytest.mark.gen_test
+    async def test_update_of_a_destroyed_session_does_not_resurrect_it(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock), expected_version=None)
+        assert await store.destroy(sid) is True
+        with pytest.raises(SessionGone):
+            await store.set(sid, record(clock, '{"a":2}'), expected_version=1)
+        assert await store.get(sid) is None
+        assert await store.destroy(sid) is False
+
+    @pytest.mark.gen_test
+    async def test_expired_session_is_invisible_and_not_updated(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock, ttl=60), expected_version=None)
+        clock.advance(59)
+        assert await store.get(sid) is not None
+        clock.advance(1)
+        assert await store.get(sid) is None
+        with pytest.raises(SessionGone):
+            await store.set(sid, record(clock), expected_version=1)
+        assert await store.touch(sid, int(clock()) + 3600) is False
+        assert await store.get(sid) is None
+
+    @pytest.mark.gen_test
+    async def test_touch_extends_expiry_only(self, store: SessionStore, clock: FakeClock) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock, ttl=60), expected_version=None)
+        clock.advance(30)
+        assert await store.touch(sid, int(clock()) + 60) is True
+        clock.advance(45)  # past the original expiry
+        got = await store.get(sid)
+        assert got is not None
+        assert (got.data, got.version) == ('{"a":1}', 1)
+        assert got.expires_at == int(clock()) + 15
+
+    @pytest.mark.gen_test
+    async def test_counting_listing_clearing(self, store: SessionStore, clock: FakeClock) -> None:
+        sids = [new_sid() for _ in range(3)]
+        for i, sid in enumerate(sids):
+            await store.set(sid, record(clock, ttl=100 * (i + 1)), expected_version=None)
+        assert await store.length() == 3
+        infos = await store.all()
+        assert {i.fingerprint for i in infos} == {fingerprint(s) for s in sids}
+        clock.advance(150)
+        assert await store.length() == 2
+        assert await store.clear_expired() == 1
+        assert await store.get(sids[1]) is not None
+        assert await store.get(sids[2]) is not None
+        assert await store.clear() == 2
+        assert await store.length() == 0
+
+    @pytest.mark.gen_test
+    async def test_clear_expired_deletes_only_expired(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        live = [new_sid() for _ in range(5)]
+        dead = [new_sid() for _ in range(7)]
+        for sid in dead:
+            await store.set(sid, record(clock, ttl=10), expected_version=None)
+        for sid in live:
+            await store.set(sid, record(clock, ttl=1000), expected_version=None)
+        clock.advance(11)
+        assert await store.clear_expired() == 7
+        assert await store.clear_expired() == 0
+        for sid in live:
+            assert await store.get(sid) is not None
+        clock.advance(-11)  # even with the clock back, the expired rows are gone
+        for sid in dead:
+            assert await store.get(sid) is None
+
+    @pytest.mark.gen_test
+    async def test_sessions_of_a_user(self, store: SessionStore, clock: FakeClock) -> None:
+        alice = [new_sid() for _ in range(3)]
+        bob = new_sid()
+        for sid in alice:
+            await store.set(sid, record(clock, user="alice"), expected_version=None)
+            clock.advance(1)
+        await store.set(bob, record(clock, user="bob"), expected_version=None)
+        listed = await store.sessions_for_user("alice")
+        assert [i.fingerprint for i in listed] == [fingerprint(s) for s in reversed(alice)]
+        assert all(i.user_id == "alice" for i in listed)
+        assert await store.destroy_user_session("alice", fingerprint(alice[0])) is True
+        assert await store.destroy_user_session("bob", fingerprint(alice[1])) is False
+        assert await store.destroy_user_sessions("alice", except_sid=alice[2]) == 1
+        assert await store.get(alice[1]) is None
+        assert await store.get(alice[2]) is not None
+        assert await store.get(bob) is not None
+        assert await store.destroy_user_sessions("alice") == 1
+        assert await store.sessions_for_user("alice") == []
+
+    @pytest.mark.gen_test
+    async def test_update_moves_the_user_binding(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock), expected_version=None)
+        await store.set(sid, record(clock, user="carol"), expected_version=1)
+        assert [i.fingerprint for i in await store.sessions_for_user("carol")] == [fingerprint(sid)]
+
+    @pytest.mark.gen_test
+    async def test_unicode_and_large_data_round_trip(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        text = '{"emoji":"😀🎉 ñ 中文","big":"' + "x" * 500_000 + '"}'
+        await store.set(sid, record(clock, text), expected_version=None)
+        got = await store.get(sid)
+        assert got is not None and got.data == text

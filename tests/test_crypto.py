@@ -1,0 +1,81 @@
+"""CookieCipher: Fernet tokens keyed with HKDF, ttl, rotation, hostile input."""
+
+from __future__ import annotations
+
+import base64
+
+from cryptography.fernet import Fernet
+
+from tests.conftest import FakeClock
+from tornado_sessions.crypto import CookieCipher, derive_key
+
+A = "a" * 40
+B = "b" * 40
+
+
+def test_round_trip_and_no_padding() -> None:
+    clock = FakeClock()
+    cipher = CookieCipher([A], clock=clock)
+    for n in range(40):  # payload sizes that give every padding length
+        token = cipher.encrypt({"i": "x" * n})
+        assert "=" not in token
+        assert cipher.decrypt(token, 60) == ({"i": "x" * n}, False)
+        padded = token + "=" * (-len(token) % 4)
+        assert cipher.decrypt(padded, 60) == ({"i": "x" * n}, False)
+
+
+def test_key_is_hkdf_of_the_secret_and_stable() -> None:
+    key = derive_key(A)
+    assert key == derive_key(A) != derive_key(B)
+    assert len(base64.urlsafe_b64decode(key)) == 32
+    # not the secret itself, nor a plain hash of it
+    assert A.encode() not in base64.urlsafe_b64decode(key)
+
+
+def test_ttl_uses_the_injected_clock() -> None:
+    clock = FakeClock()
+    cipher = CookieCipher([A], clock=clock)
+    token = cipher.encrypt({"i": 1})
+    clock.advance(60)
+    assert cipher.decrypt(token, 60) is not None
+    clock.advance(1)
+    assert cipher.decrypt(token, 60) is None
+
+
+def test_future_tokens_are_refused() -> None:
+    clock = FakeClock()
+    token = CookieCipher([A], clock=FakeClock(clock.now + 3600)).encrypt({"i": 1})
+    assert CookieCipher([A], clock=clock).decrypt(token, 7200) is None
+
+
+def test_rotation() -> None:
+    clock = FakeClock()
+    old = CookieCipher([B], clock=clock).encrypt({"i": 1})
+    both = CookieCipher([A, B], clock=clock)
+    assert both.decrypt(old, 60) == ({"i": 1}, True)
+    new = both.encrypt({"i": 1})
+    assert both.decrypt(new, 60) == ({"i": 1}, False)
+    assert CookieCipher([A], clock=clock).decrypt(new, 60) is not None
+    assert CookieCipher([A], clock=clock).decrypt(old, 60) is None
+
+
+def test_hostile_tokens() -> None:
+    clock = FakeClock()
+    cipher = CookieCipher([A], clock=clock)
+    good = cipher.encrypt({"i": 1})
+    raw_key_token = Fernet(Fernet.generate_key()).encrypt(b'{"i":1}').decode()
+    not_json = Fernet(derive_key(A)).encrypt_at_time(b"\x80binary", int(clock())).decode()
+    not_object = Fernet(derive_key(A)).encrypt_at_time(b"[1]", int(clock())).decode()
+    for token in [
+        "",
+        "garbage",
+        good[:-1],
+        good[:-20],
+        good + "A" * 5000,
+        "é" * 10,
+        raw_key_token,
+        not_json,
+        not_object,
+        good.replace("g", "h", 1),
+    ]:
+        assert cipher.decrypt(token, 60) is None, token[:20]

@@ -1,0 +1,87 @@
+"""Session: the mapping, change detection, JSON-only values."""
+
+from __future__ import annotations
+
+import pytest
+
+from tornado_sessions.session import Session, dumps
+
+
+def make(data: dict | None = None) -> Session:
+    session = Session(None, "sid", created_at=0, expires_at=10)  # type: ignore[arg-type]
+    if data is not None:
+        text = dumps(data)
+        session._data = dict(__import__("json").loads(text))
+        session._snapshot = text
+        session._is_new = False
+    return session
+
+
+def test_mapping_behaviour() -> None:
+    s = make()
+    assert not s.accessed
+    s["a"] = 1
+    assert s.accessed
+    assert s["a"] == 1 and s.get("b", 2) == 2 and "a" in s and len(s) == 1
+    assert list(s) == ["a"] and dict(s) == {"a": 1}
+    s.update(b=2)
+    assert s.pop("a") == 1
+    assert dict(s) == {"b": 2}
+    with pytest.raises(KeyError):
+        s["missing"]
+    with pytest.raises(TypeError):
+        s[1] = "x"  # type: ignore[index]
+
+
+def test_change_detection_includes_nested_edits() -> None:
+    s = make({"cart": [1], "n": 1})
+    assert not s.modified
+    s["cart"].append(2)
+    assert s.modified
+    assert s.changed_keys() == ({"cart"}, set())
+
+
+def test_changed_keys_sees_type_changes_and_deletes() -> None:
+    s = make({"a": 1, "b": 2, "c": 3})
+    s["a"] = True  # == 1 in Python, but a different JSON value
+    del s["b"]
+    s["d"] = None
+    assert s.changed_keys() == ({"a", "d"}, {"b"})
+
+
+def test_setting_the_same_value_is_not_a_modification() -> None:
+    s = make({"a": {"x": [1, 2]}})
+    s["a"] = {"x": [1, 2]}
+    assert not s.modified
+
+
+def test_non_json_value_names_the_key() -> None:
+    s = make()
+    s["ok"] = [1, "two", {"three": 3.0}]
+    s["when"] = {1, 2}
+    with pytest.raises(TypeError, match=r"session\['when'\] cannot be stored"):
+        s.serialize()
+    del s["when"]
+    s["nan"] = float("nan")
+    with pytest.raises(TypeError, match=r"session\['nan'\]"):
+        s.serialize()
+
+
+def test_canonical_serialization() -> None:
+    assert dumps({"b": 1, "a": "é😀"}) == '{"a":"é😀","b":1}'
+
+
+def test_set_expiry_checks_its_argument() -> None:
+    s = make()
+    for bad in (0, -1, 1.5, True, 400 * 86400 + 1):
+        with pytest.raises(ValueError):
+            s.set_expiry(bad)  # type: ignore[arg-type]
+    s.set_expiry(60)
+    assert s.ttl == 60
+    s.set_expiry(None)
+    assert s.ttl is None
+
+
+def test_repr_hides_the_id() -> None:
+    s = make({"k": 1})
+    assert "sid" not in repr(s).replace(s.fingerprint, "")
