@@ -1,0 +1,14 @@
+.PHONY: test demo bench docs
+
+# Everything the project checks (the README's test command).
+test:
+	bash scripts/test
+
+demo:
+	python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/python -m demo
+
+bench:
+	bash scripts/bench
+
+docs:
+	.venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
