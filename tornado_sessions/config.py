@@ -98,6 +98,7 @@ ENV_NAMES: dict[str, str] = {
     "rolling": "SESSION_ROLLING",
     "max_data_size": "SESSION_MAX_DATA_SIZE",
     "user_key": "SESSION_USER_KEY",
+    "track_client": "SESSION_TRACK_CLIENT",
     "host": "SESSION_HOST",
     "port": "SESSION_PORT",
     "user": "SESSION_USER",
@@ -162,6 +163,9 @@ class SessionConfig:
     max_data_size: int = 1024 * 1024
     #: Session key whose value binds the session to a user (indexed by stores).
     user_key: str = "user_id"
+    #: Record the client's IP address and User-Agent with each session (for a
+    #: "my sessions" page); off by default.
+    track_client: bool = False
     # MySQL connection (used by MySQLStore.from_config)
     host: str | None = None
     port: int = 3306
@@ -298,7 +302,7 @@ _INT_FIELDS = {
     "port",
     "pool_size",
 }
-_BOOL_FIELDS = {"secure", "httponly", "resave", "save_uninitialized", "rolling"}
+_BOOL_FIELDS = {"secure", "httponly", "resave", "save_uninitialized", "rolling", "track_client"}
 
 
 def _parse(field: str, raw: str) -> Any:

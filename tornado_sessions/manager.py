@@ -23,7 +23,7 @@ from .config import SessionConfig
 from .crypto import CookieCipher
 from .errors import SessionConflict, SessionExists, SessionGone, SessionTooLarge, StoreError
 from .session import EMPTY, Session, _Owner, dumps
-from .stores.base import SessionRecord, SessionStore, fingerprint
+from .stores.base import SessionInfo, SessionRecord, SessionStore, fingerprint
 
 __all__ = ["CookieAction", "SessionManager"]
 
@@ -231,7 +231,9 @@ class SessionManager:
         text = session.serialize()
         modified = text != session._snapshot
         if session.is_new:
-            if modified or self.config.save_uninitialized:
+            # After destroy() (logout) the empty session is not stored even with
+            # save_uninitialized: the cookie is cleared, as express-session sets none.
+            if modified or (self.config.save_uninitialized and not session._destroyed):
                 if headers_sent:
                     log.warning(
                         "A new session was modified after the response headers were sent; "
@@ -256,11 +258,14 @@ class SessionManager:
 
     def _record(self, session: Session, text: str, expires: int) -> SessionRecord:
         user = session._data.get(self.config.user_key)
+        ip, agent = session._client
         return SessionRecord(
             data=text,
             created_at=session.created_at,
             expires_at=expires,
             user_id=None if user is None else str(user),
+            ip=ip,
+            user_agent=agent[:255] if agent else None,
         )
 
     async def run(self, session: Session, plan: _Plan) -> CookieAction:
@@ -384,3 +389,27 @@ class SessionManager:
         session._reset(
             new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False
         )
+        session._destroyed = True
+
+    # -- a user's sessions -----------------------------------------------------
+
+    def user_of(self, session: Session) -> str | None:
+        """Return the user ``session`` is bound to (its ``user_key`` value)."""
+        user = session._data.get(self.config.user_key)
+        return None if user is None else str(user)
+
+    async def user_sessions(self, user_id: str) -> list[SessionInfo]:
+        """Return the live sessions of ``user_id``, most recently used first."""
+        return await self.store.sessions_for_user(user_id)
+
+    async def end_user_sessions(
+        self, user_id: str, *, except_session: Session | None = None
+    ) -> int:
+        """End every session of ``user_id`` ("log out everywhere"), but
+        ``except_session`` if given; return how many were ended."""
+        keep = (
+            except_session.id if except_session is not None and not except_session.is_new else None
+        )
+        count = await self.store.destroy_user_sessions(user_id, except_sid=keep)
+        log.info("Ended %d session(s) of a user", count)
+        return count

@@ -14,6 +14,7 @@ from .config import SessionConfig
 from .errors import SessionNotLoadedError, StoreError
 from .manager import CookieAction, SessionManager, _Plan
 from .session import Session
+from .stores.base import SessionInfo
 
 __all__ = ["SessionMixin"]
 
@@ -158,10 +159,73 @@ class SessionMixin(_HandlerBase):
             raise self._session_store_failed("loading the session", exc) from None
         if duplicated:
             session._stale_cookie = True
+        if manager.config.track_client:
+            session._client = (client, self.request.headers.get("User-Agent"))
         self._session = session
         result = super().prepare()
         if result is not None:
             await result
+
+    # -- the user's sessions -------------------------------------------------
+
+    async def get_user_sessions(self, user_id: str | None = None) -> list[SessionInfo]:
+        """List the live sessions of a user (by default the current one's).
+
+        Each `.SessionInfo` carries a fingerprint, never a session id, so a
+        "my sessions" page can show them and offer to end one with
+        `end_user_session`.  Returns ``[]`` when no user is logged in.
+        """
+        manager = self.get_session_manager()
+        user = user_id if user_id is not None else manager.user_of(self.session)
+        if user is None:
+            return []
+        try:
+            return await manager.user_sessions(user)
+        except StoreError as exc:
+            raise self._session_store_failed("listing a user's sessions", exc) from None
+
+    async def end_user_sessions(
+        self, user_id: str | None = None, *, keep_current: bool = True
+    ) -> int:
+        """End every session of a user: "log out everywhere".
+
+        :param user_id: whose sessions; by default the current session's user.
+        :param keep_current: keep this request's session (the default), as
+            after a password change; False ends it too (its cookie is then
+            cleared).
+        :returns: how many sessions were ended.  Their cookies get a fresh,
+            empty session on their next request, in every process.
+        """
+        manager = self.get_session_manager()
+        session = self.session
+        user = user_id if user_id is not None else manager.user_of(session)
+        if user is None:
+            return 0
+        current_is_users = manager.user_of(session) == user
+        try:
+            count = await manager.end_user_sessions(
+                user, except_session=session if keep_current else None
+            )
+            if not keep_current and current_is_users:
+                await manager.destroy(session)
+        except StoreError as exc:
+            raise self._session_store_failed("ending a user's sessions", exc) from None
+        return count
+
+    async def end_user_session(self, fingerprint: str, user_id: str | None = None) -> bool:
+        """End one session of a user, named by its fingerprint (from
+        `get_user_sessions`); return whether one was ended."""
+        manager = self.get_session_manager()
+        user = user_id if user_id is not None else manager.user_of(self.session)
+        if user is None:
+            return False
+        if fingerprint == self.session.fingerprint:
+            await self.session.destroy()
+            return True
+        try:
+            return await manager.store.destroy_user_session(user, fingerprint)
+        except StoreError as exc:
+            raise self._session_store_failed("ending a session", exc) from None
 
     # -- explicit verbs (called by Session) ----------------------------------
 

@@ -92,6 +92,10 @@ class Session(MutableMapping[str, Any]):
         self._stale_cookie = False
         # Extend the expiry at the next commit even if not due.
         self._force_touch = False
+        # destroy() was called: the fresh session is not saved unless modified.
+        self._destroyed = False
+        # (ip, user agent) recorded with the session when track_client is on.
+        self._client: tuple[str | None, str | None] = (None, None)
 
     # -- identity and state -------------------------------------------------
 
