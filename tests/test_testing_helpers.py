@@ -10,7 +10,6 @@ import tornado.web
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
 from tornado_sessions.testing import make_session_cookie, read_session
 
-
 # -- the "application" ---------------------------------------------------------
 
 
