@@ -320,3 +320,21 @@ def body(response: tornado.httpclient.HTTPResponse) -> Any:
 @pytest.fixture
 def browser(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Iterator[Browser]:
     yield Browser(http_client, base_url)
+
+
+class StreamThenModify(Base):
+    async def get(self) -> None:
+        self.write("head;")
+        await self.flush()
+        self.session["after_flush"] = True
+        self.write("tail")
+
+
+class BypassesFinish(Base):
+    async def get(self) -> None:
+        self.session["late"] = True
+        self.write("bypassed")
+        tornado.web.RequestHandler.finish(self)  # skips SessionMixin.finish
+
+
+ROUTES += [(r"/stream-then-modify", StreamThenModify), (r"/bypass", BypassesFinish)]

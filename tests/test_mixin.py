@@ -619,3 +619,38 @@ def test_secret_never_in_config_repr() -> None:
     config = SessionConfig(secret=SECRET, password="db-password")
     assert SECRET not in repr(config)
     assert "db-password" not in repr(config)
+
+
+@pytest.mark.gen_test
+async def test_existing_session_modified_after_the_first_flush_is_saved(
+    browser: Browser, caplog: Any
+) -> None:
+    await browser.get("/counter")
+    response = await browser.get("/stream-then-modify")
+    assert response.body == b"head;tail"
+    assert body(await browser.get("/read"))["data"] == {"n": 1, "after_flush": True}
+    # A new session modified after the headers left cannot get a cookie: not
+    # saved, and the log says why.
+    fresh = Browser(browser.client, browser.base_url)
+    with caplog.at_level(logging.WARNING, logger="tornado_sessions"):
+        response = await fresh.get("/stream-then-modify")
+    assert response.headers.get_list("Set-Cookie") == []
+    assert any("after the response headers were sent" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test
+async def test_on_finish_is_a_safety_net(
+    browser: Browser, store: RecordingStore, caplog: Any
+) -> None:
+    await browser.get("/counter")
+    store.calls.clear()
+    with caplog.at_level(logging.WARNING, logger="tornado_sessions"):
+        response = await browser.get("/bypass")
+        for _ in range(50):  # the late save runs after the response
+            if "set" in store.calls:
+                break
+            await asyncio.sleep(0.01)
+    assert response.body == b"bypassed"
+    assert store.calls == ["get", "set"]
+    assert any("still unsaved after the response" in r.getMessage() for r in caplog.records)
+    assert body(await browser.get("/read"))["data"] == {"n": 1, "late": True}

@@ -378,7 +378,9 @@ class SessionMixin(_HandlerBase):
         """Flush the output, deciding (and if need be saving) the session
         first so its cookie goes out with the headers."""
         session = self._session
-        if session is None or self._headers_written or self._session_done:
+        # include_footers: called by RequestHandler.finish(), which goes on
+        # synchronously; only our own finish() may defer the response.
+        if session is None or self._headers_written or self._session_done or include_footers:
             return super().flush(include_footers)
         if self._session_pending is None:
             manager = self.get_session_manager()
