@@ -120,7 +120,8 @@ class SessionMixin(_HandlerBase):
             raise SessionNotLoadedError(
                 f"{type(self).__name__}.session was used before the session was loaded: "
                 "if the handler overrides prepare(), it must call 'await super().prepare()' "
-                "first (and the session cannot be used in initialize())"
+                "first; SessionMixin must come before RequestHandler in the class bases; and "
+                "the session cannot be used in initialize()"
             )
         return session
 
