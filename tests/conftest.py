@@ -7,6 +7,7 @@ helper below, so the suite depends on the plugin in one place.
 
 from __future__ import annotations
 
+import asyncio
 import http.cookies
 import json
 from collections.abc import Iterator
@@ -338,3 +339,22 @@ class BypassesFinish(Base):
 
 
 ROUTES += [(r"/stream-then-modify", StreamThenModify), (r"/bypass", BypassesFinish)]
+
+
+class Increment(Base):
+    async def get(self) -> None:
+        key = self.get_argument("k")
+        self.session[key] = self.session.get(key, 0) + 1
+        self.write({key: self.session[key]})
+
+
+class SlowSet(Base):
+    """Loads the session, waits (while another request may end it), then writes."""
+
+    async def get(self) -> None:
+        await asyncio.sleep(float(self.get_argument("wait", "0.3")))
+        self.session["slow"] = True
+        self.write({"ok": True})
+
+
+ROUTES += [(r"/incr", Increment), (r"/slow-set", SlowSet)]

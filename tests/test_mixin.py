@@ -654,3 +654,18 @@ async def test_on_finish_is_a_safety_net(
     assert store.calls == ["get", "set"]
     assert any("still unsaved after the response" in r.getMessage() for r in caplog.records)
     assert body(await browser.get("/read"))["data"] == {"n": 1, "late": True}
+
+
+@pytest.mark.gen_test
+async def test_concurrent_destroy_wins_over_a_save(browser: Browser, store: RecordingStore) -> None:
+    await browser.get("/login?user=alice")
+    cookie = {"Cookie": f"{NAME}={browser.jar[NAME]}"}
+    slow = asyncio.ensure_future(browser.get("/slow-set?wait=0.2", headers=cookie))
+    await asyncio.sleep(0.05)
+    logout = await browser.get("/logout", headers=cookie)
+    assert logout.code == 200
+    response = await slow
+    assert response.code == 200
+    cleared = session_cookie(response)
+    assert cleared is not None and cleared.value == ""  # the session is over: cookie cleared
+    assert await store.length() == 0  # and not resurrected
