@@ -80,6 +80,7 @@ class SessionManager:
         )
 
     def now(self) -> int:
+        """The current time in whole seconds, from the configured clock."""
         return int(self.config.clock())
 
     # -- expiry ----------------------------------------------------------------

@@ -170,6 +170,7 @@ class Session(MutableMapping[str, Any]):
         return key in self._data
 
     def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` if it is not set."""
         self.accessed = True
         return self._data.get(key, default)
 
