@@ -8,7 +8,7 @@ demo:
 	python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/python -m demo
 
 bench:
-	bash scripts/bench
+	.venv/bin/python bench/run.py
 
 docs:
 	.venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -34,12 +34,22 @@ __all__ = ["make_session_cookie", "read_session", "session_manager"]
 
 
 class _NoOwner:
-    """Stands in for a handler: the helpers only use the manager's verbs."""
+    """Stands in for a handler: the helpers call the manager directly, so a
+    session they build has no request to save itself through."""
 
     async def _session_save(self, session: Session) -> None:
         raise RuntimeError("not available in tornado_sessions.testing")
 
-    _session_reload = _session_regenerate = _session_destroy = _session_save  # type: ignore[assignment]
+    async def _session_reload(self, session: Session) -> None:
+        raise RuntimeError("not available in tornado_sessions.testing")
+
+    async def _session_regenerate(
+        self, session: Session, keep_data: bool, restart_lifetime: bool
+    ) -> None:
+        raise RuntimeError("not available in tornado_sessions.testing")
+
+    async def _session_destroy(self, session: Session) -> None:
+        raise RuntimeError("not available in tornado_sessions.testing")
 
 
 def session_manager(app: tornado.web.Application) -> SessionManager:
