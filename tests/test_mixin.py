@@ -669,3 +669,15 @@ async def test_concurrent_destroy_wins_over_a_save(browser: Browser, store: Reco
     cleared = session_cookie(response)
     assert cleared is not None and cleared.value == ""  # the session is over: cookie cleared
     assert await store.length() == 0  # and not resurrected
+
+
+@pytest.mark.session_config(save_uninitialized=True)
+@pytest.mark.gen_test
+async def test_logout_with_save_uninitialized_clears_the_cookie(
+    browser: Browser, store: RecordingStore
+) -> None:
+    await browser.get("/login?user=alice")
+    response = await browser.get("/logout")
+    (cleared,) = [m for m in set_cookies(response) if m.key == NAME]
+    assert cleared.value == ""  # no new empty session is stored in its place
+    assert await store.length() == 0
