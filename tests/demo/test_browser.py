@@ -1,0 +1,254 @@
+"""The demo in a real browser: headless Chromium driven by Selenium.
+
+The demo app runs on a real port (127.0.0.1, in a background thread) and the
+browser visits it as ``http://localhost:PORT``: a Secure, HttpOnly
+``__Host-session`` cookie must work there, since browsers treat localhost as
+a secure origin.  Only Debian's ``chromium`` and ``chromium-driver`` are used
+(``scripts/browser-deps`` installs them): Selenium is given both paths, so
+Selenium Manager never downloads anything.
+
+Without them the test is skipped, except in CI (``CI`` set), where it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.httpserver
+import tornado.netutil
+
+from demo.app import DEMO_DEFAULTS, make_app
+from tornado_sessions import MemoryStore, SessionConfig
+
+from .conftest import COOKIE, SECRET
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WAIT = 15  # seconds, for any one page or element
+START = 30  # seconds, for the server thread or the browser to start
+
+
+def _require_browser() -> None:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    problem = None
+    if missing:
+        problem = f"{' and '.join(missing)} not found"
+    else:
+        try:
+            import selenium  # noqa: F401
+        except ImportError:
+            problem = "selenium is not installed (pip install -e '.[test]')"
+    if problem is None:
+        return
+    advice = (
+        f"{problem}: run scripts/browser-deps (as root) to install Debian's chromium "
+        "and chromium-driver"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(f"{advice} (CI is set: the browser test must not be skipped)")
+    pytest.skip(advice)
+
+
+class DemoServer:
+    """The demo app served from a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="demo-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(START):
+            raise RuntimeError(f"the demo server did not start within {START} s")
+        if self._error is not None:
+            raise RuntimeError("the demo server failed to start") from self._error
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported by start() or stop()
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        config = SessionConfig(secret=SECRET, **DEMO_DEFAULTS)
+        app = make_app(MemoryStore(), config, debug=False)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        server = tornado.httpserver.HTTPServer(app)
+        server.add_sockets(sockets)
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            server.stop()
+            await asyncio.wait_for(server.close_all_connections(), timeout=5)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop has already finished
+                pass
+        self._thread.join(START)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the demo server did not stop within {START} s")
+        if self._error is not None:
+            raise RuntimeError("the demo server failed") from self._error
+
+
+@pytest.fixture
+def demo_url() -> Iterator[str]:
+    _require_browser()
+    server = DemoServer()
+    try:
+        server.start()
+        yield f"http://localhost:{server.port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",  # we may run as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1024,768",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    browser = webdriver.Chrome(service=service, options=options)
+    try:
+        browser.set_page_load_timeout(WAIT)
+        browser.set_script_timeout(WAIT)
+        yield browser
+    finally:
+        browser.quit()
+
+
+def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, WAIT)
+
+    def text_of(element_id: str) -> str:
+        return str(wait.until(EC.visibility_of_element_located((By.ID, element_id))).text)
+
+    def click_and_load(element_id: str) -> None:
+        """Click, then wait for the next page to replace this one."""
+        page = driver.find_element(By.TAG_NAME, "html")
+        wait.until(EC.element_to_be_clickable((By.ID, element_id))).click()
+        wait.until(EC.staleness_of(page))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def session_cookie() -> dict[str, Any]:
+        cookies = {c["name"]: c for c in driver.get_cookies()}
+        assert COOKIE in cookies, f"no {COOKIE} cookie; the browser has {sorted(cookies)}"
+        return cookies[COOKIE]
+
+    def notes() -> list[str]:
+        return [str(li.text) for li in driver.find_elements(By.CSS_SELECTOR, "li.note")]
+
+    def add_note(note: str) -> None:
+        field = wait.until(EC.visibility_of_element_located((By.ID, "note")))
+        field.send_keys(note)
+        click_and_load("add-note")
+
+    # 1. First visit: a session is made and counted.
+    driver.get(f"{demo_url}/")
+    assert text_of("visits") == "1"
+    assert text_of("user") == "Not signed in"
+
+    # The Secure, HttpOnly __Host- cookie is kept on http://localhost ...
+    cookie = session_cookie()
+    assert cookie["secure"] is True
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert cookie["domain"] == "localhost"  # host-only: no Domain attribute
+    assert COOKIE not in driver.execute_script("return document.cookie")  # HttpOnly
+    first_value = cookie["value"]
+
+    # ... and sent back: reloading counts on in the same session.
+    driver.refresh()
+    assert text_of("visits") == "2"
+
+    # 2. Log in: the session gets a new id (a new cookie) and keeps its data.
+    click_and_load("nav-login")
+    wait.until(EC.visibility_of_element_located((By.ID, "username"))).send_keys("Alice")
+    click_and_load("login")
+    assert driver.current_url == f"{demo_url}/"
+    assert text_of("user") == "Signed in as Alice"
+    assert text_of("visits") == "3"
+    logged_in_value = session_cookie()["value"]
+    assert logged_in_value != first_value
+
+    # 3. Add two notes; each POST redirects back to the list.
+    click_and_load("nav-notes")
+    assert text_of("no-notes") == "No notes yet."
+    add_note("first note")
+    assert notes() == ["first note"]
+    add_note("second <note> & more")
+    assert notes() == ["first note", "second <note> & more"]  # escaped, shown as typed
+
+    # 4. Reload: the notes are in the session on the server, not in the page.
+    driver.refresh()
+    wait.until(EC.visibility_of_element_located((By.ID, "notes")))
+    assert notes() == ["first note", "second <note> & more"]
+    assert text_of("user") == "Signed in as Alice"
+
+    # 5. My session: the data as JSON, the fingerprint, never the id or cookie.
+    click_and_load("nav-session")
+    data = json.loads(text_of("data"))
+    assert data == {
+        "notes": ["first note", "second <note> & more"],
+        "user_id": "alice",
+        "username": "Alice",
+        "visits": 3,
+    }
+    assert len(text_of("fingerprint")) == 12
+    assert logged_in_value not in driver.page_source
+    assert text_of("expires").endswith(" UTC")
+
+    # 6. Log out (a POST form with the XSRF token): the session is destroyed.
+    click_and_load("logout")
+    assert driver.current_url == f"{demo_url}/"
+    assert text_of("user") == "Not signed in"
+    assert text_of("visits") == "1"  # a fresh session, counted from one
+    assert session_cookie()["value"] not in (first_value, logged_in_value)
+
+    # 7. The notes went with it.
+    click_and_load("nav-notes")
+    assert text_of("no-notes") == "No notes yet."
+    assert notes() == []
+    assert driver.find_elements(By.ID, "logout") == []
