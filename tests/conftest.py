@@ -255,6 +255,18 @@ ROUTES: list[Any] = [
 # -- fixtures -----------------------------------------------------------------
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _event_loop_for_the_run() -> Iterator[None]:
+    """One event loop set for the whole run and closed at its end, so that no
+    test or plugin leaves a loop to be garbage-collected unclosed (which
+    warnings-as-errors would blame on whichever test runs then)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -1,0 +1,219 @@
+"""Fixtures for the MySQL store tests: a real MariaDB, never mocked.
+
+Which server:
+
+* ``mysql_settings`` (used by most tests): the server the ``SESSION_HOST``,
+  ``SESSION_PORT``, ``SESSION_USER``, ``SESSION_PASSWORD`` and
+  ``SESSION_DATABASE`` variables point at, if ``SESSION_HOST`` is set and the
+  server answers; otherwise a private MariaDB started for the test run.
+* ``private_server``: always the private server (statement counting needs a
+  server no one else talks to).  The outage tests start one of their own.
+
+If no server can be reached or started the tests fail with a message that
+says what to do; they are never skipped.
+
+Each test gets a table of its own (``table`` fixture), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pymysql
+import pytest
+import tornado.ioloop
+
+from tests.conftest import FakeClock
+from tests.mysql.server import MariaDBServer, ServerError
+from tornado_sessions.config import config as env
+from tornado_sessions.stores.mysql import MySQLStore
+
+Settings = dict[str, Any]
+
+
+def connect(settings: Settings, **extra: Any) -> pymysql.connections.Connection[Any]:
+    """A plain (sync) PyMySQL connection for checks made by the tests."""
+    return pymysql.connect(
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["user"],
+        password=settings["password"],
+        database=settings["database"],
+        autocommit=True,
+        charset="utf8mb4",
+        connect_timeout=5,
+        read_timeout=30,
+        write_timeout=30,
+        init_command="SET SESSION sql_notes=0",
+        **extra,
+    )
+
+
+def query(settings: Settings, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    """Run one statement on a fresh connection and return its rows."""
+    conn = connect(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _env_settings() -> Settings | None:
+    host = env("SESSION_HOST", default="")
+    if not host:
+        return None
+    return {
+        "host": host,
+        "port": int(env("SESSION_PORT", default="3306")),
+        "user": env("SESSION_USER", default=""),
+        "password": env("SESSION_PASSWORD", default=""),
+        "database": env("SESSION_DATABASE", default=""),
+    }
+
+
+@pytest.fixture(scope="session")
+def private_server() -> Iterator[MariaDBServer]:
+    """A MariaDB of our own (fresh data directory, free port), for the run."""
+    try:
+        server = MariaDBServer()
+        server.setup()
+    except ServerError as exc:
+        pytest.fail(f"could not start a private MariaDB for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mysql_settings(request: pytest.FixtureRequest) -> Settings:
+    """Connection settings: SESSION_* if that server answers, else the private one."""
+    settings = _env_settings()
+    if settings is not None:
+        try:
+            connect(settings).close()
+        except pymysql.err.MySQLError as exc:
+            print(
+                f"SESSION_HOST={settings['host']}:{settings['port']} does not answer ({exc}); "
+                "using a private MariaDB"
+            )
+        else:
+            return settings
+    server: MariaDBServer = request.getfixturevalue("private_server")
+    return server.settings()
+
+
+@pytest.fixture(scope="session")
+def private_settings(private_server: MariaDBServer) -> Settings:
+    return private_server.settings()
+
+
+def new_table_name() -> str:
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def table(mysql_settings: Settings) -> Iterator[str]:
+    """A table name of the test's own, dropped at the end."""
+    name = new_table_name()
+    yield name
+    query(mysql_settings, f"DROP TABLE IF EXISTS `{name}`")
+
+
+def make_store(
+    io_loop: tornado.ioloop.IOLoop, settings: Settings, **options: Any
+) -> Iterator[MySQLStore]:
+    """Build, open and finally close a store on the test's loop."""
+    options.setdefault("cleanup_interval", None)
+    store = MySQLStore(**settings, **options)
+    io_loop.run_sync(store.open, timeout=30)
+    try:
+        yield store
+    finally:
+        io_loop.run_sync(store.close, timeout=30)
+
+
+@pytest.fixture
+def store(
+    io_loop: tornado.ioloop.IOLoop, mysql_settings: Settings, table: str, clock: FakeClock
+) -> Iterator[MySQLStore]:
+    """An opened MySQLStore on an empty table of its own (overrides the
+    conftest's store, so the conftest's ``app`` and ``browser`` use MySQL)."""
+    yield from make_store(io_loop, mysql_settings, table=table, clock=clock)
+
+
+# -- counting statements at the server ------------------------------------------
+
+
+class Statements:
+    """The statements the server received on one table during a block."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{"SELECT": n, "UPDATE": n, ...}`` (verbs with no statement are absent)."""
+        return dict(collections.Counter(s.split(None, 1)[0].upper() for s in self.statements))
+
+    def __repr__(self) -> str:
+        return f"Statements({self.statements!r})"
+
+
+class StatementCounter:
+    """Counts statements at the server through its general query log.
+
+    Works on a server no one else uses (the private one): the log is
+    switched on for the block, and the statements naming the table are
+    collected afterwards, excluding the counter's own connection::
+
+        with counter.count("sessions") as seen:
+            await http_client.fetch(...)
+        assert seen.counts == {"SELECT": 1}
+    """
+
+    def __init__(self, server: MariaDBServer) -> None:
+        self.server = server
+
+    @contextlib.contextmanager
+    def count(self, table: str) -> Iterator[Statements]:
+        seen = Statements()
+        conn = self.server.admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET GLOBAL general_log = 0")
+                cur.execute("TRUNCATE TABLE mysql.general_log")
+                cur.execute("SET GLOBAL general_log = 1")
+            yield seen
+            with conn.cursor() as cur:
+                cur.execute("SET GLOBAL general_log = 0")
+                cur.execute(
+                    "SELECT argument FROM mysql.general_log "
+                    "WHERE command_type = 'Query' AND thread_id <> CONNECTION_ID() "
+                    "ORDER BY event_time"
+                )
+                needle = re.compile(rf"`{re.escape(table)}`")
+                for (argument,) in cur.fetchall():
+                    text = (
+                        argument.decode("utf-8", "replace")
+                        if isinstance(argument, bytes)
+                        else str(argument)
+                    )
+                    if needle.search(text):
+                        seen.statements.append(text)
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def count_statements(private_server: MariaDBServer) -> Callable[[str], Any]:
+    """``with count_statements(table) as seen: ...`` then ``seen.counts``
+    (the private server only)."""
+    return StatementCounter(private_server).count
