@@ -1,0 +1,113 @@
+"""One benchmark server: a Tornado app on 127.0.0.1, bare or with sessions.
+
+Run by ``bench/run.py`` as a subprocess::
+
+    python bench/server.py --variant bare|memory|mysql --port 8001 [--table bench_sessions]
+
+Routes (the same handler bodies in every variant, the session use aside):
+
+* ``/read``: reads the key ``n`` of the session (bare: a constant);
+* ``/write``: increments the counter ``n`` (bare: a process-wide counter);
+* ``/seed``: (session variants) starts a session with ``n = 0``: its
+  ``Set-Cookie`` is the cookie the load generator sends.
+
+The MySQL variant reads SESSION_HOST, SESSION_PORT, SESSION_USER,
+SESSION_PASSWORD and SESSION_DATABASE; every variant needs SESSION_SECRET
+(the session ones only).  Prints ``ready <port>`` on stdout once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
+
+
+class BareRead(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write({"n": 0})
+
+
+_COUNT = {"n": 0}
+
+
+class BareWrite(tornado.web.RequestHandler):
+    def get(self) -> None:
+        _COUNT["n"] += 1
+        self.write({"n": _COUNT["n"]})
+
+
+class SessionRead(SessionMixin, tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write({"n": self.session.get("n", 0)})
+
+
+class SessionWrite(SessionMixin, tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.session["n"] = self.session.get("n", 0) + 1
+        self.write({"n": self.session["n"]})
+
+
+class Seed(SessionMixin, tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.session["n"] = 0
+        self.session["user"] = {"name": "bench", "roles": ["reader", "writer"]}
+        self.write({"n": 0})
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", choices=["bare", "memory", "mysql"], required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--table", default="bench_sessions")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    settings: dict[str, Any] = {"debug": False}
+    store: Any = None
+    if args.variant == "bare":
+        routes: list[Any] = [(r"/read", BareRead), (r"/write", BareWrite)]
+    else:
+        config = SessionConfig.from_env()
+        if args.variant == "memory":
+            store = MemoryStore()
+            # MemoryStore warns outside debug mode; say once that it is expected.
+            logging.getLogger("tornado_sessions.stores.memory").setLevel(logging.ERROR)
+        else:
+            from tornado_sessions.stores.mysql import MySQLStore
+
+            store = MySQLStore.from_config(
+                config, table=args.table, create_table=True, cleanup_interval=None
+            )
+            await store.open()
+        settings.update(session_store=store, session_config=config)
+        routes = [(r"/read", SessionRead), (r"/write", SessionWrite), (r"/seed", Seed)]
+
+    app = tornado.web.Application(routes, **settings)
+    server = tornado.httpserver.HTTPServer(app, xheaders=False)
+    server.add_sockets(tornado.netutil.bind_sockets(args.port, "127.0.0.1"))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"ready {args.port}", flush=True)
+    await stop.wait()
+    server.stop()
+    if store is not None:
+        await store.close()
+
+
+if __name__ == "__main__":
+    if "PYTHONDEVMODE" in os.environ:
+        sys.exit("do not benchmark in Python dev mode")
+    asyncio.run(main())

@@ -1,0 +1,383 @@
+"""The operations command line: ``python -m tornado_sessions`` (or ``tornado-sessions``).
+
+Subcommands::
+
+    tornado-sessions secret                  # print a new SESSION_SECRET
+    tornado-sessions create-table            # print the DDL of the sessions table
+    tornado-sessions create-table --apply    # ... and run it against the database
+    tornado-sessions clear-expired           # delete expired sessions, in batches
+    tornado-sessions stats                   # live sessions, expired rows, table size
+
+The database commands read the same settings as the library, through
+`.SessionConfig.from_env` (environment variables, then ``.env`` in the
+current directory): ``SESSION_HOST``, ``SESSION_PORT``, ``SESSION_USER``,
+``SESSION_PASSWORD``, ``SESSION_DATABASE``, ``SESSION_TABLE`` and
+``SESSION_DB_TIMEOUT``.  They do not need ``SESSION_SECRET``.
+
+Errors are reported as one line on standard error, with exit status 1 (the
+database failed) or 2 (the configuration or the command line is wrong).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .config import ENV_NAMES, SessionConfig, generate_secret
+from .errors import ConfigError, SessionError, StoreError
+
+if TYPE_CHECKING:
+    from .stores.mysql import MySQLStore
+
+__all__ = ["main"]
+
+PROG = "tornado-sessions"
+
+#: Exit statuses.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+# The database commands never encrypt or decrypt a cookie, so they must not
+# require SESSION_SECRET.  SessionConfig insists on one; this stand-in (never
+# used as a key) lets the rest of the configuration be read and checked
+# exactly as the library reads it.
+_NOT_A_SECRET = "cli-placeholder-never-used-for-cookies-0000"
+
+_DB_VARIABLES = "SESSION_HOST, SESSION_PORT, SESSION_USER, SESSION_PASSWORD and SESSION_DATABASE"
+
+
+class CLIError(Exception):
+    """An error reported as one line, with an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- configuration -------------------------------------------------------------
+
+
+def _db_config(table: str | None) -> SessionConfig:
+    """Read the database settings (everything but the secret) from the environment."""
+    overrides: dict[str, Any] = {"secret": _NOT_A_SECRET, "secret_fallbacks": ()}
+    if table is not None:
+        overrides["table"] = table
+    try:
+        return SessionConfig.from_env(**overrides)
+    except ConfigError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+
+
+def _require_database(config: SessionConfig) -> None:
+    for field in ("host", "database", "user"):
+        if getattr(config, field) is None:
+            var = ENV_NAMES[field]
+            raise CLIError(
+                f"{var} is not set: set {_DB_VARIABLES} (in the environment or in .env) "
+                "to reach the MySQL/MariaDB server that holds the sessions table",
+                EXIT_USAGE,
+            )
+
+
+def _where(config: SessionConfig) -> str:
+    return f"table {config.table!r} in database {config.database!r} on {config.host}:{config.port}"
+
+
+def _make_store(config: SessionConfig) -> MySQLStore:
+    from .stores.mysql import MySQLStore
+
+    return MySQLStore.from_config(
+        config,
+        create_table=False,  # an operations command never creates a table as a side effect
+        pool_size=1,
+        cleanup_interval=None,
+    )
+
+
+# -- progress bar ----------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line text progress bar redrawn in place on a terminal stream.
+
+    :param total: the expected count (0 or less: unknown, only the count is shown).
+    :param stream: where to draw (standard error).
+    :param label: what is being counted.
+    :param interval: the least time between two redraws, in seconds.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO, label: str, *, interval: float = 0.1) -> None:
+        self.total = total
+        self.stream = stream
+        self.label = label
+        self.interval = interval
+        self._last = 0.0
+        self._drawn = False
+        self._started = time.monotonic()
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        """Redraw the bar for ``done`` items (at most every ``interval`` seconds)."""
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        elapsed = now - self._started
+        rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
+        if self.total > 0:
+            fraction = min(1.0, done / self.total)
+            filled = int(round(fraction * self.WIDTH))
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            line = f"[{bar}] {fraction:4.0%} {done:,}/{self.total:,} {self.label} {rate}"
+        else:
+            line = f"{done:,} {self.label} {rate}"
+        self.stream.write("\r" + line.rstrip() + "\x1b[K")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self, done: int) -> None:
+        """Draw the final state and end the line."""
+        self.update(done, force=True)
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -- commands --------------------------------------------------------------------
+
+
+def _cmd_secret(args: argparse.Namespace) -> int:
+    print(generate_secret())
+    return EXIT_OK
+
+
+def _cmd_create_table(args: argparse.Namespace) -> int:
+    config = _db_config(args.table)
+    from .stores.mysql import MySQLStore
+
+    ddl = MySQLStore.create_table_sql(config.table)
+    if not args.apply:
+        print(ddl.rstrip().rstrip(";") + ";")
+        return EXIT_OK
+    _require_database(config)
+
+    async def apply(store: MySQLStore) -> None:
+        await store.create_table()
+
+    _run(config, apply)
+    print(f"created {_where(config)} (or it already existed)")
+    return EXIT_OK
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    config = _db_config(args.table)
+    _require_database(config)
+
+    async def stats(store: MySQLStore) -> dict[str, Any]:
+        return dict(await store.stats())
+
+    result = _run(config, stats)
+    if args.json:
+        print(json.dumps({"table": config.table, "database": config.database, **result}))
+        return EXIT_OK
+    size = int(result.get("table_bytes", 0))
+    print(f"{_where(config)}")
+    print(f"live sessions:  {int(result.get('live', 0)):,}")
+    print(f"expired rows:   {int(result.get('expired', 0)):,}")
+    print(f"table size:     {_human_bytes(size)} ({size:,} bytes)")
+    return EXIT_OK
+
+
+def _cmd_clear_expired(args: argparse.Namespace) -> int:
+    config = _db_config(args.table)
+    _require_database(config)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+
+    async def clear(store: MySQLStore) -> int:
+        bar: ProgressBar | None = None
+        if show:
+            expired = int((await store.stats()).get("expired", 0))
+            if expired:
+                bar = ProgressBar(expired, sys.stderr, "expired sessions deleted")
+                bar.update(0, force=True)
+        done = 0
+
+        def progress(deleted: int) -> None:
+            nonlocal done
+            done = deleted
+            if bar is not None:
+                bar.update(deleted)
+
+        try:
+            deleted = await store.clear_expired(batch_size=args.batch_size, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close(done)
+        return int(deleted)
+
+    deleted = _run(config, clear)
+    print(f"deleted {deleted:,} expired session{'s' if deleted != 1 else ''} from {_where(config)}")
+    return EXIT_OK
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- running ---------------------------------------------------------------------
+
+
+def _run(config: SessionConfig, work: Any) -> Any:
+    """Open a store on ``config``, run ``await work(store)``, close the store."""
+
+    async def go() -> Any:
+        store = _make_store(config)
+        try:
+            await store.open()
+            return await work(store)
+        finally:
+            try:
+                await store.close()
+            except Exception:  # the original error matters more
+                logging.getLogger(__name__).debug("closing the store failed", exc_info=True)
+
+    try:
+        return asyncio.run(go())
+    except (ConfigError, ValueError) as exc:
+        raise CLIError(_one_line(exc), EXIT_USAGE) from None
+    except SessionError as exc:  # StoreError: its message names the server and table
+        message = _one_line(exc)
+        if "error 1146" in message:
+            message += f" ({PROG} create-table --apply creates it)"
+        raise CLIError(message) from None
+    except (TimeoutError, OSError) as exc:
+        raise CLIError(
+            f"cannot reach the database server at {config.host}:{config.port}: "
+            f"{_one_line(exc) or type(exc).__name__} (check {_DB_VARIABLES})"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Operations for tornado_sessions: secrets and the MySQL/MariaDB session table. "
+        f"Database commands read {_DB_VARIABLES}, SESSION_TABLE and SESSION_DB_TIMEOUT "
+        "from the environment or from .env in the current directory.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what the store does on standard error"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("secret", help="print a new random secret for SESSION_SECRET")
+    p.set_defaults(func=_cmd_secret)
+
+    def table_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--table", help="the sessions table (default: SESSION_TABLE, else 'sessions')"
+        )
+
+    p = sub.add_parser("create-table", help="print the CREATE TABLE statement (--apply: run it)")
+    p.add_argument(
+        "--apply", action="store_true", help="create the table in the configured database"
+    )
+    table_option(p)
+    p.set_defaults(func=_cmd_create_table)
+
+    p = sub.add_parser("clear-expired", help="delete expired sessions in batches")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="rows deleted per statement (default: the store's)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a progress bar on standard error (default: when it is a terminal)",
+    )
+    table_option(p)
+    p.set_defaults(func=_cmd_clear_expired)
+
+    p = sub.add_parser("stats", help="show live sessions, expired rows and the table size")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    table_option(p)
+    p.set_defaults(func=_cmd_stats)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status.
+
+    :param argv: the arguments (without the program name); by default
+        ``sys.argv[1:]``.
+
+    .. versionadded:: 0.1
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits with status 2 and a usage line on bad arguments
+    root = logging.getLogger()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    elif not root.handlers:
+        # Without a handler, logging's last resort would print store warnings
+        # next to our one-line error; the error line says what matters.
+        root.addHandler(logging.NullHandler())
+    with warnings.catch_warnings():
+        # The server's Notes (e.g. "table already exists") arrive as warnings.
+        warnings.simplefilter("ignore")
+        try:
+            return int(args.func(args))
+        except CLIError as exc:
+            _error(str(exc))
+            return exc.status
+        except StoreError as exc:  # pragma: no cover - _run converts these
+            _error(_one_line(exc))
+            return EXIT_FAILURE
+        except KeyboardInterrupt:
+            _error("interrupted")
+            return 130
+        except Exception as exc:  # one line, never a traceback
+            if os.environ.get("TORNADO_SESSIONS_DEBUG"):
+                raise
+            _error(f"{type(exc).__name__}: {_one_line(exc)}")
+            return EXIT_FAILURE
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
