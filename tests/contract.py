@@ -39,7 +39,13 @@ class StoreContract:
         assert got.created_at == int(clock())
         assert got.expires_at == int(clock()) + 3600
         assert got.version == 1
-        assert got.user_id == "u1"
+        (info,) = await store.sessions_for_user("u1")
+        assert info.fingerprint == fingerprint(sid)
+        assert (info.created_at, info.updated_at, info.expires_at) == (
+            int(clock()),
+            int(clock()),
+            int(clock()) + 3600,
+        )
 
     @pytest.mark.gen_test
     async def test_create_twice_is_refused(self, store: SessionStore, clock: FakeClock) -> None:
@@ -60,7 +66,8 @@ class StoreContract:
         assert got is not None
         assert (got.data, got.version) == ('{"a":2}', 2)
         assert got.created_at == int(clock()) - 10  # creation time is kept
-        assert got.updated_at == int(clock())
+        (info,) = await store.all()
+        assert (info.created_at, info.updated_at) == (int(clock()) - 10, int(clock()))
         with pytest.raises(SessionConflict):
             await store.set(sid, record(clock, '{"a":3}'), expected_version=1)
         got = await store.get(sid)

@@ -79,3 +79,18 @@ def test_hostile_tokens() -> None:
         good.replace("g", "h", 1),
     ]:
         assert cipher.decrypt(token, 60) is None, token[:20]
+
+
+def test_verified_tokens_are_cached_but_still_age() -> None:
+    clock = FakeClock()
+    old = CookieCipher([B], clock=clock).encrypt({"i": 1})
+    both = CookieCipher([A, B], clock=clock)
+    for _ in range(3):  # the cached answer keeps its rotation flag
+        assert both.decrypt(old, 60) == ({"i": 1}, True)
+    assert old in both._verified
+    clock.advance(61)
+    assert both.decrypt(old, 60) is None  # the cache does not extend a token's life
+    clock.advance(-3600)
+    assert both.decrypt(old, 7200) is None  # nor accept one from the future
+    # a cipher with other keys does not share the cache
+    assert CookieCipher([A], clock=FakeClock()).decrypt(old, 60) is None

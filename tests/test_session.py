@@ -85,3 +85,15 @@ def test_set_expiry_checks_its_argument() -> None:
 def test_repr_hides_the_id() -> None:
     s = make({"k": 1})
     assert "sid" not in repr(s).replace(s.fingerprint, "")
+
+
+def test_nested_edits_through_get_and_views_are_seen() -> None:
+    s = make({"cart": [1], "prefs": {"a": 1}, "n": 1})
+    assert s.get("n") == 1 and s["n"] == 1
+    assert not s.modified and s.serialize() == s._snapshot  # a read-only use
+    s.get("cart").append(2)
+    assert s.modified
+    s = make({"prefs": {"a": 1}})
+    for value in s.values():
+        value["b"] = 2
+    assert s.modified and s.changed_keys() == ({"prefs"}, set())

@@ -28,6 +28,10 @@ _INFO = b"tornado_sessions/session-cookie/v1"
 #: Fernet tokens are verified against the clock; one further in the future
 #: than this is refused by Fernet itself.
 MAX_TOKEN_LENGTH = 4096
+#: cryptography's Fernet accepts tokens stamped this far in the future.
+_MAX_CLOCK_SKEW = 60
+#: Verified tokens remembered per cipher (a few MB at most).
+_CACHE_SIZE = 10_000
 
 
 def derive_key(secret: str) -> bytes:
@@ -58,6 +62,11 @@ class CookieCipher:
         self._fernets = [Fernet(derive_key(s)) for s in secrets]
         self._multi = MultiFernet(self._fernets)
         self._clock = clock
+        # token -> (payload text, issued at, rotated) for tokens whose HMAC
+        # has been verified: a returning visitor's cookie is checked once,
+        # then only its age.  Only tokens made with our keys get in, so the
+        # cache cannot be filled with forgeries; it is bounded all the same.
+        self._verified: dict[str, tuple[bytes, int, bool]] = {}
 
     def encrypt(self, payload: dict[str, Any]) -> str:
         """Return the token for ``payload`` (a JSON object), without the
@@ -76,19 +85,33 @@ class CookieCipher:
         """
         if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             return None
-        raw = token.strip().encode("ascii")
-        raw = raw.rstrip(b"=") + b"=" * (-len(raw.rstrip(b"=")) % 4)
         now = int(self._clock())
-        for index, fernet in enumerate(self._fernets):
-            try:
-                text = fernet.decrypt_at_time(raw, ttl, now)
-            except (InvalidToken, binascii.Error, ValueError, TypeError):
-                continue
-            try:
-                payload = json.loads(text)
-            except ValueError:
+        cached = self._verified.get(token)
+        if cached is not None:
+            text, issued, rotated = cached
+            # The same age checks Fernet makes (ttl, and at most 60 s ahead).
+            if issued + ttl < now or issued > now + _MAX_CLOCK_SKEW:
                 return None
-            if not isinstance(payload, dict):
+        else:
+            raw = token.strip().encode("ascii")
+            raw = raw.rstrip(b"=") + b"=" * (-len(raw.rstrip(b"=")) % 4)
+            for index, fernet in enumerate(self._fernets):
+                try:
+                    text = fernet.decrypt_at_time(raw, ttl, now)
+                    issued = fernet.extract_timestamp(raw)
+                except (InvalidToken, binascii.Error, ValueError, TypeError):
+                    continue
+                rotated = index > 0
+                if len(self._verified) >= _CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[token] = (text, issued, rotated)
+                break
+            else:
                 return None
-            return payload, index > 0
-        return None
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        return payload, rotated

@@ -86,6 +86,11 @@ class Session(MutableMapping[str, Any]):
         self._ttl = ttl
         #: True once the handler has read or written the session (drives ``Vary: Cookie``).
         self.accessed = False
+        # False while the data cannot differ from the snapshot: nothing was
+        # set or deleted, and no mutable value (dict, list) was handed out,
+        # through which a nested edit could happen.  Saves serializing the
+        # data of read-only requests.
+        self._maybe_changed = False
         # The cookie needs re-issuing (key rotation, expiry change, new id).
         self._cookie_dirty = False
         # The client holds a cookie that no longer names a live session.
@@ -123,11 +128,13 @@ class Session(MutableMapping[str, Any]):
     @property
     def modified(self) -> bool:
         """True if the data differs from what was loaded or last saved."""
-        return dumps(self._data) != self._snapshot
+        return self.serialize() != self._snapshot
 
     def serialize(self) -> str:
         """Return the data as canonical JSON text (raises `TypeError` naming
         the key of a value JSON cannot hold)."""
+        if not self._maybe_changed:
+            return self._snapshot
         return dumps(self._data)
 
     def changed_keys(self) -> tuple[set[str], set[str]]:
@@ -145,16 +152,21 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         self.accessed = True
-        return self._data[key]
+        value = self._data[key]
+        if isinstance(value, (dict, list)):
+            self._maybe_changed = True
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise TypeError(f"session keys must be strings, not {type(key).__name__}")
         self.accessed = True
+        self._maybe_changed = True
         self._data[key] = value
 
     def __delitem__(self, key: str) -> None:
         self.accessed = True
+        self._maybe_changed = True
         del self._data[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -172,7 +184,10 @@ class Session(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is not set."""
         self.accessed = True
-        return self._data.get(key, default)
+        value = self._data.get(key, default)
+        if isinstance(value, (dict, list)):
+            self._maybe_changed = True
+        return value
 
     def __repr__(self) -> str:
         return f"<Session {self.fingerprint} new={self._is_new} keys={sorted(self._data)}>"
@@ -250,6 +265,7 @@ class Session(MutableMapping[str, Any]):
     def _load(self, record: SessionRecord, data: dict[str, Any]) -> None:
         self._data = data
         self._snapshot = record.data
+        self._maybe_changed = False
         self._is_new = False
         self.created_at = record.created_at
         self.expires_at = record.expires_at
@@ -262,6 +278,7 @@ class Session(MutableMapping[str, Any]):
             self._data = {}
             self._ttl = None
         self._snapshot = EMPTY
+        self._maybe_changed = True
         self._is_new = True
         self.version = 0
         self.created_at = created_at

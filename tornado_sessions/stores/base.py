@@ -114,7 +114,14 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, sid: str) -> SessionRecord | None:
         """Return the live record of ``sid``, or None if it is missing or
-        expired (the expiry is checked by the store, in the same lookup)."""
+        expired (the expiry is checked by the store, in the same lookup).
+
+        The record must carry ``data``, ``created_at``, ``expires_at`` and
+        ``version``; the other fields may be left at their defaults (a
+        session's user, client and last use are read through `SessionInfo`:
+        `all`, `sessions_for_user`), so that the lookup every request makes
+        fetches no more than it needs.
+        """
 
     @abc.abstractmethod
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
