@@ -113,7 +113,7 @@ async def test_resave_writes_unmodified_sessions(browser: Browser, store: Record
     store.calls.clear()
     response = await browser.get("/read")
     assert store.calls == ["get", "set"]
-    assert session_cookie(response) is not None
+    assert session_cookie(response) is None  # the expiry did not move: no new cookie
 
 
 @pytest.mark.session_config(rolling=True)
@@ -681,3 +681,24 @@ async def test_logout_with_save_uninitialized_clears_the_cookie(
     (cleared,) = [m for m in set_cookies(response) if m.key == NAME]
     assert cleared.value == ""  # no new empty session is stored in its place
     assert await store.length() == 0
+
+
+@pytest.mark.gen_test
+async def test_writes_slide_the_expiry_at_most_once_per_touch_interval(
+    browser: Browser, store: RecordingStore, clock: FakeClock
+) -> None:
+    await browser.get("/counter")
+    (info,) = await store.all()
+    first_expiry = info.expires_at
+    clock.advance(1000)
+    response = await browser.get("/counter")
+    assert body(response) == {"n": 2}
+    assert session_cookie(response) is None  # written, but the expiry stays
+    (info,) = await store.all()
+    assert info.expires_at == first_expiry
+    clock.advance(262_800)  # past 10% of the max age
+    response = await browser.get("/counter")
+    morsel = session_cookie(response)
+    assert morsel is not None and morsel["max-age"] == "2628000"
+    (info,) = await store.all()
+    assert info.expires_at == int(clock()) + 2_628_000

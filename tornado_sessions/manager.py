@@ -248,14 +248,21 @@ class SessionManager:
                 return _Plan("none", CookieAction.CLEAR)
             return _NOTHING
         expires = self._expiry(session, self.now())
+        # The expiry slides at most once per touch interval, for writes as for
+        # reads; the cookie is re-issued exactly when it moves (or must be
+        # re-encrypted), so that browser and server agree on it.
+        due = self._touch_due(session, expires)
+        cookie = (
+            CookieAction.SET
+            if due or session._cookie_dirty or self.config.rolling
+            else CookieAction.NONE
+        )
         if modified or self.config.resave:
             self._check_size(text)
-            return _Plan("update", CookieAction.SET, text, expires)
-        if self._touch_due(session, expires):
-            return _Plan("touch", CookieAction.SET, text, expires)
-        if session._cookie_dirty or self.config.rolling:
-            return _Plan("none", CookieAction.SET)
-        return _NOTHING
+            return _Plan("update", cookie, text, expires if due else session.expires_at)
+        if due:
+            return _Plan("touch", cookie, text, expires)
+        return _Plan("none", cookie)
 
     def _record(self, session: Session, text: str, expires: int) -> SessionRecord:
         user = session._data.get(self.config.user_key)

@@ -347,6 +347,10 @@ class SessionMixin(_HandlerBase):
     def _session_chain(self, step: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
         """Run ``step`` after any deferred flush still in flight."""
         previous = self._session_pending
+        if previous is None:
+            first: asyncio.Future[None] = asyncio.ensure_future(step())
+            self._session_pending = first
+            return first
 
         async def run() -> None:
             if previous is not None:

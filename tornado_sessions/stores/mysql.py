@@ -444,28 +444,49 @@ class MySQLStore(SessionStore):
         return _Acquire(self, doing)
 
     async def _once(self, doing: str, sql: str, args: Sequence[Any], fetch: bool) -> _Result:
-        async with self._connection(doing) as conn:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    cur = await conn.cursor()
-                    await cur.execute(sql, tuple(args))
-                    rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
-                    rowcount = cur.rowcount
-                    await cur.close()
-                    return _Result(rowcount=rowcount, rows=rows)
-            except BaseException as exc:
-                # A statement that did not end with a server error leaves the
-                # connection in an unknown state: never give it back.
-                if not isinstance(exc, pymysql.err.MySQLError) or _code(exc) in _LOST:
-                    conn.close()
+        pool = await self._get_pool()
+        conn: Any = None
+        try:
+            # One timeout for the wait for a connection and the statement.
+            async with asyncio.timeout(self.timeout):
+                conn = await pool.acquire()
+                cur = await conn.cursor()
+                await cur.execute(sql, tuple(args))
+                rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
+                rowcount = cur.rowcount
+                await cur.close()
+                return _Result(rowcount=rowcount, rows=rows)
+        except BaseException as exc:
+            if conn is None:
                 if isinstance(exc, TimeoutError):
-                    raise self._error(
-                        doing,
-                        None,
-                        f"no answer within {self.timeout:g} s (SESSION_DB_TIMEOUT); the server "
-                        "is overloaded, a lock is held, or the network is down",
-                    ) from None
+                    raise self._acquire_timeout(doing, pool) from None
+                if isinstance(exc, RuntimeError):  # the pool is closing
+                    raise self._error(doing, None, str(exc)) from None
                 raise
+            # A statement that did not end with a server error leaves the
+            # connection in an unknown state: never give it back.
+            if not isinstance(exc, pymysql.err.MySQLError) or _code(exc) in _LOST:
+                conn.close()
+            if isinstance(exc, TimeoutError):
+                raise self._error(
+                    doing,
+                    None,
+                    f"no answer within {self.timeout:g} s (SESSION_DB_TIMEOUT); the server "
+                    "is overloaded, a lock is held, or the network is down",
+                ) from None
+            raise
+        finally:
+            if conn is not None:
+                _release(pool, conn)
+
+    def _acquire_timeout(self, doing: str, pool: aiomysql.Pool) -> StoreError:
+        return self._error(
+            doing,
+            None,
+            f"no database connection within {self.timeout:g} s (SESSION_DB_TIMEOUT): "
+            f"all {pool.maxsize} pool connections are busy (SESSION_POOL_SIZE) or the "
+            "server does not answer",
+        )
 
     async def _execute(
         self,
@@ -755,13 +776,7 @@ class _Acquire:
             async with asyncio.timeout(store.timeout):
                 conn = await pool.acquire()
         except TimeoutError:
-            raise store._error(
-                self._doing,
-                None,
-                f"no database connection within {store.timeout:g} s (SESSION_DB_TIMEOUT): "
-                f"all {pool.maxsize} pool connections are busy (SESSION_POOL_SIZE) or the "
-                "server does not answer",
-            ) from None
+            raise store._acquire_timeout(self._doing, pool) from None
         except RuntimeError as exc:  # the pool is closing
             raise store._error(self._doing, None, str(exc)) from None
         self._pool = pool
@@ -769,19 +784,21 @@ class _Acquire:
         return conn
 
     async def __aexit__(self, *exc_info: object) -> None:
-        pool, conn = self._pool, self._conn
-        if pool is None or conn is None:
-            return
-        pool.release(conn)
-        if conn.closed:
-            # aiomysql does not wake the tasks waiting for a free connection
-            # when a closed one comes back, so they would wait until their
-            # timeout although the pool has room for a new connection.
-            wakeup = getattr(pool, "_wakeup", None)
-            if wakeup is not None:
-                task = asyncio.ensure_future(wakeup())
-                _BACKGROUND.add(task)
-                task.add_done_callback(_BACKGROUND.discard)
+        if self._pool is not None and self._conn is not None:
+            _release(self._pool, self._conn)
+
+
+def _release(pool: aiomysql.Pool, conn: Any) -> None:
+    pool.release(conn)
+    if conn.closed:
+        # aiomysql does not wake the tasks waiting for a free connection
+        # when a closed one comes back, so they would wait until their
+        # timeout although the pool has room for a new connection.
+        wakeup = getattr(pool, "_wakeup", None)
+        if wakeup is not None:
+            task = asyncio.ensure_future(wakeup())
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
