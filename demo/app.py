@@ -31,6 +31,8 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "save_uninitialized": True,
     "secure": True,
     "max_age": 2_628_000,
+    # The "my sessions" page shows each session's IP address and browser.
+    "track_client": True,
 }
 
 MAX_USERNAME = 40
@@ -156,6 +158,53 @@ class ClearNotesHandler(BaseHandler):
         self.redirect("/notes")
 
 
+class SessionsHandler(BaseHandler):
+    """The signed-in user's sessions, with revoke buttons."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        sessions = await self.get_user_sessions()
+        current = self.session.fingerprint
+        self.render(
+            "sessions.html",
+            sessions=[
+                {
+                    "fingerprint": info.fingerprint,
+                    "current": info.fingerprint == current,
+                    "created": utc(info.created_at),
+                    "last_seen": utc(info.updated_at),
+                    "expires": utc(info.expires_at),
+                    "client": " · ".join(filter(None, [info.ip, info.user_agent])) or "unknown",
+                }
+                for info in sessions
+            ],
+            ended=self.get_argument("ended", None),
+        )
+
+
+class EndSessionHandler(BaseHandler):
+    """End one of the user's sessions, named by its fingerprint."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        fingerprint = self.get_body_argument("fingerprint", "")
+        ended = await self.end_user_session(fingerprint)
+        if ended and self.session.is_new:  # it was this very session
+            self.redirect("/")
+            return
+        self.redirect(f"/sessions?ended={1 if ended else 0}")
+
+
+class EndAllSessionsHandler(BaseHandler):
+    """Log out other devices, or everywhere (this one too)."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        everywhere = self.get_body_argument("everywhere", "0") == "1"
+        count = await self.end_user_sessions(keep_current=not everywhere)
+        self.redirect("/" if everywhere else f"/sessions?ended={count}")
+
+
 class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         await super().prepare()
@@ -180,6 +229,7 @@ def make_app(
         "xsrf_cookies": True,
         "xsrf_cookie_kwargs": {"httponly": True, "samesite": "Lax", "secure": config.secure},
         "default_handler_class": NotFoundHandler,
+        "login_url": "/login",
         "session_store": store if store is not None else MemoryStore(),
         "session_config": config,
     }
@@ -192,6 +242,9 @@ def make_app(
             (r"/session", SessionPageHandler),
             (r"/notes", NotesHandler),
             (r"/notes/clear", ClearNotesHandler),
+            (r"/sessions", SessionsHandler),
+            (r"/sessions/end", EndSessionHandler),
+            (r"/sessions/end-all", EndAllSessionsHandler),
         ],
         **app_settings,
     )

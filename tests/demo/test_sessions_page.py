@@ -1,0 +1,91 @@
+"""The "my sessions" page: list, end one, log out other devices, everywhere."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+import tornado.httpclient
+
+from .conftest import Visitor
+
+Response = tornado.httpclient.HTTPResponse
+
+
+def rows(response: Response) -> list[tuple[str, bool]]:
+    page = response.body.decode("utf-8")
+    return [
+        (fp, "current" in classes)
+        for classes, fp in re.findall(
+            r'<tr class="session([^"]*)" data-fingerprint="([0-9a-f]{12})">', page
+        )
+    ]
+
+
+def signed_in(response: Response) -> bool:
+    return "Signed in as" in response.body.decode("utf-8")
+
+
+async def login(visitor: Visitor, username: str) -> None:
+    await visitor.get("/login")
+    response = await visitor.post("/login", {"username": username})
+    assert response.code in (200, 302)
+
+
+@pytest.mark.gen_test
+async def test_list_end_one_others_and_everywhere(
+    visitor: Visitor, new_visitor: Callable[[], Visitor]
+) -> None:
+    laptop, phone, tablet, bob = visitor, new_visitor(), new_visitor(), new_visitor()
+    for device in (laptop, phone, tablet):
+        await login(device, "Alice")
+    await login(bob, "Bob")
+
+    listing = rows(await laptop.get("/sessions"))
+    assert len(listing) == 3
+    assert sum(current for _, current in listing) == 1
+    page = (await laptop.get("/sessions")).body.decode()
+    assert "127.0.0.1" in page  # the demo records the client
+
+    phone_fp = next(fp for fp, current in rows(await phone.get("/sessions")) if current)
+    # Bob cannot end Alice's session, even knowing its fingerprint.
+    await bob.get("/sessions")
+    response = await bob.post("/sessions/end", {"fingerprint": phone_fp})
+    assert response.headers["Location"] == "/sessions?ended=0"
+    assert signed_in(await phone.get("/"))
+
+    # Alice ends her phone's session from the laptop.
+    await laptop.post("/sessions/end", {"fingerprint": phone_fp})
+    assert not signed_in(await phone.get("/"))
+    assert len(rows(await laptop.get("/sessions"))) == 2
+
+    # Log out other devices: the tablet is out, the laptop stays.
+    await laptop.post("/sessions/end-all", {})
+    assert not signed_in(await tablet.get("/"))
+    assert signed_in(await laptop.get("/"))
+    assert len(rows(await laptop.get("/sessions"))) == 1
+
+    # Log out everywhere: this browser too.
+    await laptop.post("/sessions/end-all", {"everywhere": "1"})
+    assert not signed_in(await laptop.get("/"))
+    assert signed_in(await bob.get("/"))
+
+
+@pytest.mark.gen_test
+async def test_sessions_page_needs_a_login(visitor: Visitor) -> None:
+    response = await visitor.get("/sessions")
+    assert response.code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.gen_test
+async def test_revoke_forms_need_the_xsrf_token(
+    visitor: Visitor, new_visitor: Callable[[], Visitor]
+) -> None:
+    await login(visitor, "Alice")
+    other = new_visitor()
+    await login(other, "Alice")
+    response = await visitor.post("/sessions/end-all", {}, xsrf=False)
+    assert response.code == 403
+    assert signed_in(await other.get("/"))
