@@ -30,8 +30,9 @@ setup(
             "pytest-tornado==0.8.1",
             # pytest-tornado imports pkg_resources, which setuptools 82 removed.
             "setuptools<82",
-            "mypy>=1.10",
-            "ruff>=0.6",
+            # Pinned: a new release may lint or format differently.
+            "mypy==2.4.1",
+            "ruff==0.17.6",
             "sphinx>=7",
             "selenium>=4.20",
         ],
