@@ -53,8 +53,11 @@ class SessionMixin(_HandlerBase):
 
     Application settings read: ``session_store`` (a `.SessionStore`,
     required) and ``session_config`` (a `.SessionConfig`; by default
-    `.SessionConfig.from_env` on first use).  Override `get_session_store`
-    or `get_session_config` to choose them per handler.
+    `.SessionConfig.from_env` on first use).  They are read once, when the
+    application's `.SessionManager` is made by its first request (override
+    `get_session_store` or `get_session_config` to supply them otherwise).
+    Build the config at startup, as above, so that a misconfiguration
+    fails before the server listens.
 
     A store failure answers ``503 Service Unavailable`` and is logged; no
     cookie is sent for data that was not stored.  Nothing is saved when the
@@ -70,9 +73,10 @@ class SessionMixin(_HandlerBase):
     # -- hooks -----------------------------------------------------------------
 
     def get_session_store(self) -> Any:
-        """Return the `.SessionStore` for this request.
+        """Return the application's `.SessionStore`.
 
-        The default reads the ``session_store`` application setting.
+        Called once, when the first request makes the application's
+        `.SessionManager`; the default reads the ``session_store`` setting.
         """
         store = self.settings.get("session_store")
         if store is None:
@@ -84,10 +88,11 @@ class SessionMixin(_HandlerBase):
         return store
 
     def get_session_config(self) -> SessionConfig:
-        """Return the `.SessionConfig` for this request.
+        """Return the application's `.SessionConfig`.
 
-        The default reads the ``session_config`` application setting, or
-        builds one with `.SessionConfig.from_env`.
+        Called once, when the first request makes the application's
+        `.SessionManager`; the default reads the ``session_config`` setting,
+        or builds one with `.SessionConfig.from_env`.
         """
         config = self.settings.get("session_config")
         if config is None:

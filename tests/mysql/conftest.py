@@ -29,7 +29,7 @@ import pytest
 import tornado.ioloop
 
 from tests.conftest import FakeClock
-from tests.mysql.server import MariaDBServer, ServerError
+from tests.mysql.server import MariaDBServer, running_server
 from tornado_sessions.config import config as env
 from tornado_sessions.stores.mysql import MySQLStore
 
@@ -81,15 +81,8 @@ def _env_settings() -> Settings | None:
 @pytest.fixture(scope="session")
 def private_server() -> Iterator[MariaDBServer]:
     """A MariaDB of our own (fresh data directory, free port), for the run."""
-    try:
-        server = MariaDBServer()
-        server.setup()
-    except ServerError as exc:
-        pytest.fail(f"could not start a private MariaDB for the tests: {exc}", pytrace=False)
-    try:
+    with running_server("for the tests") as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")

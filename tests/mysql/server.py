@@ -15,6 +15,7 @@ It needs the ``mariadbd`` and ``mariadb-install-db`` programs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -245,3 +247,20 @@ class MariaDBServer:
                 return fh.read()[-2000:]
         except OSError:
             return "(no error log)"
+
+
+@contextlib.contextmanager
+def running_server(purpose: str) -> Iterator[MariaDBServer]:
+    """Start a private server (failing the test, never skipping it, if that
+    cannot be done) and remove it afterwards."""
+    import pytest
+
+    try:
+        server = MariaDBServer()
+        server.setup()
+    except ServerError as exc:
+        pytest.fail(f"could not start a private MariaDB {purpose}: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.cleanup()

@@ -17,7 +17,7 @@ import tornado.web
 
 from tests.conftest import ROUTES, Browser, FakeClock, body
 from tests.mysql.conftest import Settings, connect, make_store, new_table_name, query
-from tests.mysql.server import MariaDBServer, ServerError
+from tests.mysql.server import MariaDBServer, running_server
 from tornado_sessions import SessionConfig, StoreError
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import SessionRecord
@@ -27,15 +27,8 @@ from tornado_sessions.stores.mysql import MySQLStore
 @pytest.fixture(scope="module")
 def outage_server() -> Iterator[MariaDBServer]:
     """A server only this module uses, so stopping it disturbs no one."""
-    try:
-        server = MariaDBServer()
-        server.setup()
-    except ServerError as exc:
-        pytest.fail(f"could not start a private MariaDB for the outage tests: {exc}", pytrace=False)
-    try:
+    with running_server("for the outage tests") as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
