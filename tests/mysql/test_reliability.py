@@ -143,14 +143,20 @@ def _lock_all_rows(settings: Settings, table: str) -> pymysql.connections.Connec
     return blocker
 
 
+async def _twenty_sessions(browser: Browser) -> list[Browser]:
+    """Twenty clients of the test app, each with a stored session (n = 1)."""
+    browsers = [Browser(browser.client, browser.base_url) for _ in range(20)]
+    for b in browsers:
+        assert body(await b.get("/counter")) == {"n": 1}
+    return browsers
+
+
 @pytest.mark.gen_test(timeout=120)
 @pytest.mark.parametrize("store_options", [{"pool_size": 2, "timeout": 5.0}])
 async def test_small_pool_under_load_completes(
     browser: Browser, store: MySQLStore, outage_server: MariaDBServer, store_options: Any
 ) -> None:
-    browsers = [Browser(browser.client, browser.base_url) for _ in range(20)]
-    for b in browsers:
-        assert body(await b.get("/counter")) == {"n": 1}
+    browsers = await _twenty_sessions(browser)
     blocker = _lock_all_rows(outage_server.settings(), store.table)
     try:
         # The updates wait on the locks holding both pool connections; the
@@ -168,9 +174,7 @@ async def test_small_pool_under_load_completes(
 async def test_small_pool_with_rows_locked_too_long_answers_503_in_time(
     browser: Browser, store: MySQLStore, outage_server: MariaDBServer, store_options: Any
 ) -> None:
-    browsers = [Browser(browser.client, browser.base_url) for _ in range(20)]
-    for b in browsers:
-        assert body(await b.get("/counter")) == {"n": 1}
+    browsers = await _twenty_sessions(browser)
     blocker = _lock_all_rows(outage_server.settings(), store.table)
     try:
         results = await _fan_out(browsers)
