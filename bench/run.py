@@ -20,7 +20,9 @@ with a bare run just before it, and the session layer's cost per request is
 over ``--rounds`` rounds.  Statements per request are counted at the server
 (``Com_select``/``Com_insert``/``Com_update``/``Com_delete`` deltas); on a
 shared server the traffic seen during the paired bare run (which sends no
-SQL) is subtracted as background.
+SQL) is subtracted as background.  Round trips per request (queries sent,
+where one coalesced batch of statements counts once) are counted by the
+store itself (``MySQLStore.round_trips``).
 
 The database: the ``SESSION_*`` variables if ``SESSION_HOST`` is set; else
 the local MariaDB through its Unix socket as root (a database
@@ -221,6 +223,11 @@ class Server:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def round_trips(self) -> int:
+        """The MySQLStore's count of queries sent so far (``/round-trips``)."""
+        with urllib.request.urlopen(self.url("/round-trips"), timeout=10) as resp:
+            return int(json.loads(resp.read())["round_trips"])
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -445,12 +452,22 @@ def measure_pairs(
                 before = counters.read() if counters and name in counted else None
                 b = load.run(bare_server, path, cookie_name, cookies, seconds)
                 middle = counters.read() if before is not None and counters else None
+                trips = server.round_trips() if name == "mysql" else None
                 v = load.run(server, path, cookie_name, cookies, seconds)
                 after = counters.read() if middle is not None and counters else None
                 entry = samples.setdefault(
                     f"{case}/{name}",
-                    {"bare": [], "variant": [], "cost_us": [], "cpu_cost_us": [], "stmts": []},
+                    {
+                        "bare": [],
+                        "variant": [],
+                        "cost_us": [],
+                        "cpu_cost_us": [],
+                        "stmts": [],
+                        "trips": [],
+                    },
                 )
+                if trips is not None:
+                    entry["trips"].append((server.round_trips() - trips) / v["requests"])
                 entry["cpu_cost_us"].append(v["cpu_us"] - b["cpu_us"])
                 entry["bare"].append(b)
                 entry["variant"].append(v)
@@ -499,6 +516,9 @@ def summarize(samples: dict[str, Any]) -> list[dict[str, Any]]:
                 "non_2xx": sum(v["non_2xx"] for v in entry["variant"]),
                 "socket_errors": sum(v["socket_errors"] for v in entry["variant"]),
                 "statements_per_request": stmts,
+                "round_trips_per_request": (
+                    round(median(entry["trips"]), 3) if entry["trips"] else None
+                ),
             }
         )
     return rows
@@ -508,7 +528,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     head = (
         f"{'case':6} {'variant':16} {'bare rps':>9} {'rps':>9} {'cost us/req':>12} "
         f"{'cpu us/req':>10} {'cpu cost':>9} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'SQL/req (sel ins upd del)':>27} {'errors':>6}  target"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'SQL/req (sel ins upd del)':>27} {'trips/req':>9} "
+        f"{'errors':>6}  target"
     )
     print(head)
     print("-" * len(head))
@@ -529,10 +550,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             target = f"(peer note: ~{NODE_PEER[row['case']]:.0f} us)"
         p50 = f"{row['p50_ms']:.2f}" if row["p50_ms"] == row["p50_ms"] else "-"
         p99 = f"{row['p99_ms']:.2f}" if row["p99_ms"] == row["p99_ms"] else "-"
+        trips = row["round_trips_per_request"]
+        trips_text = f"{trips:.2f}" if trips is not None else "-"
         print(
             f"{row['case']:6} {row['variant']:16} {row['bare_rps']:9.0f} {row['rps']:9.0f} "
             f"{row['cost_us']:12.1f} {row['cpu_us']:10.1f} {row['cpu_cost_us']:9.1f} "
-            f"{p50:>7} {p99:>7} {sql:>27} "
+            f"{p50:>7} {p99:>7} {sql:>27} {trips_text:>9} "
             f"{row['non_2xx'] + row['socket_errors']:6d}  {target}"
         )
 

@@ -9,7 +9,9 @@ Routes (the same handler bodies in every variant, the session use aside):
 * ``/read``: reads the key ``n`` of the session (bare: a constant);
 * ``/write``: increments the counter ``n`` (bare: a process-wide counter);
 * ``/seed``: (session variants) starts a session with ``n = 0``: its
-  ``Set-Cookie`` is the cookie the load generator sends.
+  ``Set-Cookie`` is the cookie the load generator sends;
+* ``/round-trips``: (session variants) the store's count of queries sent to
+  the database so far (``MySQLStore.round_trips``; 0 for MemoryStore).
 
 The MySQL variant reads SESSION_HOST, SESSION_PORT, SESSION_USER,
 SESSION_PASSWORD and SESSION_DATABASE; every variant needs SESSION_SECRET
@@ -58,6 +60,12 @@ class SessionWrite(SessionMixin, tornado.web.RequestHandler):
         self.write({"n": self.session["n"]})
 
 
+class RoundTrips(tornado.web.RequestHandler):
+    def get(self) -> None:
+        store = self.settings["session_store"]
+        self.write({"round_trips": getattr(store, "round_trips", 0)})
+
+
 class Seed(SessionMixin, tornado.web.RequestHandler):
     def get(self) -> None:
         self.session["n"] = 0
@@ -91,7 +99,12 @@ async def main() -> None:
             )
             await store.open()
         settings.update(session_store=store, session_config=config)
-        routes = [(r"/read", SessionRead), (r"/write", SessionWrite), (r"/seed", Seed)]
+        routes = [
+            (r"/read", SessionRead),
+            (r"/write", SessionWrite),
+            (r"/seed", Seed),
+            (r"/round-trips", RoundTrips),
+        ]
 
     app = tornado.web.Application(routes, **settings)
     server = tornado.httpserver.HTTPServer(app, xheaders=False)

@@ -15,6 +15,12 @@ call               statement
 ``destroy``        ``DELETE ... WHERE id = ?``
 =================  ============================================================
 
+Under load, the loads that concurrent requests start in the same turn of
+the event loop share one ``SELECT ... WHERE id IN (...)``, and their saves
+one ``START TRANSACTION; UPDATE ...; ...; COMMIT`` round trip (see
+``coalesce_reads`` and ``coalesce_writes``); a call alone sends its single
+statement.
+
 A session that is gone is never recreated by an update (no upsert), so a
 concurrent logout wins.  Expired rows are removed in batches on the
 ``expires_at`` index by a background task and by `MySQLStore.clear_expired`.
@@ -30,7 +36,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +64,12 @@ _LOST = frozenset({0, 2003, 2006, 2013, 4031})
 _DEADLOCK = 1213
 _DUPLICATE = 1062
 _DEADLOCK_RETRIES = 2
+#: The most session reads (or saves) one coalesced round trip carries, and
+#: the most characters of session data one batch of saves sends.
+_BATCH = 64
+_BATCH_CHARS = 1 << 20
+#: What a coalescing waiter gets when its batch holds only itself.
+_ALONE: Any = object()
 
 _HINTS: dict[int, str] = {
     0: "the connection was closed; check that the server is up",
@@ -147,6 +159,16 @@ class MySQLStore(SessionStore):
         keep it below the server's ``wait_timeout``.
     :param unix_socket: connect through this Unix socket instead of TCP.
     :param clock: returns the current time in seconds; tests inject their own.
+    :param coalesce_reads: answer the session reads that concurrent requests
+        start in the same turn of the event loop with one
+        ``SELECT ... WHERE id IN (...)`` (up to 64 ids) instead of one
+        statement each.  A read alone is still one ``SELECT ... WHERE id = ?``,
+        and every read sees every save that finished before it started.
+    :param coalesce_writes: send the saves of existing sessions that
+        concurrent requests start in the same turn as one multi-statement
+        transaction (``START TRANSACTION; UPDATE ...; COMMIT``, up to 64
+        updates and 1 MiB), each caller getting its own outcome.  Turn it off
+        on servers or proxies that refuse multi-statement queries.
 
     .. versionadded:: 0.1
     """
@@ -169,6 +191,8 @@ class MySQLStore(SessionStore):
         pool_recycle: int = 3600,
         unix_socket: str | None = None,
         clock: Callable[[], float] = time.time,
+        coalesce_reads: bool = True,
+        coalesce_writes: bool = True,
     ) -> None:
         super().__init__(clock=clock)
         self.table = _check_table(table)
@@ -207,6 +231,22 @@ class MySQLStore(SessionStore):
         self._cleanup_task: asyncio.Task[None] | None = None
         self._closed = False
         self._t = f"`{self.table}`"
+        self.coalesce_reads = coalesce_reads
+        self.coalesce_writes = coalesce_writes
+        self._reads: list[tuple[str, asyncio.Future[Any]]] = []
+        self._writes: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        # Saves are coalesced only on connections that accept several
+        # statements in one query (aiomysql asks for it on every connection;
+        # a given pool is checked at first use).
+        self._multi = pool is None
+        #: Queries sent to the server so far (a coalesced batch counts once):
+        #: for monitoring, and for the benchmark's round trips per request.
+        self.round_trips = 0
+        self._update_sql = (
+            f"UPDATE {self._t} SET data = %s, updated_at = %s, expires_at = %s, version = %s, "
+            "user_id = %s, ip = %s, user_agent = %s "
+            "WHERE id = UNHEX(%s) AND version = %s AND expires_at > %s"
+        )
 
     @classmethod
     def from_config(cls, config: SessionConfig, **options: Any) -> MySQLStore:
@@ -370,6 +410,7 @@ class MySQLStore(SessionStore):
                     "and client_flag=pymysql.constants.CLIENT.FOUND_ROWS "
                     "(see MySQLStore.pool_options())"
                 )
+            self._multi = bool(conn.client_flag & CLIENT.MULTI_STATEMENTS)
 
     async def open(self) -> None:
         """Connect now and create the table if needed, so that a bad
@@ -451,6 +492,7 @@ class MySQLStore(SessionStore):
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
                 cur = await conn.cursor()
+                self.round_trips += 1
                 await cur.execute(sql, tuple(args))
                 rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
                 rowcount = cur.rowcount
@@ -533,23 +575,71 @@ class MySQLStore(SessionStore):
     _INFO_COLUMNS = "id, created_at, updated_at, expires_at, user_id, ip, user_agent"
 
     async def get(self, sid: str) -> SessionRecord | None:
+        key = _key(sid)
+        if self.coalesce_reads:
+            text = await self._join(self._reads, key, self._flush_reads)
+            if text is not _ALONE:
+                return _record(text)
+        return _record((await self._select((key,))).get(key))
+
+    async def _join(self, queue: list[Any], item: Any, flush: Callable[[], None]) -> Any:
+        """Queue ``item`` for the next turn of the event loop; return what
+        its batch answers, or `_ALONE` if the caller is to run it itself."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        queue.append((item, waiter))
+        if len(queue) == 1:
+            # The first of this turn: the calls that other requests make in
+            # the same turn join it, and one round trip answers them all.
+            loop.call_soon(flush)
+        return await waiter
+
+    def _flush_reads(self) -> None:
+        batch = _take(self._reads, _BATCH, lambda key: 0, self._flush_reads)
+        if batch:
+            _background(self._read_batch(batch))
+
+    async def _read_batch(self, batch: list[tuple[str, asyncio.Future[Any]]]) -> None:
+        try:
+            found = await self._select(tuple(dict.fromkeys(key for key, _ in batch)))
+        except Exception as exc:
+            for _, waiter in batch:
+                if not waiter.done():
+                    # Each waiter raises its own copy: one exception object
+                    # raised in several tasks would share its traceback.
+                    copy = StoreError(str(exc)) if isinstance(exc, StoreError) else exc
+                    waiter.set_exception(copy)
+            return
+        except BaseException:  # cancelled (the loop is shutting down)
+            for _, waiter in batch:
+                waiter.cancel()
+            raise
+        for key, waiter in batch:
+            if not waiter.done():
+                waiter.set_result(found.get(key))
+
+    async def _select(self, keys: Sequence[str]) -> dict[str, str]:
+        """Return ``{key: "created expires version data"}`` for the live rows."""
         # One column, not four: PyMySQL parses a result's column descriptions
         # in pure Python, and that was the largest cost of the read path.
-        # The three integers cannot contain a space, so one split with a
-        # limit gives back the JSON text intact.
+        if len(keys) == 1:
+            result = await self._execute(
+                "loading a session",
+                f"SELECT CONCAT(created_at, ' ', expires_at, ' ', version, ' ', data) "
+                f"FROM {self._t} WHERE id = UNHEX(%s) AND expires_at > %s",
+                (keys[0], self.now()),
+                fetch=True,
+            )
+            return {keys[0]: result.rows[0][0]} if result.rows else {}
+        marks = ", ".join(["UNHEX(%s)"] * len(keys))
         result = await self._execute(
-            "loading a session",
-            f"SELECT CONCAT(created_at, ' ', expires_at, ' ', version, ' ', data) "
-            f"FROM {self._t} WHERE id = UNHEX(%s) AND expires_at > %s",
-            (_key(sid), self.now()),
+            "loading sessions",
+            f"SELECT CONCAT(LOWER(HEX(id)), ' ', created_at, ' ', expires_at, ' ', version, "
+            f"' ', data) FROM {self._t} WHERE id IN ({marks}) AND expires_at > %s",
+            (*keys, self.now()),
             fetch=True,
         )
-        if not result.rows:
-            return None
-        created, expires, version, data = result.rows[0][0].split(" ", 3)
-        return SessionRecord(
-            data=data, created_at=int(created), expires_at=int(expires), version=int(version)
-        )
+        return {text[:64]: text[65:] for (text,) in result.rows}
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
         key = _key(sid)
@@ -557,26 +647,41 @@ class MySQLStore(SessionStore):
         if expected_version is None:
             return await self._insert(key, record, now)
         new_version = expected_version + 1
-        result = await self._execute(
-            "saving a session",
-            f"UPDATE {self._t} SET data = %s, updated_at = %s, expires_at = %s, version = %s, "
-            "user_id = %s, ip = %s, user_agent = %s "
-            "WHERE id = UNHEX(%s) AND version = %s AND expires_at > %s",
-            (
-                record.data,
-                now,
-                record.expires_at,
-                new_version,
-                record.user_id,
-                record.ip,
-                record.user_agent,
-                key,
-                expected_version,
-                now,
-            ),
+        args = (
+            record.data,
+            now,
+            record.expires_at,
+            new_version,
+            record.user_id,
+            record.ip,
+            record.user_agent,
+            key,
+            expected_version,
+            now,
         )
+        if self.coalesce_writes and self._multi and len(record.data) <= _BATCH_CHARS:
+            rowcount = await self._join(self._writes, args, self._flush_writes)
+            if rowcount is not _ALONE:
+                if rowcount is not None:
+                    if rowcount:
+                        return new_version
+                    return await self._missed_update(key, record, now, new_version, False)
+                # The batch failed before this update's answer came back: it
+                # is sent alone, and may have been applied already.
+                retried = True
+            else:
+                retried = False
+        else:
+            retried = False
+        result = await self._execute("saving a session", self._update_sql, args)
         if result.rowcount:
             return new_version
+        return await self._missed_update(key, record, now, new_version, retried or result.retried)
+
+    async def _missed_update(
+        self, key: str, record: SessionRecord, now: int, new_version: int, retried: bool
+    ) -> int:
+        """The versioned UPDATE matched no row: say why."""
         current = await self._execute(
             "checking a session",
             f"SELECT version, data FROM {self._t} WHERE id = UNHEX(%s) AND expires_at > %s",
@@ -586,9 +691,96 @@ class MySQLStore(SessionStore):
         if not current.rows:
             raise SessionGone("the session no longer exists")
         version, data = current.rows[0]
-        if result.retried and version == new_version and data == record.data:
+        if retried and version == new_version and data == record.data:
             return new_version  # our first attempt was applied; its answer was lost
         raise SessionConflict("the session was saved by another request")
+
+    def _flush_writes(self) -> None:
+        batch = _take(self._writes, _BATCH, lambda args: len(args[0]), self._flush_writes)
+        if batch:
+            _background(self._write_batch(batch))
+
+    async def _write_batch(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        """Send the batch's UPDATEs in one round trip and one transaction
+        (one commit, in the order of the keys, so that two batches cannot
+        deadlock); each waiter gets its statement's row count, None if it is
+        to send its UPDATE alone, or the batch's error."""
+        counts: list[int] | None = None
+        error: Exception | None = None
+        try:
+            if not self._ready:
+                await self._prepare()
+            counts = await self._once_many("saving sessions", [args for args, _ in batch])
+        except pymysql.err.MySQLError as exc:
+            code = _code(exc)
+            if code not in _LOST and code != _DEADLOCK:
+                error = self._error("saving sessions", code, _message(exc))
+            # Otherwise each save is sent alone, with the retry policy.
+        except OSError as exc:
+            error = self._error("saving sessions", None, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            error = exc
+        except BaseException:
+            for _, waiter in batch:
+                waiter.cancel()
+            raise
+        for index, (_, waiter) in enumerate(batch):
+            if waiter.done():
+                continue
+            if error is not None:
+                waiter.set_exception(
+                    StoreError(str(error)) if isinstance(error, StoreError) else error
+                )
+            else:
+                waiter.set_result(counts[index] if counts is not None else None)
+
+    async def _once_many(self, doing: str, rows: list[tuple[Any, ...]]) -> list[int]:
+        pool = await self._get_pool()
+        conn: Any = None
+        order = sorted(range(len(rows)), key=lambda index: rows[index][7])  # by key
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await pool.acquire()
+                sql = self._update_sql
+                text = ";\n".join(
+                    [
+                        "START TRANSACTION",
+                        *(sql % tuple(conn.escape(value) for value in rows[i]) for i in order),
+                        "COMMIT",
+                    ]
+                )
+                cur = await conn.cursor()
+                self.round_trips += 1
+                await cur.execute(text)
+                counts: list[int] = []
+                while await cur.nextset():
+                    counts.append(cur.rowcount)
+                await cur.close()
+        except TimeoutError:
+            if conn is None:
+                raise self._acquire_timeout(doing, pool) from None
+            conn.close()
+            raise self._error(
+                doing,
+                None,
+                f"no answer within {self.timeout:g} s (SESSION_DB_TIMEOUT); the server "
+                "is overloaded, a lock is held, or the network is down",
+            ) from None
+        except BaseException:
+            # The transaction is unfinished or the connection holds unread
+            # results: closing the connection rolls back whatever is open.
+            if conn is not None:
+                conn.close()
+            raise
+        finally:
+            if conn is not None:
+                _release(pool, conn)
+        if len(counts) != len(rows) + 1:  # the UPDATEs and the COMMIT
+            raise pymysql.err.OperationalError(0, "a batch of saves got too few answers")
+        result = [0] * len(rows)
+        for position, index in enumerate(order):
+            result[index] = counts[position]
+        return result
 
     async def _insert(self, key: str, record: SessionRecord, now: int) -> int:
         sql = (
@@ -796,12 +988,50 @@ def _release(pool: aiomysql.Pool, conn: Any) -> None:
         # timeout although the pool has room for a new connection.
         wakeup = getattr(pool, "_wakeup", None)
         if wakeup is not None:
-            task = asyncio.ensure_future(wakeup())
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
+            _background(wakeup())
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+def _take(
+    queue: list[Any], most: int, size: Callable[[Any], int], flush: Callable[[], None]
+) -> list[Any]:
+    """Take the next batch off ``queue`` (at most ``most`` items and
+    `_BATCH_CHARS` of data); answer `_ALONE` to a batch of one."""
+    count = total = 0
+    for item, _ in queue:
+        total += size(item)
+        if count and (count == most or total > _BATCH_CHARS):
+            break
+        count += 1
+    batch = queue[:count]
+    del queue[:count]
+    if queue:
+        asyncio.get_running_loop().call_soon(flush)
+    if len(batch) == 1:
+        waiter = batch[0][1]
+        if not waiter.done():
+            waiter.set_result(_ALONE)
+        return []
+    return batch
+
+
+def _record(text: str | None) -> SessionRecord | None:
+    if text is None:
+        return None
+    # The three integers cannot contain a space, so one split with a limit
+    # gives back the JSON text intact.
+    created, expires, version, data = text.split(" ", 3)
+    return SessionRecord(
+        data=data, created_at=int(created), expires_at=int(expires), version=int(version)
+    )
 
 
 def _key(sid: str) -> str:

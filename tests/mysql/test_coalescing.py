@@ -1,0 +1,264 @@
+"""Coalescing: the session reads (and saves) that concurrent requests start
+in the same turn of the event loop share one round trip.  Each caller still
+gets its own answer (a record, None, a new version, `SessionConflict`,
+`SessionGone` or its own `StoreError`), checked here against the rows and
+the statements the server received (the private server's query log)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiomysql
+import pytest
+import tornado.ioloop
+
+from tests.conftest import FakeClock
+from tests.contract import record
+from tests.mysql.conftest import Settings, connect, make_store, new_table_name, query
+from tornado_sessions import StoreError
+from tornado_sessions.errors import SessionConflict, SessionGone
+from tornado_sessions.manager import new_sid
+from tornado_sessions.stores.base import hash_sid
+from tornado_sessions.stores.mysql import MySQLStore
+
+Count = Callable[[str], Any]
+
+
+@pytest.fixture
+def private_table(private_settings: Settings) -> Iterator[str]:
+    name = new_table_name()
+    yield name
+    query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def store(
+    io_loop: tornado.ioloop.IOLoop, private_settings: Settings, private_table: str, clock: FakeClock
+) -> Iterator[MySQLStore]:
+    yield from make_store(io_loop, private_settings, table=private_table, clock=clock)
+
+
+async def new_sessions(store: MySQLStore, clock: FakeClock, count: int) -> list[str]:
+    sids = [new_sid() for _ in range(count)]
+    for k, sid in enumerate(sids):
+        assert await store.set(sid, record(clock, f'{{"k":{k}}}'), expected_version=None) == 1
+    return sids
+
+
+def versions(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
+    """``{hex key: (data, version)}`` of every row."""
+    found = query(settings, f"SELECT LOWER(HEX(id)), data, version FROM `{table}`")
+    return {key: (data, version) for key, data, version in found}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_reads_share_one_select(
+    store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
+) -> None:
+    sids = await new_sessions(store, clock, 5)
+    expired = new_sid()
+    await store.set(expired, record(clock, '{"old":1}', ttl=10), expected_version=None)
+    clock.advance(11)
+    missing = new_sid()
+    asked = [*sids, expired, missing, sids[0]]  # the same session twice, too
+    with count_statements(private_table) as seen:
+        got = await asyncio.gather(*(store.get(sid) for sid in asked))
+    assert [r.data if r else None for r in got] == [
+        '{"k":0}',
+        '{"k":1}',
+        '{"k":2}',
+        '{"k":3}',
+        '{"k":4}',
+        None,
+        None,
+        '{"k":0}',
+    ]
+    assert all(r.version == 1 for r in got if r is not None)
+    assert seen.counts == {"SELECT": 1}, seen
+    assert " IN (" in seen.statements[0] and "expires_at >" in seen.statements[0]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_read_alone_is_the_single_row_select(
+    store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
+) -> None:
+    (sid,) = await new_sessions(store, clock, 1)
+    with count_statements(private_table) as seen:
+        got = await store.get(sid)
+        await asyncio.sleep(0)
+        assert await store.get(new_sid()) is None
+    assert got is not None and got.data == '{"k":0}'
+    assert seen.counts == {"SELECT": 2}, seen
+    assert all(" IN (" not in s and "WHERE id = UNHEX(" in s for s in seen.statements)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_coalescing_can_be_turned_off(
+    io_loop: tornado.ioloop.IOLoop,
+    private_settings: Settings,
+    private_table: str,
+    clock: FakeClock,
+    count_statements: Count,
+) -> None:
+    store = MySQLStore(
+        **private_settings,
+        table=private_table,
+        clock=clock,
+        cleanup_interval=None,
+        coalesce_reads=False,
+        coalesce_writes=False,
+    )
+    try:
+        sids = await new_sessions(store, clock, 4)
+        with count_statements(private_table) as seen:
+            got = await asyncio.gather(*(store.get(sid) for sid in sids))
+            assert [r.data for r in got if r] == [f'{{"k":{k}}}' for k in range(4)]
+            saved = await asyncio.gather(
+                *(store.set(sid, record(clock, '{"x":1}'), expected_version=1) for sid in sids)
+            )
+        assert saved == [2, 2, 2, 2]
+        assert seen.counts == {"SELECT": 4, "UPDATE": 4}, seen
+    finally:
+        await store.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_saves_share_one_round_trip_with_their_own_outcomes(
+    store: MySQLStore,
+    clock: FakeClock,
+    count_statements: Count,
+    private_table: str,
+    private_settings: Settings,
+) -> None:
+    fine1, fine2, stale, gone, fine3 = await new_sessions(store, clock, 5)
+    await store.set(stale, record(clock, '{"other":1}'), expected_version=1)  # now version 2
+    await store.destroy(gone)  # a concurrent logout
+
+    async def save(sid: str, data: str) -> Any:
+        try:
+            return await store.set(sid, record(clock, data), expected_version=1)
+        except (SessionConflict, SessionGone) as exc:
+            return type(exc)
+
+    with count_statements(private_table) as seen:
+        outcomes = await asyncio.gather(
+            save(fine1, '{"a":1}'),
+            save(fine2, '{"b":"\\u00e9 \'quoted\' %s ; -- x"}'),
+            save(stale, '{"lost":1}'),
+            save(gone, '{"resurrected":1}'),
+            save(fine3, '{"c":"\U0001f600"}'),
+        )
+    assert outcomes == [2, 2, SessionConflict, SessionGone, 2]
+    # One multi-statement round trip with the five UPDATEs, then one check
+    # each for the two that matched no row.
+    batch = [s for s in seen.statements if s.startswith("START TRANSACTION")]
+    assert len(batch) == 1 and batch[0].count("UPDATE ") == 5, seen
+    assert batch[0].rstrip().endswith("COMMIT")
+    assert seen.counts == {"START": 1, "SELECT": 2}, seen
+    rows = versions(private_settings, private_table)
+    assert rows == {
+        hash_sid(fine1).hex(): ('{"a":1}', 2),
+        hash_sid(fine2).hex(): ('{"b":"\\u00e9 \'quoted\' %s ; -- x"}', 2),
+        hash_sid(stale).hex(): ('{"other":1}', 2),
+        hash_sid(fine3).hex(): ('{"c":"\U0001f600"}', 2),
+    }  # the destroyed session was not recreated
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_failing_batch_gives_every_caller_its_store_error(
+    store: MySQLStore, clock: FakeClock, private_settings: Settings, private_table: str
+) -> None:
+    sids = await new_sessions(store, clock, 3)
+    query(private_settings, f"DROP TABLE `{private_table}`")
+    reads = await asyncio.gather(*(store.get(sid) for sid in sids), return_exceptions=True)
+    saves = await asyncio.gather(
+        *(store.set(sid, record(clock), expected_version=1) for sid in sids),
+        return_exceptions=True,
+    )
+    for outcome in [*reads, *saves]:
+        assert isinstance(outcome, StoreError), outcome
+        assert "error 1146" in str(outcome) and "table does not exist" in str(outcome)
+    # Each caller raised its own exception object.
+    assert len({id(x) for x in reads}) == 3 and len({id(x) for x in saves}) == 3
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_batch_whose_connection_dies_is_sent_again_one_by_one(
+    store: MySQLStore, clock: FakeClock, private_settings: Settings, private_table: str
+) -> None:
+    sids = await new_sessions(store, clock, 3)
+    locked = sids[1]
+    blocker = connect(private_settings)
+    admin = connect(private_settings)
+    try:
+        # Another client holds one row, so the batch waits in the server...
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(
+                f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE",
+                (hash_sid(locked).hex(),),
+            )
+        saves = asyncio.gather(
+            *(
+                store.set(sid, record(clock, f'{{"saved":{k}}}'), expected_version=1)
+                for k, sid in enumerate(sids)
+            )
+        )
+        # ...until its connection is killed under it.
+        async with asyncio.timeout(20):
+            while True:
+                with admin.cursor() as cur:
+                    cur.execute(
+                        "SELECT ID FROM information_schema.PROCESSLIST "
+                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                        (f"UPDATE `{private_table}`%",),
+                    )
+                    found = cur.fetchall()
+                if found:
+                    break
+                await asyncio.sleep(0.02)
+        with admin.cursor() as cur:
+            cur.execute(f"KILL CONNECTION {int(found[0][0])}")
+        await asyncio.sleep(0.3)  # the saves are sent alone; one waits for the lock
+        blocker.rollback()
+        async with asyncio.timeout(20):
+            assert await saves == [2, 2, 2]
+    finally:
+        blocker.close()
+        admin.close()
+    assert versions(private_settings, private_table) == {
+        hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate(sids)
+    }
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_given_pool_coalesces_too(
+    private_settings: Settings, private_table: str, clock: FakeClock, count_statements: Count
+) -> None:
+    pool = await aiomysql.create_pool(
+        minsize=0,
+        maxsize=4,
+        host=private_settings["host"],
+        port=private_settings["port"],
+        user=private_settings["user"],
+        password=private_settings["password"],
+        db=private_settings["database"],
+        **MySQLStore.pool_options(),
+    )
+    store = MySQLStore(pool=pool, table=private_table, clock=clock, cleanup_interval=None)
+    try:
+        sids = await new_sessions(store, clock, 3)
+        with count_statements(private_table) as seen:
+            got = await asyncio.gather(*(store.get(sid) for sid in sids))
+            saved = await asyncio.gather(
+                *(store.set(sid, record(clock, '{"x":1}'), expected_version=1) for sid in sids)
+            )
+        assert [r.version for r in got if r] == [1, 1, 1]
+        assert saved == [2, 2, 2]
+        assert seen.counts == {"SELECT": 1, "START": 1}, seen
+    finally:
+        await store.close()
+        pool.close()
+        await pool.wait_closed()
