@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _FINGERPRINT = re.compile(r"^[0-9a-fA-F]{12}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 #: Error codes meaning the connection was lost: retried once on a fresh one.
 #: 2003 can't connect, 2006 gone away, 2013 lost during query, 4031 idle
@@ -734,6 +735,24 @@ class MySQLStore(SessionStore):
             else:
                 waiter.set_result(counts[index] if counts is not None else None)
 
+    def _update_text(self, conn: Any, row: tuple[Any, ...]) -> str:
+        """The versioned UPDATE of ``row`` (the arguments of `_update_sql`)
+        as text: strings are escaped by the connection (which knows the
+        server's quoting mode), the key is hex and the rest are integers."""
+        data, now, expires, version, user_id, ip, agent, key, expected, _ = row
+        if not _HEX64.match(key):
+            raise ValueError("a session key must be 64 hex digits")
+        escape = conn.escape
+        return (
+            f"UPDATE {self._t} SET data = {escape(data)}, updated_at = {int(now)}, "
+            f"expires_at = {int(expires)}, version = {int(version)}, "
+            f"user_id = {'NULL' if user_id is None else escape(str(user_id))}, "
+            f"ip = {'NULL' if ip is None else escape(str(ip))}, "
+            f"user_agent = {'NULL' if agent is None else escape(str(agent))} "
+            f"WHERE id = UNHEX('{key}') AND version = {int(expected)} "
+            f"AND expires_at > {int(now)}"
+        )
+
     async def _once_many(self, doing: str, rows: list[tuple[Any, ...]]) -> list[int]:
         pool = await self._get_pool()
         conn: Any = None
@@ -741,11 +760,10 @@ class MySQLStore(SessionStore):
         try:
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
-                sql = self._update_sql
                 text = ";\n".join(
                     [
                         "START TRANSACTION",
-                        *(sql % tuple(conn.escape(value) for value in rows[i]) for i in order),
+                        *(self._update_text(conn, rows[i]) for i in order),
                         "COMMIT",
                     ]
                 )
