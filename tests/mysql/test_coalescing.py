@@ -262,3 +262,64 @@ async def test_a_given_pool_coalesces_too(
         await store.close()
         pool.close()
         await pool.wait_closed()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_batch_chosen_as_deadlock_victim_is_sent_again_one_by_one(
+    store: MySQLStore, clock: FakeClock, private_settings: Settings, private_table: str
+) -> None:
+    sids = await new_sessions(store, clock, 2)
+    # The batch updates in key order: it takes `low`, then waits for `high`.
+    low, high = sorted(hash_sid(sid).hex() for sid in sids)
+    side = f"{private_table}_side"
+    other = connect(private_settings)
+    admin = connect(private_settings)
+    try:
+        with other.cursor() as cur:
+            cur.execute(f"CREATE TABLE `{side}` (n INT PRIMARY KEY) ENGINE=InnoDB")
+            cur.execute("BEGIN")
+            # Many changed rows make the other transaction the heavier one,
+            # so InnoDB rolls back the batch when the two deadlock.
+            cur.executemany(f"INSERT INTO `{side}` VALUES (%s)", [(n,) for n in range(200)])
+            cur.execute(
+                f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE", (high,)
+            )
+        trips = store.round_trips
+        saves = asyncio.gather(
+            *(
+                store.set(sid, record(clock, f'{{"saved":{k}}}'), expected_version=1)
+                for k, sid in enumerate(sids)
+            )
+        )
+        async with asyncio.timeout(20):
+            while True:
+                with admin.cursor() as cur:
+                    cur.execute(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                        (f"UPDATE `{private_table}`%UNHEX('{high}')%",),
+                    )
+                    if cur.fetchone()[0]:
+                        break
+                await asyncio.sleep(0.02)
+
+        def close_the_cycle() -> None:
+            with other.cursor() as cur:
+                cur.execute(
+                    f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE", (low,)
+                )
+
+        # Returns once the batch, the victim, has been rolled back.
+        await asyncio.wait_for(asyncio.to_thread(close_the_cycle), 20)
+        other.rollback()
+        async with asyncio.timeout(20):
+            assert await saves == [2, 2]
+        # The batch, then each save alone.
+        assert store.round_trips - trips == 3
+    finally:
+        other.close()
+        admin.close()
+        query(private_settings, f"DROP TABLE IF EXISTS `{side}`")
+    assert versions(private_settings, private_table) == {
+        hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate(sids)
+    }
