@@ -94,14 +94,13 @@ def _where(config: SessionConfig) -> str:
     return f"table {config.table!r} in database {config.database!r} on {config.host}:{config.port}"
 
 
-def _make_store(config: SessionConfig) -> MySQLStore:
+def _make_store(config: SessionConfig, create_table: bool = False) -> MySQLStore:
     from .stores.mysql import MySQLStore
 
+    # Only create-table creates the table: other commands never do it as a
+    # side effect.  Either way, opening the store checks an existing table.
     return MySQLStore.from_config(
-        config,
-        create_table=False,  # an operations command never creates a table as a side effect
-        pool_size=1,
-        cleanup_interval=None,
+        config, create_table=create_table, pool_size=1, cleanup_interval=None
     )
 
 
@@ -174,9 +173,9 @@ def _cmd_create_table(args: argparse.Namespace) -> int:
     _require_database(config)
 
     async def apply(store: MySQLStore) -> None:
-        await store.create_table()
+        pass  # opening the store created the table, or checked the existing one
 
-    _run(config, apply)
+    _run(config, apply, create_table=True)
     print(f"created {_where(config)} (or it already existed)")
     return EXIT_OK
 
@@ -244,11 +243,11 @@ def _human_bytes(size: int) -> str:
 # -- running ---------------------------------------------------------------------
 
 
-def _run(config: SessionConfig, work: Any) -> Any:
+def _run(config: SessionConfig, work: Any, *, create_table: bool = False) -> Any:
     """Open a store on ``config``, run ``await work(store)``, close the store."""
 
     async def go() -> Any:
-        store = _make_store(config)
+        store = _make_store(config, create_table)
         try:
             await store.open()
             return await work(store)

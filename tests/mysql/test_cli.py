@@ -287,6 +287,22 @@ def test_wrong_password_is_one_line_and_not_echoed(server: dict[str, Any], tmp_p
     assert wrong not in result.stderr
 
 
+def test_create_table_apply_refuses_a_table_of_another_layout(
+    server: dict[str, Any], table: str, tmp_path: Path
+) -> None:
+    conn = connect(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE `{table}` (session_id VARCHAR(128) PRIMARY KEY, data TEXT)")
+    finally:
+        conn.close()
+    result = cli("create-table", "--apply", env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
+    assert_one_line_error(result, "lacks the columns", "SESSION_TABLE")
+    for name in ("stats", "clear-expired"):
+        other = cli(name, env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
+        assert_one_line_error(other, "lacks the columns")
+
+
 def test_missing_table_suggests_create_table(
     server: dict[str, Any], table: str, tmp_path: Path
 ) -> None:

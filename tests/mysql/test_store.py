@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SECRET, FakeClock
 from tests.contract import record
 from tests.mysql.conftest import Settings, connect, new_table_name, query
-from tornado_sessions import ConfigError, SessionConfig
+from tornado_sessions import ConfigError, SessionConfig, StoreError
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
@@ -201,3 +201,75 @@ async def test_insert_over_an_expired_leftover_row(store: MySQLStore, clock: Fak
 
 def test_store_table_names_do_not_collide() -> None:
     assert new_table_name() != new_table_name()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_table_of_another_layout_is_refused_with_advice(
+    mysql_settings: Settings, table: str
+) -> None:
+    # express-mysql-session's table, for instance.
+    query(
+        mysql_settings,
+        f"CREATE TABLE `{table}` (session_id VARCHAR(128) PRIMARY KEY, "
+        "expires INT UNSIGNED NOT NULL, data MEDIUMTEXT)",
+    )
+    store = MySQLStore(**mysql_settings, table=table, cleanup_interval=None)
+    try:
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+        message = str(caught.value)
+        assert "lacks the columns id, created_at, updated_at, expires_at, version" in message
+        assert "SESSION_TABLE" in message and "create_table_sql()" in message
+        assert mysql_settings["password"] not in message
+        # Nothing was changed, and the next call fails the same way.
+        with pytest.raises(StoreError, match="lacks the columns"):
+            await store.get(new_sid())
+    finally:
+        await store.close()
+    columns = query(
+        mysql_settings,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    assert [c for (c,) in columns] == ["session_id", "expires", "data"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_id_column_that_is_not_binary_is_refused(
+    mysql_settings: Settings, table: str
+) -> None:
+    ddl = MySQLStore.create_table_sql(table).replace("`id` BINARY(32)", "`id` VARCHAR(64)")
+    query(mysql_settings, ddl)
+    store = MySQLStore(**mysql_settings, table=table, cleanup_interval=None)
+    try:
+        with pytest.raises(StoreError, match="its id column is not BINARY"):
+            await store.open()
+    finally:
+        await store.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_missing_table_without_create_table_fails_until_it_is_created(
+    mysql_settings: Settings, table: str, clock: FakeClock
+) -> None:
+    store = MySQLStore(
+        **mysql_settings, table=table, create_table=False, clock=clock, cleanup_interval=None
+    )
+    try:
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+        assert "error 1146" in str(caught.value) and "create_table_sql()" in str(caught.value)
+        assert query(
+            mysql_settings,
+            "SELECT COUNT(*) FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table,),
+        ) == [(0,)]  # the store did not create it
+        # Created by a migration meanwhile: the same store works, no restart.
+        query(mysql_settings, MySQLStore.create_table_sql(table))
+        sid = new_sid()
+        assert await store.set(sid, record(clock), expected_version=None) == 1
+        assert await store.get(sid) is not None
+    finally:
+        await store.close()

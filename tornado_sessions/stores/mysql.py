@@ -57,6 +57,18 @@ log = logging.getLogger(__name__)
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _FINGERPRINT = re.compile(r"^[0-9a-fA-F]{12}$")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+#: The columns the store reads and writes (checked once, at first use).
+_COLUMNS = (
+    "id",
+    "data",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "version",
+    "user_id",
+    "ip",
+    "user_agent",
+)
 
 #: Error codes meaning the connection was lost: retried once on a fresh one.
 #: 2003 can't connect, 2006 gone away, 2013 lost during query, 4031 idle
@@ -149,7 +161,8 @@ class MySQLStore(SessionStore):
     :param database: database (schema) holding the table.
     :param table: table name (letters, digits and underscores).
     :param pool: an existing aiomysql pool to use instead of making one.
-    :param create_table: create the table if it is missing, at first use.
+    :param create_table: create the table if it is missing, at first use
+        (either way, an existing table's columns are checked then).
     :param pool_size: the most connections the store's own pool opens.
     :param timeout: seconds to wait for a pool slot, a connection or a
         statement before failing with `.StoreError`.
@@ -389,19 +402,44 @@ class MySQLStore(SessionStore):
             pool = await self._get_pool()
             if not self._own_pool:
                 await self._check_pool(pool)
-            if self._create_table:
-                result = await self._execute(
-                    "checking the table",
-                    "SELECT 1 FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-                    (self.table,),
-                    prepare=False,
-                )
-                if not result.rows:
-                    await self.create_table()
-                    log.info("Created the session table (%s)", self._where())
+            await self._check_table()
             self._ready = True
             self._start_cleanup()
+
+    async def _check_table(self) -> None:
+        """Create the table if it is missing (and allowed to), else check
+        that it has our columns: a wrong table fails here, with a message
+        saying what to do, not later on every statement."""
+        result = await self._execute(
+            "checking the table",
+            "SELECT LOWER(COLUMN_NAME), LOWER(DATA_TYPE) FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (self.table,),
+            fetch=True,
+            prepare=False,
+        )
+        columns = {str(name): str(kind) for name, kind in result.rows}
+        if not columns:
+            if not self._create_table:
+                raise self._error(
+                    "checking the table", 1146, f"table {self.table!r} does not exist"
+                )
+            await self.create_table()
+            log.info("Created the session table (%s)", self._where())
+            return
+        missing = [name for name in _COLUMNS if name not in columns]
+        if missing or columns.get("id") != "binary":
+            problem = (
+                f"it lacks the columns {', '.join(missing)}"
+                if missing
+                else "its id column is not BINARY(32)"
+            )
+            raise StoreError(
+                f"Session store failed checking the table ({self._where()}): the table "
+                f"exists but {problem}, so it was not made by MySQLStore; name another table "
+                "(SESSION_TABLE), or drop this one and let the store create it "
+                "(MySQLStore.create_table_sql() prints the statement)"
+            )
 
     async def _check_pool(self, pool: aiomysql.Pool) -> None:
         async with self._connection("checking the pool") as conn:
