@@ -17,6 +17,7 @@ Each test gets a table of its own (``table`` fixture), dropped afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import re
@@ -110,6 +111,31 @@ def private_settings(private_server: MariaDBServer) -> Settings:
 
 def new_table_name() -> str:
     return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def private_table(private_settings: Settings) -> Iterator[str]:
+    """A table name of the test's own on the private server, dropped at the end."""
+    name = new_table_name()
+    yield name
+    query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
+
+
+async def running_statement(admin: pymysql.connections.Connection[Any], like: str) -> int:
+    """Wait (up to 20 s) until a statement matching the SQL ``LIKE`` pattern
+    runs on another connection; return that connection's id."""
+    async with asyncio.timeout(20):
+        while True:
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                    (like,),
+                )
+                found = cur.fetchall()
+            if found:
+                return int(found[0][0])
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

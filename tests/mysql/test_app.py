@@ -15,7 +15,7 @@ import tornado.testing
 import tornado.web
 
 from tests.conftest import ROUTES, Base, Browser, FakeClock, body, set_cookies
-from tests.mysql.conftest import Settings, make_store, new_table_name, query
+from tests.mysql.conftest import Settings, make_store, query
 from tornado_sessions import SessionConfig
 from tornado_sessions.manager import SessionManager
 from tornado_sessions.stores.base import hash_sid
@@ -42,13 +42,6 @@ class Put(Base):
     async def post(self) -> None:
         self.session.update(json.loads(self.request.body))
         self.write({"ok": True})
-
-
-@pytest.fixture
-def private_table(private_settings: Settings) -> Iterator[str]:
-    name = new_table_name()
-    yield name
-    query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
 
 
 @pytest.fixture

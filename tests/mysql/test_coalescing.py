@@ -16,7 +16,7 @@ import tornado.ioloop
 
 from tests.conftest import FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, connect, make_store, new_table_name, query
+from tests.mysql.conftest import Settings, connect, make_store, query, running_statement
 from tornado_sessions import StoreError
 from tornado_sessions.errors import SessionConflict, SessionGone
 from tornado_sessions.manager import new_sid
@@ -24,13 +24,6 @@ from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
 
 Count = Callable[[str], Any]
-
-
-@pytest.fixture
-def private_table(private_settings: Settings) -> Iterator[str]:
-    name = new_table_name()
-    yield name
-    query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
 
 
 @pytest.fixture
@@ -207,20 +200,9 @@ async def test_a_batch_whose_connection_dies_is_sent_again_one_by_one(
             )
         )
         # ...until its connection is killed under it.
-        async with asyncio.timeout(20):
-            while True:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT ID FROM information_schema.PROCESSLIST "
-                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                        (f"UPDATE `{private_table}`%",),
-                    )
-                    found = cur.fetchall()
-                if found:
-                    break
-                await asyncio.sleep(0.02)
+        batch = await running_statement(admin, f"UPDATE `{private_table}`%")
         with admin.cursor() as cur:
-            cur.execute(f"KILL CONNECTION {int(found[0][0])}")
+            cur.execute(f"KILL CONNECTION {batch}")
         await asyncio.sleep(0.3)  # the saves are sent alone; one waits for the lock
         blocker.rollback()
         async with asyncio.timeout(20):
@@ -291,17 +273,7 @@ async def test_a_batch_chosen_as_deadlock_victim_is_sent_again_one_by_one(
                 for k, sid in enumerate(sids)
             )
         )
-        async with asyncio.timeout(20):
-            while True:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                        (f"UPDATE `{private_table}`%UNHEX('{high}')%",),
-                    )
-                    if cur.fetchone()[0]:
-                        break
-                await asyncio.sleep(0.02)
+        await running_statement(admin, f"UPDATE `{private_table}`%UNHEX('{high}')%")
 
         def close_the_cycle() -> None:
             with other.cursor() as cur:

@@ -7,24 +7,18 @@ proxy that drops the answer (tests/mysql/proxy.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.conftest import FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, new_table_name, query
+from tests.mysql.conftest import Settings, query
 from tests.mysql.proxy import LosingProxy
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
-
-
-@pytest.fixture
-def private_table(private_settings: Settings) -> Iterator[str]:
-    name = new_table_name()
-    yield name
-    query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
 
 
 def rows(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
@@ -32,31 +26,33 @@ def rows(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
     return {key: (data, version) for key, data, version in found}
 
 
+@contextlib.asynccontextmanager
 async def through_proxy(
     settings: Settings, table: str, clock: FakeClock
-) -> tuple[LosingProxy, MySQLStore]:
+) -> AsyncIterator[tuple[LosingProxy, MySQLStore]]:
+    """An opened store whose connections go through a `LosingProxy`."""
     proxy = LosingProxy(settings["host"], settings["port"])
     await proxy.start()
     store = MySQLStore(
         **{**settings, "port": proxy.port}, table=table, clock=clock, cleanup_interval=None
     )
-    await store.open()
-    return proxy, store
+    try:
+        await store.open()
+        yield proxy, store
+    finally:
+        await store.close()
+        await proxy.stop()
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_an_insert_whose_answer_is_lost_is_created_once(
     private_settings: Settings, private_table: str, clock: FakeClock
 ) -> None:
-    proxy, store = await through_proxy(private_settings, private_table, clock)
-    try:
+    async with through_proxy(private_settings, private_table, clock) as (proxy, store):
         sid = new_sid()
         proxy.drop_answer_to(b"INSERT INTO")
         assert await store.set(sid, record(clock, '{"new":1}'), expected_version=None) == 1
         assert proxy.dropped == 1
-    finally:
-        await store.close()
-        await proxy.stop()
     assert rows(private_settings, private_table) == {hash_sid(sid).hex(): ('{"new":1}', 1)}
 
 
@@ -64,8 +60,7 @@ async def test_an_insert_whose_answer_is_lost_is_created_once(
 async def test_an_update_whose_answer_is_lost_counts_as_saved(
     private_settings: Settings, private_table: str, clock: FakeClock
 ) -> None:
-    proxy, store = await through_proxy(private_settings, private_table, clock)
-    try:
+    async with through_proxy(private_settings, private_table, clock) as (proxy, store):
         sid = new_sid()
         await store.set(sid, record(clock), expected_version=None)
         proxy.drop_answer_to(b"UPDATE `")
@@ -73,17 +68,13 @@ async def test_an_update_whose_answer_is_lost_counts_as_saved(
         assert proxy.dropped == 1
         got = await store.get(sid)
         assert got is not None and (got.data, got.version) == ('{"b":2}', 2)
-    finally:
-        await store.close()
-        await proxy.stop()
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_whose_answer_is_lost_counts_as_saved(
     private_settings: Settings, private_table: str, clock: FakeClock
 ) -> None:
-    proxy, store = await through_proxy(private_settings, private_table, clock)
-    try:
+    async with through_proxy(private_settings, private_table, clock) as (proxy, store):
         sids = [new_sid() for _ in range(3)]
         for sid in sids:
             await store.set(sid, record(clock), expected_version=None)
@@ -96,9 +87,6 @@ async def test_a_batch_whose_answer_is_lost_counts_as_saved(
         )
         assert saved == [2, 2, 2]
         assert proxy.dropped == 1
-    finally:
-        await store.close()
-        await proxy.stop()
     assert rows(private_settings, private_table) == {
         hash_sid(sid).hex(): (f'{{"k":{k}}}', 2) for k, sid in enumerate(sids)
     }

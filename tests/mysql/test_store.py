@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import SECRET, FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, connect, new_table_name, query
+from tests.mysql.conftest import Settings, connect, new_table_name, query, running_statement
 from tornado_sessions import ConfigError, SessionConfig, StoreError
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
@@ -164,20 +164,9 @@ async def test_a_killed_connection_is_retried_once_on_a_fresh_one(
         save = asyncio.ensure_future(store.set(sid, record(clock, '{"a":2}'), expected_version=1))
         # ...until its connection is killed under it (a server restart would
         # do the same).  Find the waiting statement and kill its connection.
-        async with asyncio.timeout(20):
-            while True:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT ID FROM information_schema.PROCESSLIST "
-                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                        (f"UPDATE `{store.table}`%",),
-                    )
-                    found = cur.fetchall()
-                if found:
-                    break
-                await asyncio.sleep(0.02)
+        waiting = await running_statement(admin, f"UPDATE `{store.table}`%")
         with admin.cursor() as cur:
-            cur.execute(f"KILL CONNECTION {int(found[0][0])}")
+            cur.execute(f"KILL CONNECTION {waiting}")
         await asyncio.sleep(0.2)  # let the retry reach the lock, then free it
         blocker.rollback()
         async with asyncio.timeout(20):

@@ -36,9 +36,9 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomysql
 import pymysql
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["MySQLStore"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _FINGERPRINT = re.compile(r"^[0-9a-fA-F]{12}$")
@@ -523,20 +525,22 @@ class MySQLStore(SessionStore):
     def _connection(self, doing: str) -> _Acquire:
         return _Acquire(self, doing)
 
-    async def _once(self, doing: str, sql: str, args: Sequence[Any], fetch: bool) -> _Result:
+    async def _on_connection(
+        self,
+        doing: str,
+        run: Callable[[Any], Awaitable[_T]],
+        *,
+        keep_after_server_error: bool = True,
+    ) -> _T:
+        """Run ``await run(conn)`` (one round trip) on a pooled connection,
+        within one timeout for the wait for the connection and the work."""
         pool = await self._get_pool()
         conn: Any = None
         try:
-            # One timeout for the wait for a connection and the statement.
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
-                cur = await conn.cursor()
                 self.round_trips += 1
-                await cur.execute(sql, tuple(args))
-                rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
-                rowcount = cur.rowcount
-                await cur.close()
-                return _Result(rowcount=rowcount, rows=rows)
+                return await run(conn)
         except BaseException as exc:
             if conn is None:
                 if isinstance(exc, TimeoutError):
@@ -544,9 +548,13 @@ class MySQLStore(SessionStore):
                 if isinstance(exc, RuntimeError):  # the pool is closing
                     raise self._error(doing, None, str(exc)) from None
                 raise
-            # A statement that did not end with a server error leaves the
-            # connection in an unknown state: never give it back.
-            if not isinstance(exc, pymysql.err.MySQLError) or _code(exc) in _LOST:
+            # Work that did not end with a server error leaves the connection
+            # in an unknown state: never give it back.
+            if (
+                not keep_after_server_error
+                or not isinstance(exc, pymysql.err.MySQLError)
+                or _code(exc) in _LOST
+            ):
                 conn.close()
             if isinstance(exc, TimeoutError):
                 raise self._error(
@@ -559,6 +567,17 @@ class MySQLStore(SessionStore):
         finally:
             if conn is not None:
                 _release(pool, conn)
+
+    async def _once(self, doing: str, sql: str, args: Sequence[Any], fetch: bool) -> _Result:
+        async def run(conn: Any) -> _Result:
+            cur = await conn.cursor()
+            await cur.execute(sql, tuple(args))
+            rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
+            rowcount = cur.rowcount
+            await cur.close()
+            return _Result(rowcount=rowcount, rows=rows)
+
+        return await self._on_connection(doing, run)
 
     def _acquire_timeout(self, doing: str, pool: aiomysql.Pool) -> StoreError:
         return self._error(
@@ -792,45 +811,23 @@ class MySQLStore(SessionStore):
         )
 
     async def _once_many(self, doing: str, rows: list[tuple[Any, ...]]) -> list[int]:
-        pool = await self._get_pool()
-        conn: Any = None
         order = sorted(range(len(rows)), key=lambda index: rows[index][7])  # by key
-        try:
-            async with asyncio.timeout(self.timeout):
-                conn = await pool.acquire()
-                text = ";\n".join(
-                    [
-                        "START TRANSACTION",
-                        *(self._update_text(conn, rows[i]) for i in order),
-                        "COMMIT",
-                    ]
-                )
-                cur = await conn.cursor()
-                self.round_trips += 1
-                await cur.execute(text)
-                counts: list[int] = []
-                while await cur.nextset():
-                    counts.append(cur.rowcount)
-                await cur.close()
-        except TimeoutError:
-            if conn is None:
-                raise self._acquire_timeout(doing, pool) from None
-            conn.close()
-            raise self._error(
-                doing,
-                None,
-                f"no answer within {self.timeout:g} s (SESSION_DB_TIMEOUT); the server "
-                "is overloaded, a lock is held, or the network is down",
-            ) from None
-        except BaseException:
-            # The transaction is unfinished or the connection holds unread
-            # results: closing the connection rolls back whatever is open.
-            if conn is not None:
-                conn.close()
-            raise
-        finally:
-            if conn is not None:
-                _release(pool, conn)
+
+        async def run(conn: Any) -> list[int]:
+            text = ";\n".join(
+                ["START TRANSACTION", *(self._update_text(conn, rows[i]) for i in order), "COMMIT"]
+            )
+            cur = await conn.cursor()
+            await cur.execute(text)
+            counts: list[int] = []
+            while await cur.nextset():
+                counts.append(cur.rowcount)
+            await cur.close()
+            return counts
+
+        # After any error the transaction may be open or results unread:
+        # closing the connection rolls back whatever is open.
+        counts = await self._on_connection(doing, run, keep_after_server_error=False)
         if len(counts) != len(rows) + 1:  # the UPDATEs and the COMMIT
             raise pymysql.err.OperationalError(0, "a batch of saves got too few answers")
         result = [0] * len(rows)
