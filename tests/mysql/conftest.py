@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiomysql
 import pymysql
 import pytest
 import tornado.ioloop
@@ -119,6 +120,20 @@ def private_table(private_settings: Settings) -> Iterator[str]:
     name = new_table_name()
     yield name
     query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
+
+
+async def create_pool(settings: Settings, maxsize: int, **options: Any) -> aiomysql.Pool:
+    """An application's own aiomysql pool on ``settings`` (for ``pool=``)."""
+    return await aiomysql.create_pool(
+        minsize=0,
+        maxsize=maxsize,
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["user"],
+        password=settings["password"],
+        db=settings["database"],
+        **options,
+    )
 
 
 async def running_statement(admin: pymysql.connections.Connection[Any], like: str) -> int:

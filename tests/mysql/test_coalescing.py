@@ -10,13 +10,19 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import aiomysql
 import pytest
 import tornado.ioloop
 
 from tests.conftest import FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, connect, make_store, query, running_statement
+from tests.mysql.conftest import (
+    Settings,
+    connect,
+    create_pool,
+    make_store,
+    query,
+    running_statement,
+)
 from tornado_sessions import StoreError
 from tornado_sessions.errors import SessionConflict, SessionGone
 from tornado_sessions.manager import new_sid
@@ -219,16 +225,7 @@ async def test_a_batch_whose_connection_dies_is_sent_again_one_by_one(
 async def test_a_given_pool_coalesces_too(
     private_settings: Settings, private_table: str, clock: FakeClock, count_statements: Count
 ) -> None:
-    pool = await aiomysql.create_pool(
-        minsize=0,
-        maxsize=4,
-        host=private_settings["host"],
-        port=private_settings["port"],
-        user=private_settings["user"],
-        password=private_settings["password"],
-        db=private_settings["database"],
-        **MySQLStore.pool_options(),
-    )
+    pool = await create_pool(private_settings, 4, **MySQLStore.pool_options())
     store = MySQLStore(pool=pool, table=private_table, clock=clock, cleanup_interval=None)
     try:
         sids = await new_sessions(store, clock, 3)

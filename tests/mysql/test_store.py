@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiomysql
 import pytest
 
 from tests.conftest import SECRET, FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, connect, new_table_name, query, running_statement
+from tests.mysql.conftest import (
+    Settings,
+    connect,
+    create_pool,
+    new_table_name,
+    query,
+    running_statement,
+)
 from tornado_sessions import ConfigError, SessionConfig, StoreError
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
@@ -88,16 +94,7 @@ def test_table_is_created_on_open_with_utf8mb4(
 async def test_an_existing_pool_is_used_and_left_open(
     mysql_settings: Settings, table: str, clock: FakeClock
 ) -> None:
-    pool = await aiomysql.create_pool(
-        minsize=0,
-        maxsize=2,
-        host=mysql_settings["host"],
-        port=mysql_settings["port"],
-        user=mysql_settings["user"],
-        password=mysql_settings["password"],
-        db=mysql_settings["database"],
-        **MySQLStore.pool_options(),
-    )
+    pool = await create_pool(mysql_settings, 2, **MySQLStore.pool_options())
     try:
         store = MySQLStore(pool=pool, table=table, clock=clock, cleanup_interval=None)
         sid = new_sid()
@@ -115,16 +112,7 @@ async def test_an_existing_pool_is_used_and_left_open(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_pool_without_found_rows_is_refused(mysql_settings: Settings, table: str) -> None:
-    pool = await aiomysql.create_pool(
-        minsize=0,
-        maxsize=1,
-        host=mysql_settings["host"],
-        port=mysql_settings["port"],
-        user=mysql_settings["user"],
-        password=mysql_settings["password"],
-        db=mysql_settings["database"],
-        autocommit=True,
-    )
+    pool = await create_pool(mysql_settings, 1, autocommit=True)
     try:
         store = MySQLStore(pool=pool, table=table, cleanup_interval=None)
         with pytest.raises(ConfigError, match="FOUND_ROWS"):
