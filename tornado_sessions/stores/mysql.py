@@ -717,20 +717,17 @@ class MySQLStore(SessionStore):
             expected_version,
             now,
         )
+        # In a batch: its row count; None if the batch failed before this
+        # update's answer came back (it is then sent alone, and may have
+        # been applied already); _ALONE if there was no batch to join.
+        rowcount: Any = _ALONE
         if self.coalesce_writes and self._multi and len(record.data) <= _BATCH_CHARS:
             rowcount = await self._join(self._writes, args, self._flush_writes)
-            if rowcount is not _ALONE:
-                if rowcount is not None:
-                    if rowcount:
-                        return new_version
-                    return await self._missed_update(key, record, now, new_version, False)
-                # The batch failed before this update's answer came back: it
-                # is sent alone, and may have been applied already.
-                retried = True
-            else:
-                retried = False
-        else:
-            retried = False
+        if isinstance(rowcount, int):
+            if rowcount:
+                return new_version
+            return await self._missed_update(key, record, now, new_version, False)
+        retried = rowcount is None
         result = await self._execute("saving a session", self._update_sql, args)
         if result.rowcount:
             return new_version
