@@ -420,7 +420,7 @@ class MySQLStore(SessionStore):
             fetch=True,
             prepare=False,
         )
-        columns = {str(name): str(kind) for name, kind in result.rows}
+        columns = {_text(name): _text(kind) for name, kind in result.rows}
         if not columns:
             if not self._create_table:
                 raise self._error(
@@ -1071,6 +1071,11 @@ def _take(
             waiter.set_result(_ALONE)
         return []
     return batch
+
+
+def _text(value: Any) -> str:
+    # information_schema answers bytes on some servers and versions.
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 def _record(text: str | None) -> SessionRecord | None:
