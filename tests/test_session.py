@@ -55,15 +55,21 @@ def test_setting_the_same_value_is_not_a_modification() -> None:
     assert not s.modified
 
 
-def test_non_json_value_names_the_key() -> None:
+def test_non_json_value_names_the_key_at_assignment() -> None:
     s = make()
     s["ok"] = [1, "two", {"three": 3.0}]
-    s["when"] = {1, 2}
-    with pytest.raises(TypeError, match=r"session\['when'\] cannot be stored"):
-        s.serialize()
-    del s["when"]
-    s["nan"] = float("nan")
+    with pytest.raises(TypeError, match=r"session\['when'\] cannot be stored: it is a set"):
+        s["when"] = {1, 2}
     with pytest.raises(TypeError, match=r"session\['nan'\]"):
+        s["nan"] = float("nan")
+    assert dict(s) == {"ok": [1, "two", {"three": 3.0}]}  # nothing half-stored
+
+
+def test_a_nested_edit_is_checked_at_save() -> None:
+    s = make()
+    s["cart"] = []
+    s["cart"].append({1, 2})  # no __setitem__: found when serialized
+    with pytest.raises(TypeError, match=r"session\['cart'\] cannot be stored"):
         s.serialize()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .stores.base import fingerprint
+from .values import check_value, dumps, user_text
 
 if TYPE_CHECKING:
     from .stores.base import SessionRecord
@@ -14,26 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 EMPTY = "{}"
-
-
-def dumps(data: dict[str, Any]) -> str:
-    """Serialize session data the one canonical way (sorted keys, compact,
-    UTF-8 kept as is).  A value JSON cannot hold raises `TypeError` naming
-    the top-level key it sits under."""
-    try:
-        return json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError) as exc:
-        for key, value in data.items():
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as inner:
-                raise TypeError(
-                    f"session[{key!r}] cannot be stored: session data must be JSON "
-                    f"(dict, list, str, int, float, bool, None); {inner}"
-                ) from None
-        raise TypeError(f"session data cannot be stored as JSON: {exc}") from None
 
 
 class _Owner(Protocol):
@@ -52,8 +33,14 @@ class Session(MutableMapping[str, Any]):
     build one.  Changes are found by comparing the serialized data with a
     snapshot taken at load, so nested edits such as
     ``session["cart"].append(item)`` count without any ``changed()`` call.
-    Values must be JSON: anything else raises `TypeError` naming the key, at
-    the latest when the session is saved.
+    Values must be JSON that comes back as it went in: anything else (a
+    datetime, a set, a tuple, bytes, a lone surrogate) raises `TypeError`
+    naming the key when it is assigned, or, for a nested edit such as
+    ``session["cart"].append(when)``, when the session is saved (a tuple
+    put inside a value that is already stored comes back as a list).  The
+    value of the user key (``SESSION_USER_KEY``, ``"user_id"`` by default)
+    must be a `str` or an `int` of at most 255 characters: ``42`` and
+    ``"42"`` are the same user.
 
     Besides the mapping it offers the session's lifecycle: `save`,
     `reload`, `regenerate` (call it at login), `destroy` (logout), `touch`
@@ -74,6 +61,7 @@ class Session(MutableMapping[str, Any]):
         expires_at: int,
         version: int = 0,
         ttl: int | None = None,
+        user_key: str = "user_id",
     ) -> None:
         self._owner = owner
         self._id = sid
@@ -84,6 +72,12 @@ class Session(MutableMapping[str, Any]):
         self.expires_at = expires_at
         self.version = version
         self._ttl = ttl
+        self._user_key = user_key
+        # set_expiry() was called: this request changes the session's lifetime.
+        self._ttl_changed = False
+        # The snapshot is exactly the stored data at `version` (False after a
+        # save that merged other requests' changes the handler has not seen).
+        self._base_exact = True
         #: True once the handler has read or written the session (drives ``Vary: Cookie``).
         self.accessed = False
         # False while the data cannot differ from the snapshot: nothing was
@@ -121,8 +115,8 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def ttl(self) -> int | None:
-        """The per-session lifetime set by `set_expiry`, or None for the
-        configured ``max_age``."""
+        """The per-session lifetime set by `set_expiry` (as stored with the
+        session), or None for the configured ``max_age``."""
         return self._ttl
 
     @property
@@ -160,6 +154,9 @@ class Session(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise TypeError(f"session keys must be strings, not {type(key).__name__}")
+        check_value(key, value)
+        if key == self._user_key:
+            user_text(value, name=f"session[{key!r}] (the user key, SESSION_USER_KEY)")
         self.accessed = True
         self._maybe_changed = True
         self._data[key] = value
@@ -242,8 +239,13 @@ class Session(MutableMapping[str, Any]):
             the absolute timeout if one is set); None returns to the
             configured ``max_age``.
 
-        The new expiry is written and the cookie re-issued when the response
-        finishes.
+        The new expiry and the lifetime are written with the session when
+        the response finishes, and the cookie is re-issued.  The server
+        keeps the lifetime: a cookie issued earlier, with a longer one, can
+        never lengthen the session again.
+
+        .. versionchanged:: 0.2
+           The lifetime is stored with the session, no longer in the cookie.
         """
         if seconds is not None:
             if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
@@ -257,6 +259,7 @@ class Session(MutableMapping[str, Any]):
                     f"set_expiry() takes at most {MAX_COOKIE_LIFETIME} seconds (400 days)"
                 )
         self._ttl = seconds
+        self._ttl_changed = True
         self._force_touch = True
         self._cookie_dirty = True
 
@@ -270,6 +273,9 @@ class Session(MutableMapping[str, Any]):
         self.created_at = record.created_at
         self.expires_at = record.expires_at
         self.version = record.version
+        self._ttl = record.ttl
+        self._ttl_changed = False
+        self._base_exact = True
 
     def _reset(self, sid: str, *, created_at: int, expires_at: int, keep_data: bool) -> None:
         """Turn this into a new, unsaved session with id ``sid``."""
@@ -281,6 +287,7 @@ class Session(MutableMapping[str, Any]):
         self._maybe_changed = True
         self._is_new = True
         self.version = 0
+        self._base_exact = True
         self.created_at = created_at
         self.expires_at = expires_at
         self._cookie_dirty = True

@@ -20,7 +20,16 @@ import hashlib
 import time
 from collections.abc import Callable
 
-__all__ = ["SessionInfo", "SessionRecord", "SessionStore", "fingerprint", "hash_sid"]
+from ..values import check_text, client_agent, client_ip, user_text
+
+__all__ = [
+    "SessionInfo",
+    "SessionRecord",
+    "SessionStore",
+    "check_record",
+    "fingerprint",
+    "hash_sid",
+]
 
 
 def hash_sid(sid: str) -> bytes:
@@ -58,6 +67,38 @@ class SessionRecord:
     #: Optional client details, kept only when the application asks for them.
     ip: str | None = None
     user_agent: str | None = None
+    #: The session's own idle lifetime in seconds, set by
+    #: `.Session.set_expiry` (None: the configured ``max_age``).  Kept by the
+    #: store, so a replayed older cookie can never lengthen a session.
+    #:
+    #: .. versionadded:: 0.2
+    ttl: int | None = None
+
+
+def check_record(record: SessionRecord) -> SessionRecord:
+    """Return ``record`` in the form every store keeps, or raise.
+
+    The data must be valid Unicode (a lone surrogate is a `TypeError` naming
+    the top-level key); the user id becomes text (``42`` is ``"42"``; over
+    255 characters is a `ValueError`); the client details are normalized or
+    cut to fit (`.values.client_ip`, `.values.client_agent`).  Stores call it
+    in `SessionStore.set`, so that bad input fails alone, before any SQL.
+
+    .. versionadded:: 0.2
+    """
+    if not isinstance(record.data, str):
+        raise TypeError(f"session data must be JSON text, not {type(record.data).__name__}")
+    check_text(record.data)
+    if record.ttl is not None and (
+        isinstance(record.ttl, bool) or not isinstance(record.ttl, int) or record.ttl <= 0
+    ):
+        raise ValueError(f"a session's ttl must be a positive whole number, not {record.ttl!r}")
+    user = user_text(record.user_id)
+    ip = client_ip(record.ip)
+    agent = client_agent(record.user_agent)
+    if (user, ip, agent) == (record.user_id, record.ip, record.user_agent):
+        return record
+    return dataclasses.replace(record, user_id=user, ip=ip, user_agent=agent)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,6 +168,9 @@ class SessionStore(abc.ABC):
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
         """Create or update the record of ``sid`` and return its new version.
 
+        The record is first passed through `check_record` (so a lone
+        surrogate or an over-long user id fails here, with nothing written).
+
         With ``expected_version=None`` the record is created; if the id exists
         `.SessionExists` is raised.  Otherwise the record is updated only if
         its stored version equals ``expected_version``: a missing or expired
@@ -163,7 +207,11 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        """Return the live sessions bound to ``user_id``, newest first."""
+        """Return the live sessions bound to ``user_id``, newest first.
+
+        ``user_id`` is compared as text (`.values.user_text`): ``42`` and
+        ``"42"`` name the same user, and ``"042"`` another.
+        """
 
     @abc.abstractmethod
     async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 
 from ..errors import SessionConflict, SessionExists, SessionGone
-from .base import SessionInfo, SessionRecord, SessionStore, hash_sid
+from ..values import user_arg
+from .base import SessionInfo, SessionRecord, SessionStore, check_record, hash_sid
 
 __all__ = ["MemoryStore"]
 
@@ -66,6 +67,7 @@ class MemoryStore(SessionStore):
         return self._live(hash_sid(sid), self.now())
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
+        record = check_record(record)
         now = self.now()
         self._maybe_sweep(now)
         key = hash_sid(sid)
@@ -97,12 +99,12 @@ class MemoryStore(SessionStore):
         self._records[key] = _replace(current, expires_at=expires_at, updated_at=now)
         return True
 
-    def _infos(self, user_id: str | None = None) -> list[SessionInfo]:
+    def _infos(self, user: str | None = None) -> list[SessionInfo]:
         now = self.now()
         out = [
             _info(key, record)
             for key, record in self._records.items()
-            if record.expires_at > now and (user_id is None or record.user_id == user_id)
+            if record.expires_at > now and (user is None or record.user_id == user)
         ]
         out.sort(key=lambda i: (i.updated_at, i.created_at), reverse=True)
         return out
@@ -123,9 +125,10 @@ class MemoryStore(SessionStore):
         return self._sweep(self.now())
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        return self._infos(user_id)
+        return self._infos(user_arg(user_id))
 
     async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
+        user_id = user_arg(user_id)
         keep = hash_sid(except_sid) if except_sid is not None else None
         dead = [k for k, r in self._records.items() if r.user_id == user_id and k != keep]
         for key in dead:
@@ -133,6 +136,7 @@ class MemoryStore(SessionStore):
         return len(dead)
 
     async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
+        user_id = user_arg(user_id)
         for key, record in list(self._records.items()):
             if record.user_id == user_id and key.hex().startswith(fingerprint):
                 del self._records[key]

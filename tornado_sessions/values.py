@@ -1,0 +1,242 @@
+"""What a session may hold, checked before it reaches a store.
+
+Session data is JSON, serialized one canonical way (`dumps`).  A value that
+JSON cannot hold, or would silently change (a tuple comes back as a list, a
+non-string dict key as a string), or that no UTF-8 store can keep (a lone
+surrogate such as ``json.loads('"\\udcbf"')`` gives) is a `TypeError` naming
+the top-level key, raised at assignment (`check_value`) or at the latest
+when the session is serialized for saving (`dumps`).
+
+The text columns a store keeps beside the data have limits of their own:
+the user id is always text (`user_text`: ``42`` and ``"42"`` are one user)
+of at most `MAX_USER_ID` characters, and client details are normalized or
+cut to fit (`client_ip`, `client_agent`).  Stores apply the same rules
+(`.stores.base.check_record`), so bad input fails alone, with a clear error,
+never as a database error in someone else's batch.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+__all__ = [
+    "MAX_AGENT",
+    "MAX_IP",
+    "MAX_USER_ID",
+    "check_text",
+    "check_value",
+    "client_agent",
+    "client_ip",
+    "dumps",
+    "user_arg",
+    "user_text",
+]
+
+#: The longest user id, IP address and User-Agent a store keeps (characters).
+MAX_USER_ID = 255
+MAX_IP = 45
+MAX_AGENT = 255
+
+_KINDS = "dict with str keys, list, str, int, float, bool or None"
+#: Containers nested deeper than this are refused (json would recurse).
+_MAX_DEPTH = 100
+
+
+def _refuse(path: str, problem: str) -> TypeError:
+    return TypeError(f"{path} cannot be stored: {problem}; session data must be JSON ({_KINDS})")
+
+
+def _check_str(path: str, text: str, what: str = "text") -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _refuse(
+                path,
+                f"its {what} holds a lone surrogate ({text[exc.start]!r} at index {exc.start}), "
+                "which is not valid Unicode (decode client input with errors='replace')",
+            ) from None
+
+
+def check_value(key: str, value: Any) -> None:
+    """Raise `TypeError` naming ``key`` unless ``value`` is JSON that comes
+    back from the store exactly as it went in.
+
+    Accepted: `dict` with `str` keys, `list`, `str` (valid Unicode), `int`,
+    `bool`, finite `float` and `None`, nested to any reasonable depth.
+    Refused: tuples and sets (JSON would return a list, or nothing), bytes,
+    datetimes and other objects, non-string dict keys, NaN and infinities,
+    lone surrogates, and containers that contain themselves.
+
+    .. versionadded:: 0.2
+    """
+    _walk(f"session[{key!r}]", value, 0, set())
+
+
+def _walk(path: str, value: Any, depth: int, seen: set[int]) -> None:
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str):
+        _check_str(path, value)
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _refuse(path, f"{value!r} has no JSON form")
+        return
+    if isinstance(value, dict | list):
+        if depth >= _MAX_DEPTH:
+            raise _refuse(path, f"it is nested more than {_MAX_DEPTH} levels deep")
+        if id(value) in seen:
+            raise _refuse(path, "it contains itself")
+        seen.add(id(value))
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise _refuse(
+                        f"{path}[{k!r}]",
+                        f"its key is a {type(k).__name__} (JSON keys are strings: it would "
+                        "come back as a string)",
+                    )
+                _check_str(f"{path}[{k!r}]", k, "key")
+                _walk(f"{path}[{k!r}]", v, depth + 1, seen)
+        else:
+            for index, item in enumerate(value):
+                _walk(f"{path}[{index}]", item, depth + 1, seen)
+        seen.discard(id(value))
+        return
+    if isinstance(value, tuple):
+        raise _refuse(path, "it is a tuple (JSON would give it back as a list): store a list")
+    kind = type(value)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    raise _refuse(path, f"it is a {name}")
+
+
+def check_text(text: str) -> None:
+    """Raise `TypeError` naming the top-level key if serialized session data
+    ``text`` holds a lone surrogate (a store could not keep it as UTF-8).
+
+    .. versionadded:: 0.2
+    """
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return
+    data = json.loads(text)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str):  # pragma: no cover - JSON keys are strings
+                continue
+            _check_str(f"session[{key!r}]", key, "key")
+            _walk(f"session[{key!r}]", value, 0, set())
+    raise _refuse("session data", "it holds a lone surrogate")
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """Serialize session data the one canonical way (sorted keys, compact,
+    UTF-8 kept as is).
+
+    :raises TypeError: naming the top-level key of a value JSON cannot hold
+        (or a lone surrogate).
+    """
+    try:
+        text = json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise TypeError(f"session keys must be strings, not {type(key).__name__}") from None
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as inner:
+                raise _refuse(f"session[{key!r}]", str(inner)) from None
+        raise TypeError(f"session data cannot be stored as JSON: {exc}") from None
+    check_text(text)
+    return text
+
+
+def user_text(user: Any, *, name: str = "the user id") -> str | None:
+    """Return the text form of a user id (None stays None).
+
+    A user id is a `str` or an `int` (not a `bool`); ``42`` and ``"42"``
+    are the same user.  Stores compare it as text, never as a number.
+
+    :raises TypeError: for any other type, or a lone surrogate.
+    :raises ValueError: if the text is longer than `MAX_USER_ID` characters.
+
+    .. versionadded:: 0.2
+    """
+    if user is None:
+        return None
+    if isinstance(user, bool) or not isinstance(user, str | int):
+        raise TypeError(f"{name} must be a str or an int, not {type(user).__name__}")
+    # The plain value of str and int subclasses (enums): what JSON stores.
+    text = str.__str__(user) if isinstance(user, str) else int.__repr__(user)
+    if len(text) > MAX_USER_ID:
+        raise ValueError(
+            f"{name} is {len(text)} characters long; at most {MAX_USER_ID} are kept "
+            "(use a shorter key, such as the user's database id)"
+        )
+    _check_str(name, text)
+    return text
+
+
+def user_arg(user: Any) -> str:
+    """Return the text form of a user id given to a store's per-user
+    method (`user_text`, but None is refused: it would name every anonymous
+    session).
+
+    .. versionadded:: 0.2
+    """
+    text = user_text(user)
+    if text is None:
+        raise TypeError("a user id is required, not None")
+    return text
+
+
+def client_ip(ip: str | None) -> str | None:
+    """Return ``ip`` in the form a store keeps (at most `MAX_IP` characters).
+
+    An IPv6 zone id (``fe80::1%eth0``) is dropped; an address is written in
+    its compressed form; anything else (a proxy header's free text) is cut.
+
+    .. versionadded:: 0.2
+    """
+    if ip is None:
+        return None
+    text = str(ip).strip()
+    bare = text.split("%", 1)[0]
+    try:
+        text = ipaddress.ip_address(bare).compressed
+    except ValueError:
+        pass
+    return _fit(text, MAX_IP) or None
+
+
+def client_agent(agent: str | None) -> str | None:
+    """Return a User-Agent cut to `MAX_AGENT` characters (None if empty).
+
+    .. versionadded:: 0.2
+    """
+    if not agent:
+        return None
+    return _fit(str(agent), MAX_AGENT) or None
+
+
+def _fit(text: str, most: int) -> str:
+    text = text[:most]
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
