@@ -8,31 +8,28 @@ it returns.  The testing helpers use it directly.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import logging
-import random
 import re
 import secrets
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from .config import SessionConfig
 from .crypto import CookieCipher
-from .errors import SessionConflict, SessionExists, SessionGone, SessionTooLarge, StoreError
-from .session import EMPTY, Session, _Owner, dumps
-from .stores.base import SessionInfo, SessionRecord, SessionStore, fingerprint
+from .errors import SessionExists, SessionGone, SessionTooLarge
+from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
+from .session import EMPTY, Session, _Owner
+from .stores.base import SessionInfo, SessionRecord, SessionStore, check_record, fingerprint
+from .values import user_text
 
-__all__ = ["CookieAction", "SessionManager"]
+__all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
 
 log = logging.getLogger("tornado_sessions")
 
 _SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _PAYLOAD_VERSION = 1
-#: How many times a save that lost a race is merged and retried.
-MAX_SAVE_ATTEMPTS = 16
 
 
 class CookieAction(enum.Enum):
@@ -49,6 +46,10 @@ class _Plan:
     cookie: CookieAction
     text: str = EMPTY
     expires_at: int = 0
+    #: The write moves the expiry (else it keeps the stored one).
+    slide: bool = False
+    #: The checked record of an insert.
+    record: SessionRecord | None = None
 
 
 _NOTHING = _Plan("none", CookieAction.NONE)
@@ -72,11 +73,14 @@ class SessionManager:
         self.store = store
         self.config = config
         self.cipher = CookieCipher(config.secrets, clock=config.clock)
-        # Saves of one session by this process's concurrent requests take
-        # turns, so they merge instead of racing; only other processes can
-        # still make a versioned save conflict.
-        self._save_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
+        # Saves of one session by this process's concurrent requests combine
+        # into one versioned write; only other processes can still make such
+        # a write conflict.
+        self.saves = SaveCombiner(
+            store,
+            expiry=self._expiry_of,
+            max_size=config.max_data_size,
+            user_key=config.user_key,
         )
 
     def now(self) -> int:
@@ -89,9 +93,12 @@ class SessionManager:
         return session.ttl or self.config.max_age
 
     def _expiry(self, session: Session, now: int) -> int:
-        expires = now + self._ttl(session)
+        return self._expiry_of(session.created_at, session.ttl, now)
+
+    def _expiry_of(self, created_at: int, ttl: int | None, now: int | None = None) -> int:
+        expires = (self.now() if now is None else now) + (ttl or self.config.max_age)
         if self.config.absolute_max_age is not None:
-            expires = min(expires, session.created_at + self.config.absolute_max_age)
+            expires = min(expires, created_at + self.config.absolute_max_age)
         return expires
 
     def _touch_due(self, session: Session, new_expiry: int) -> bool:
@@ -108,7 +115,13 @@ class SessionManager:
     def new_session(self, owner: _Owner, *, stale_cookie: bool = False) -> Session:
         """Return a fresh, unsaved, empty session."""
         now = self.now()
-        session = Session(owner, new_sid(), created_at=now, expires_at=now + self.config.max_age)
+        session = Session(
+            owner,
+            new_sid(),
+            created_at=now,
+            expires_at=now + self.config.max_age,
+            user_key=self.config.user_key,
+        )
         session._stale_cookie = stale_cookie
         return session
 
@@ -183,12 +196,14 @@ class SessionManager:
                 fingerprint(sid),
             )
             return self.new_session(owner, stale_cookie=True)
+        # The lifetime set by set_expiry() is the store's (record.ttl): a
+        # cookie's own "t" (written by 0.1) is never trusted.
         session = Session(
             owner,
             sid,
             created_at=record.created_at,
             expires_at=record.expires_at,
-            ttl=payload.get("t"),
+            user_key=self.config.user_key,
         )
         session._load(record, data)
         session._cookie_dirty = bool(payload["rotated"])
@@ -202,8 +217,6 @@ class SessionManager:
             "c": session.created_at,
             "e": session.expires_at,
         }
-        if session.ttl is not None:
-            payload["t"] = session.ttl
         return self.cipher.encrypt(payload)
 
     def cookie_max_age(self, session: Session) -> int:
@@ -225,7 +238,12 @@ class SessionManager:
     def plan(self, session: Session, *, status: int = 200, headers_sent: bool = False) -> _Plan:
         """Decide what committing ``session`` must write and do to the cookie.
 
-        Raises `TypeError` for data JSON cannot hold and `.SessionTooLarge`.
+        Everything that could make the store refuse the write is checked
+        here, before the save can join anyone else's.
+
+        :raises TypeError: data JSON cannot hold (naming the key).
+        :raises ValueError: a user id over 255 characters.
+        :raises SessionTooLarge: data over ``SESSION_MAX_DATA_SIZE``.
         """
         if status >= 500:
             return _NOTHING
@@ -243,7 +261,9 @@ class SessionManager:
                     )
                     return _NOTHING
                 self._check_size(text)
-                return _Plan("insert", CookieAction.SET, text, self._expiry(session, self.now()))
+                expires = self._expiry(session, self.now())
+                record = self._record(session, text, expires)
+                return _Plan("insert", CookieAction.SET, text, expires, True, record)
             if session._stale_cookie:
                 return _Plan("none", CookieAction.CLEAR)
             return _NOTHING
@@ -257,23 +277,27 @@ class SessionManager:
             if due or session._cookie_dirty or self.config.rolling
             else CookieAction.NONE
         )
-        if modified or self.config.resave:
+        if modified or self.config.resave or session._ttl_changed:
             self._check_size(text)
-            return _Plan("update", cookie, text, expires if due else session.expires_at)
+            # The user id is checked now: a bad one fails this save alone.
+            user_text(session._data.get(self.config.user_key))
+            return _Plan("update", cookie, text, expires if due else session.expires_at, due)
         if due:
-            return _Plan("touch", cookie, text, expires)
+            return _Plan("touch", cookie, text, expires, True)
         return _Plan("none", cookie)
 
     def _record(self, session: Session, text: str, expires: int) -> SessionRecord:
-        user = session._data.get(self.config.user_key)
         ip, agent = session._client
-        return SessionRecord(
-            data=text,
-            created_at=session.created_at,
-            expires_at=expires,
-            user_id=None if user is None else str(user),
-            ip=ip,
-            user_agent=agent[:255] if agent else None,
+        return check_record(
+            SessionRecord(
+                data=text,
+                created_at=session.created_at,
+                expires_at=expires,
+                user_id=user_text(session._data.get(self.config.user_key)),
+                ip=ip,
+                user_agent=agent,
+                ttl=session.ttl,
+            )
         )
 
     async def run(self, session: Session, plan: _Plan) -> CookieAction:
@@ -283,34 +307,33 @@ class SessionManager:
         is then unchanged.
         """
         if plan.write == "insert":
-            record = self._record(session, plan.text, plan.expires_at)
+            record = plan.record or self._record(session, plan.text, plan.expires_at)
             try:
                 session.version = await self.store.set(session.id, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
                 session._id = new_sid()
                 session.version = await self.store.set(session.id, record, expected_version=None)
-            self._saved(session, plan.text, plan.expires_at)
+            session._snapshot = plan.text
+            session._is_new = False
+            session._base_exact = True
+            session._ttl_changed = False
+            session.expires_at = plan.expires_at
+            session._force_touch = False
         elif plan.write == "update":
-            lock = self._save_locks.get(session.id)
-            if lock is None:
-                lock = self._save_locks[session.id] = asyncio.Lock()
-            async with lock:
-                saved = await self._update(session, plan.text, plan.expires_at)
-            if not saved:
+            request = SaveRequest(session, plan.text, plan.slide, plan.expires_at)
+            try:
+                await self.saves.save(request)
+            except SessionGone:
+                self._gone(session)
                 return CookieAction.CLEAR
         elif plan.write == "touch":
             if not await self.store.touch(session.id, plan.expires_at):
                 self._gone(session)
                 return CookieAction.CLEAR
+            self.saves.touched(session.id, plan.expires_at)
             session.expires_at = plan.expires_at
             session._force_touch = False
         return plan.cookie
-
-    def _saved(self, session: Session, text: str, expires: int) -> None:
-        session._snapshot = text
-        session._is_new = False
-        session.expires_at = expires
-        session._force_touch = False
 
     def _gone(self, session: Session) -> None:
         log.info(
@@ -318,50 +341,10 @@ class SessionManager:
             "this request's changes were dropped and it was not recreated",
             session.fingerprint,
         )
+        self.saves.forget(session.id)
         now = self.now()
         session._reset(
             new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False
-        )
-
-    async def _update(self, session: Session, text: str, expires: int) -> bool:
-        """Save with a version check, merging this request's key changes
-        into a concurrent save.  Returns False if the session is gone."""
-        set_keys: set[str] | None = None
-        deleted: set[str] = set()
-        for attempt in range(MAX_SAVE_ATTEMPTS):
-            record = self._record(session, text, expires)
-            try:
-                session.version = await self.store.set(
-                    session.id, record, expected_version=session.version
-                )
-            except SessionGone:
-                self._gone(session)
-                return False
-            except SessionConflict:
-                if set_keys is None:
-                    set_keys, deleted = session.changed_keys()
-                fresh = await self.store.get(session.id)
-                if fresh is None:
-                    self._gone(session)
-                    return False
-                merged = json.loads(fresh.data)
-                for key in set_keys:
-                    merged[key] = session._data[key]
-                for key in deleted:
-                    merged.pop(key, None)
-                session._data = merged
-                session._snapshot = fresh.data
-                session.version = fresh.version
-                text = dumps(merged)
-                self._check_size(text)
-                # Randomized exponential backoff spreads the contenders out.
-                await asyncio.sleep(random.uniform(0, min(0.25, 0.002 * 2**attempt)))
-                continue
-            self._saved(session, text, expires)
-            return True
-        raise StoreError(
-            f"session {session.fingerprint} could not be saved: {MAX_SAVE_ATTEMPTS} "
-            "concurrent saves won the race in a row"
         )
 
     # -- explicit verbs --------------------------------------------------------
@@ -381,6 +364,7 @@ class SessionManager:
         """Move the session to a new id and delete the old record."""
         if not session.is_new:
             await self.store.destroy(session.id)
+            self.saves.forget(session.id)
         now = self.now()
         created = now if restart_lifetime else session.created_at
         session._reset(
@@ -392,6 +376,7 @@ class SessionManager:
         """Delete the session's record; the session becomes a fresh one."""
         if not session.is_new:
             await self.store.destroy(session.id)
+            self.saves.forget(session.id)
             log.info("Session %s destroyed", session.fingerprint)
         now = self.now()
         session._reset(
@@ -402,9 +387,11 @@ class SessionManager:
     # -- a user's sessions -----------------------------------------------------
 
     def user_of(self, session: Session) -> str | None:
-        """Return the user ``session`` is bound to (its ``user_key`` value)."""
-        user = session._data.get(self.config.user_key)
-        return None if user is None else str(user)
+        """Return the user ``session`` is bound to (its ``user_key`` value, as text)."""
+        try:
+            return user_text(session._data.get(self.config.user_key))
+        except (TypeError, ValueError):  # data stored by 0.1, or a nested edit
+            return None
 
     async def user_sessions(self, user_id: str) -> list[SessionInfo]:
         """Return the live sessions of ``user_id``, most recently used first."""

@@ -41,7 +41,10 @@ async def test_20_clients_sharing_one_session_lose_no_increment(
     assert data == {"n": 1, **{f"c{i}": 50 for i in range(20)}}
     (row,) = query(mysql_settings, f"SELECT data, version FROM `{table}`")
     assert json.loads(row[0]) == data
-    assert row[1] == 1 + 1000  # one version per write: every increment was written once
+    # Concurrent saves of the session combined: fewer versioned writes than
+    # increments (tests/mysql/test_combining.py counts them at the server).
+    print(f"1000 increments in {row[1] - 1} versioned writes")
+    assert 1 < row[1] <= 1 + 1000
 
 
 @pytest.mark.gen_test(timeout=60)

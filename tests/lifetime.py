@@ -1,0 +1,61 @@
+"""Lifetimes kept by the server (0.2), run on every store: the per-session
+lifetime set by ``set_expiry()`` is stored with the record, and a replayed
+older cookie can never lengthen the session.  Imported by
+tests/test_lifetime.py (MemoryStore) and tests/mysql/test_lifetime.py."""
+
+from __future__ import annotations
+
+import pytest
+import tornado.web
+
+from tests.conftest import Browser, FakeClock
+from tornado_sessions.testing import session_manager
+
+NAME = "__Host-session"
+
+
+async def stored_expiry(app: tornado.web.Application, cookie: str) -> tuple[int, int | None]:
+    manager = session_manager(app)
+    payload = manager.decode_cookie(cookie)
+    assert payload is not None
+    record = await manager.store.get(payload["i"])
+    assert record is not None
+    return record.expires_at, record.ttl
+
+
+@pytest.mark.gen_test
+async def test_a_replayed_longer_lived_cookie_cannot_lengthen_the_session(
+    browser: Browser, app: tornado.web.Application, clock: FakeClock
+) -> None:
+    now = int(clock())
+    assert (await browser.get("/expiry?s=2592000")).code == 200  # "remember me": 30 days
+    thirty_days = browser.jar[NAME]
+    assert await stored_expiry(app, thirty_days) == (now + 2592000, 2592000)
+    clock.advance(10)
+    assert (await browser.get("/expiry?s=60")).code == 200  # back to one minute
+    assert await stored_expiry(app, browser.jar[NAME]) == (now + 10 + 60, 60)
+    clock.advance(5)
+    # The old 30-day cookie, replayed on a write and on a read.
+    replay = {"Cookie": f"{NAME}={thirty_days}"}
+    assert (await browser.get("/counter", headers=replay)).code == 200
+    assert (await browser.get("/read", headers=replay)).code == 200
+    expires, ttl = await stored_expiry(app, thirty_days)
+    assert ttl == 60
+    assert expires <= now + 15 + 60  # never pushed back to 30 days
+    clock.advance(61)
+    response = await browser.get("/read", headers=replay)
+    assert response.code == 200 and b'"new": true' in response.body  # over, as the server said
+
+
+@pytest.mark.gen_test
+async def test_the_stored_lifetime_slides_the_expiry(
+    browser: Browser, app: tornado.web.Application, clock: FakeClock
+) -> None:
+    await browser.get("/expiry?s=1000")
+    start = int(clock())
+    for _ in range(3):
+        clock.advance(200)  # past the touch interval (10 % of 1000 s)
+        assert (await browser.get("/counter")).code == 200
+    expires, ttl = await stored_expiry(app, browser.jar[NAME])
+    assert ttl == 1000
+    assert expires == start + 600 + 1000  # slid by the stored 1000 s, not the default
