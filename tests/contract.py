@@ -7,6 +7,9 @@ fixture from conftest).  Writers of their own stores can run it too.
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from tests.conftest import FakeClock
@@ -185,3 +188,122 @@ class StoreContract:
         await store.set(sid, record(clock, text), expected_version=None)
         got = await store.get(sid)
         assert got is not None and got.data == text
+
+    # -- what a store keeps: checked before it is written (0.2) ---------------
+
+    @pytest.mark.gen_test
+    async def test_a_lone_surrogate_is_refused_before_anything_is_written(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        bad = '{"bio":"' + json.loads('"\\udcbf"') + '","ok":1}'
+        with pytest.raises(TypeError, match=r"session\['bio'\].*lone surrogate"):
+            await store.set(sid, record(clock, bad), expected_version=None)
+        assert await store.get(sid) is None
+        await store.set(sid, record(clock), expected_version=None)
+        with pytest.raises(TypeError, match=r"session\['bio'\]"):
+            await store.set(sid, record(clock, bad), expected_version=1)
+        got = await store.get(sid)
+        assert got is not None and (got.data, got.version) == ('{"a":1}', 1)
+
+    @pytest.mark.gen_test
+    async def test_user_ids_are_compared_as_text(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        users = {"42": new_sid(), "042": new_sid(), "4.2e1": new_sid(), "42abc": new_sid()}
+        users.update({"0": new_sid(), "alice": new_sid(), "bob": new_sid()})
+        for user, sid in users.items():
+            await store.set(sid, record(clock, user=user), expected_version=None)
+        as_int = new_sid()  # an int user id is the same user as its text
+        await store.set(as_int, record(clock, user=42), expected_version=None)  # type: ignore[arg-type]
+        for asked in (42, "42"):
+            found = await store.sessions_for_user(asked)  # type: ignore[arg-type]
+            assert {i.fingerprint for i in found} == {
+                fingerprint(users["42"]),
+                fingerprint(as_int),
+            }
+            assert all(i.user_id == "42" for i in found)
+        assert await store.destroy_user_sessions(0) == 1  # type: ignore[arg-type]
+        for user in ("alice", "bob", "042", "4.2e1", "42abc"):
+            assert await store.get(users[user]) is not None, user
+        assert await store.get(users["0"]) is None
+        assert await store.destroy_user_session(42, fingerprint(as_int)) is True  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            await store.destroy_user_sessions(None)  # type: ignore[arg-type]
+        assert await store.length() == 6
+
+    @pytest.mark.gen_test
+    async def test_an_over_long_user_id_is_a_clear_error(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        with pytest.raises(ValueError, match="256 characters long; at most 255"):
+            await store.set(sid, record(clock, user="u" * 256), expected_version=None)
+        assert await store.get(sid) is None
+        await store.set(sid, record(clock, user="u" * 255), expected_version=None)
+        (info,) = await store.sessions_for_user("u" * 255)
+        assert info.user_id == "u" * 255
+
+    @pytest.mark.gen_test
+    async def test_client_details_are_made_to_fit(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        now = int(clock())
+        long_zone = "fe80::1ff:fe23:4567:890a%" + "wlp3s0-very-long-interface-name" * 3
+        sent = SessionRecord(
+            data="{}",
+            created_at=now,
+            expires_at=now + 60,
+            user_id="dora",
+            ip=long_zone,
+            user_agent="Agent/" + "é" * 400,
+        )
+        await store.set(sid, sent, expected_version=None)
+        (info,) = await store.sessions_for_user("dora")
+        assert info.ip == "fe80::1ff:fe23:4567:890a"
+        assert info.user_agent == ("Agent/" + "é" * 400)[:255]
+
+    @pytest.mark.gen_test
+    async def test_the_lifetime_is_kept_with_the_record(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        now = int(clock())
+        await store.set(
+            sid,
+            SessionRecord(data="{}", created_at=now, expires_at=now + 60, ttl=60),
+            expected_version=None,
+        )
+        got = await store.get(sid)
+        assert got is not None and got.ttl == 60
+        await store.set(
+            sid, SessionRecord(data="{}", created_at=now, expires_at=now + 90), expected_version=1
+        )
+        got = await store.get(sid)
+        assert got is not None and got.ttl is None and got.expires_at == now + 90
+        with pytest.raises(ValueError):
+            await store.set(
+                sid,
+                SessionRecord(data="{}", created_at=now, expires_at=now + 9, ttl=0),
+                expected_version=2,
+            )
+
+    @pytest.mark.gen_test
+    async def test_awkward_text_round_trips_byte_exact(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        awkward = "quote ' double \" backslash \\ \\' NUL \x00 %s %% ; -- # /* */ 😀 é 中"
+        text = json.dumps({"v": awkward}, ensure_ascii=False)
+        sids = [new_sid() for _ in range(4)]
+        for sid in sids:
+            await store.set(sid, record(clock), expected_version=None)
+        # Concurrent saves: a store that coalesces them sends one batch.
+        saved = await asyncio.gather(
+            *(store.set(sid, record(clock, text), expected_version=1) for sid in sids)
+        )
+        assert saved == [2, 2, 2, 2]
+        for sid in sids:
+            got = await store.get(sid)
+            assert got is not None and got.data == text
+            assert json.loads(got.data)["v"] == awkward

@@ -256,7 +256,10 @@ async def test_large_and_emoji_data_round_trip_over_http(
 
 
 def test_manager_cookie_names_the_stored_row(
-    io_loop: tornado.ioloop.IOLoop, store: MySQLStore, config: SessionConfig
+    io_loop: tornado.ioloop.IOLoop,
+    store: MySQLStore,
+    config: SessionConfig,
+    mysql_settings: Settings,
 ) -> None:
     """The row key is the SHA-256 of the id the cookie carries."""
     manager = SessionManager(store, config)
@@ -271,8 +274,6 @@ def test_manager_cookie_names_the_stored_row(
     payload = manager.decode_cookie(cookie)
     assert payload is not None and payload["i"] == sid
     key = hash_sid(sid).hex().upper()
-    settings = {k: getattr(store, k) for k in ("host", "port", "user", "database")}
-    settings["password"] = store._password
-    assert query(settings, f"SELECT data FROM `{store.table}` WHERE HEX(id) = %s", (key,)) == [
-        ('{"k":"v"}',)
-    ]
+    assert query(
+        mysql_settings, f"SELECT data FROM `{store.table}` WHERE HEX(id) = %s", (key,)
+    ) == [('{"k":"v"}',)]

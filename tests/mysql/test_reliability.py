@@ -184,9 +184,11 @@ async def test_small_pool_with_rows_locked_too_long_answers_503_in_time(
     codes = [code for code, _, _ in results]
     assert set(codes) <= {200, 503}, results
     assert 503 in codes
-    # A request waits at most once for a connection and once for its
-    # statement (1 s each here), whatever the queue.
-    assert max(elapsed for _, elapsed, _ in results) < 2 * 1.0 + 2.0, results
+    # A request waits at most twice for a connection and twice for its
+    # statement (1 s each here), whatever the queue: once in a coalesced
+    # batch held up by another session's locked row, once more alone (the
+    # batch may have been applied after it gave up, so each save checks).
+    assert max(elapsed for _, elapsed, _ in results) < 4 * 1.0 + 2.0, results
     assert all(b"Traceback" not in body_ for _, _, body_ in results)
     # Nothing leaked: the pool serves the next requests normally.
     for b in browsers[:3]:

@@ -1,0 +1,6 @@
+"""Lifetimes kept by the server, on MySQLStore (see tests/lifetime.py)."""
+
+from tests.lifetime import (  # noqa: F401 - collected by pytest
+    test_a_replayed_longer_lived_cookie_cannot_lengthen_the_session,
+    test_the_stored_lifetime_slides_the_expiry,
+)

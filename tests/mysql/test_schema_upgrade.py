@@ -1,0 +1,127 @@
+"""A table made by 0.1 (no ``ttl`` column) is upgraded in place, rows intact:
+at first use when the store may create tables, by the CLI's
+``create-table --apply``, and otherwise refused with what to run."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import FakeClock
+from tests.mysql.conftest import Settings, query
+from tornado_sessions import StoreError
+from tornado_sessions.manager import new_sid
+from tornado_sessions.stores.base import SessionRecord, hash_sid
+from tornado_sessions.stores.mysql import MySQLStore
+
+# The DDL MySQLStore 0.1 created, verbatim.
+OLD_DDL = """CREATE TABLE `{t}` (
+  `id` BINARY(32) NOT NULL,
+  `data` MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  `created_at` BIGINT NOT NULL,
+  `updated_at` BIGINT NOT NULL,
+  `expires_at` BIGINT NOT NULL,
+  `version` INT UNSIGNED NOT NULL,
+  `user_id` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  `ip` VARCHAR(45) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  `user_agent` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  PRIMARY KEY (`id`),
+  KEY `{t}_expires_at` (`expires_at`),
+  KEY `{t}_user_id` (`user_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
+
+
+def old_table(settings: Settings, table: str, clock: FakeClock, rows: int) -> list[str]:
+    query(settings, OLD_DDL.format(t=table))
+    now = int(clock())
+    sids = [new_sid() for _ in range(rows)]
+    for k, sid in enumerate(sids):
+        query(
+            settings,
+            f"INSERT INTO `{table}` VALUES (UNHEX(%s), %s, %s, %s, %s, 3, %s, NULL, NULL)",
+            (hash_sid(sid).hex(), f'{{"k":{k}}}', now, now, now + 3600, f"user{k % 3}"),
+        )
+    return sids
+
+
+def columns(settings: Settings, table: str) -> list[str]:
+    rows = query(
+        settings,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    return [name.decode() if isinstance(name, bytes) else name for (name,) in rows]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_old_table_is_upgraded_at_first_use_with_its_rows_intact(
+    mysql_settings: Settings, table: str, clock: FakeClock
+) -> None:
+    sids = old_table(mysql_settings, table, clock, 50)
+    store = MySQLStore(**mysql_settings, table=table, clock=clock, cleanup_interval=None)
+    try:
+        await store.open()
+        assert store.table_state == "upgraded"
+        assert "ttl" in columns(mysql_settings, table)
+        for k, sid in enumerate(sids):
+            got = await store.get(sid)
+            assert got is not None
+            assert (got.data, got.version, got.ttl) == (f'{{"k":{k}}}', 3, None)
+        assert len(await store.sessions_for_user("user1")) == 17
+        upgraded = SessionRecord(
+            data="{}", created_at=got.created_at, expires_at=got.expires_at, ttl=60
+        )
+        assert await store.set(sids[0], upgraded, expected_version=3) == 4
+        again_got = await store.get(sids[0])
+        assert again_got is not None and again_got.ttl == 60
+    finally:
+        await store.close()
+    # A second store (another process) finds it up to date.
+    again = MySQLStore(**mysql_settings, table=table, clock=clock, cleanup_interval=None)
+    try:
+        await again.open()
+        assert again.table_state == "exists"
+    finally:
+        await again.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_old_table_without_create_table_is_refused_saying_what_to_run(
+    mysql_settings: Settings, table: str, clock: FakeClock
+) -> None:
+    old_table(mysql_settings, table, clock, 3)
+    store = MySQLStore(
+        **mysql_settings, table=table, clock=clock, cleanup_interval=None, create_table=False
+    )
+    try:
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+        message = str(caught.value)
+        assert "lacks the column(s) ttl" in message
+        assert "python -m tornado_sessions create-table --apply" in message
+        assert f"ALTER TABLE `{table}` ADD COLUMN `ttl` INT UNSIGNED NULL" in message
+    finally:
+        await store.close()
+    assert "ttl" not in columns(mysql_settings, table)
+    assert query(mysql_settings, f"SELECT COUNT(*) FROM `{table}`") == [(3,)]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stores_upgrading_at_once_all_start(
+    mysql_settings: Settings, table: str, clock: FakeClock
+) -> None:
+    old_table(mysql_settings, table, clock, 5)
+    stores = [
+        MySQLStore(**mysql_settings, table=table, clock=clock, cleanup_interval=None)
+        for _ in range(4)
+    ]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        assert sorted(s.table_state or "" for s in stores).count("upgraded") >= 1
+        assert columns(mysql_settings, table).count("ttl") == 1
+        assert query(mysql_settings, f"SELECT COUNT(*) FROM `{table}`") == [(5,)]
+    finally:
+        for s in stores:
+            await s.close()

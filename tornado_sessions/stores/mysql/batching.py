@@ -1,0 +1,286 @@
+"""Coalescing: concurrent store calls share round trips, never their fate.
+
+The session reads that concurrent requests start in the same turn of the
+event loop share one ``SELECT ... WHERE id IN (...)``; the saves of existing
+sessions one ``START TRANSACTION; UPDATE ...; COMMIT`` query (the updates in
+key order, so that two batches cannot deadlock, and one commit for all).  A
+call alone in its turn sends its own single statement.
+
+A batch is an optimisation, never a shared fate: whatever goes wrong in one,
+each save ends as it would have alone.
+
+* A statement the server refuses fails alone: the others are sent again.
+* A deadlock or a cluster's certification conflict (1213) rolls the whole
+  transaction back: the batch is sent again without a transaction (each
+  update commits on its own), so only the conflicting sessions pay.
+* A lost connection or an answer that never came: each save is sent alone
+  and checks whether its first attempt was applied.
+* A failure of the whole query (COMMIT refused, the table gone): each save
+  is sent alone, and gets its own outcome.
+
+The values of a batch are bound by the driver (``cursor.mogrify``, the same
+escaping ``execute`` uses, on a connection checked to be utf8mb4).
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from ...errors import StoreError
+from .connection import DEADLOCK, LOST, Connections, NoAnswer, background, code_of
+from .statements import KEY_INDEX, Statements
+
+__all__ = ["ALONE", "RETRIED", "Coalescer"]
+
+#: The most calls one round trip carries, and the most characters of
+#: session data one batch of saves sends.
+BATCH = 64
+BATCH_CHARS = 1 << 20
+#: A waiter's answer: send your statement alone (it was not applied).
+ALONE: Any = object()
+#: A waiter's answer: send your statement alone; it may have been applied
+#: (the batch's answer was lost).
+RETRIED: Any = object()
+
+_Item = tuple[Any, "asyncio.Future[Any]"]
+
+
+@dataclass(slots=True)
+class _Sent:
+    """What one batch round trip achieved."""
+
+    #: ok | lost | conflict | statement | whole
+    kind: str
+    done: list[tuple[_Item, int]] = field(default_factory=list)
+    failed: _Item | None = None
+    rest: list[_Item] = field(default_factory=list)
+    code: int | None = None
+    #: The error of ``failed`` when it is settled here (no answer in time).
+    error: Exception | None = None
+
+
+class Coalescer:
+    """The read and save queues of one store.
+
+    :param prepare: awaited before a batch (the store's first-use checks).
+    :param now: the store's clock, in whole seconds.
+    """
+
+    def __init__(
+        self,
+        conns: Connections,
+        statements: Statements,
+        *,
+        prepare: Callable[[], Awaitable[None]],
+        now: Callable[[], int],
+    ) -> None:
+        self._conns = conns
+        self._st = statements
+        self._prepare = prepare
+        self._now = now
+        self._reads: list[_Item] = []
+        self._writes: list[_Item] = []
+
+    # -- reads -----------------------------------------------------------------
+
+    async def read(self, key: str) -> Any:
+        """The row text of ``key`` (or None) from a shared SELECT, or `ALONE`."""
+        return await self._join(self._reads, key, self._flush_reads)
+
+    async def select(self, keys: Sequence[str]) -> dict[str, str]:
+        """``{key: "created expires version ttl data"}`` of the live rows."""
+        if len(keys) == 1:
+            result = await self._conns.execute(
+                "loading a session", self._st.select_one, (keys[0], self._now()), fetch=True
+            )
+            return {keys[0]: result.rows[0][0]} if result.rows else {}
+        result = await self._conns.execute(
+            "loading sessions",
+            self._st.select_many(len(keys)),
+            (*keys, self._now()),
+            fetch=True,
+        )
+        return {text[:64]: text[65:] for (text,) in result.rows}
+
+    def _flush_reads(self) -> None:
+        batch = _take(self._reads, BATCH, lambda key: 0, self._flush_reads)
+        if batch:
+            background(self._read_batch(batch))
+
+    async def _read_batch(self, batch: list[_Item]) -> None:
+        try:
+            await self._prepare()
+            found = await self.select(tuple(dict.fromkeys(key for key, _ in batch)))
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        except BaseException:  # cancelled (the loop is shutting down)
+            for _, waiter in batch:
+                waiter.cancel()
+            raise
+        for key, waiter in batch:
+            if not waiter.done():
+                waiter.set_result(found.get(key))
+
+    # -- saves -----------------------------------------------------------------
+
+    async def write(self, args: tuple[Any, ...]) -> Any:
+        """The row count of ``args``' UPDATE in a shared round trip, or
+        `ALONE` / `RETRIED` (send it yourself)."""
+        return await self._join(self._writes, args, self._flush_writes)
+
+    def _flush_writes(self) -> None:
+        batch = _take(self._writes, BATCH, lambda args: len(args[0]), self._flush_writes)
+        if batch:
+            background(self._write_batch(batch))
+
+    async def _write_batch(self, batch: list[_Item]) -> None:
+        try:
+            await self._prepare()
+            await self._settle(batch)
+        except Exception as exc:
+            _fail(batch, exc)
+        except BaseException:
+            for _, waiter in batch:
+                waiter.cancel()
+            raise
+
+    async def _settle(self, batch: list[_Item]) -> None:
+        """Send ``batch``, splitting it on failure, until every waiter has
+        its outcome (or is told to send its statement alone)."""
+        pending, transaction, last_code = batch, True, None
+        for _ in range(len(batch) + 1):  # each round settles at least one
+            if len(pending) < 2:
+                break
+            sent = await self._send(pending, transaction)
+            for (_, waiter), count in sent.done:
+                if not waiter.done():
+                    waiter.set_result(count)
+            if sent.kind == "ok":
+                return
+            if sent.kind == "lost":
+                if sent.failed is not None and sent.error is not None:
+                    _fail([sent.failed], sent.error)
+                _answer(sent.rest, RETRIED)
+                return
+            repeated = sent.kind == "statement" and sent.code == last_code != DEADLOCK
+            if sent.kind == "whole" or repeated:
+                # The query failed as a whole, or rounds fail the same way
+                # (the table is gone, say): every save alone.
+                pending = sent.rest + ([sent.failed] if sent.failed else [])
+                break
+            if sent.kind == "conflict":
+                transaction = False  # each update commits (and certifies) alone
+            if sent.failed is not None:
+                _answer([sent.failed], ALONE)
+            last_code = sent.code if sent.kind == "statement" else None
+            pending = sent.rest
+        _answer(pending, ALONE)
+
+    async def _send(self, items: list[_Item], transaction: bool) -> _Sent:
+        """One round trip with the UPDATEs of ``items`` (in key order)."""
+        order = sorted(items, key=lambda item: str(item[0][KEY_INDEX]))
+        answers: list[int] = []
+
+        async def run(conn: Any) -> None:
+            cur = await conn.cursor()
+            parts = [cur.mogrify(self._st.update, args) for args, _ in order]
+            if transaction:
+                parts = ["START TRANSACTION", *parts, "COMMIT"]
+            await cur.execute(";\n".join(parts))
+            answers.append(cur.rowcount)
+            while await cur.nextset():
+                answers.append(cur.rowcount)
+            await cur.close()
+
+        offset = 1 if transaction else 0  # START TRANSACTION answers first
+        n = len(order)
+        try:
+            # After any error the transaction may be open or results unread:
+            # closing the connection rolls back whatever is open.
+            await self._conns.on_connection("saving sessions", run, keep_after_server_error=False)
+        except pymysql.err.MySQLError as exc:
+            code = code_of(exc)
+            position = len(answers) - offset  # the statement that failed
+            done = [] if transaction else list(zip(order, answers, strict=False))
+            if code in LOST:
+                return _Sent("lost", done, rest=order[len(done) :])
+            if code == DEADLOCK and transaction:
+                return _Sent("conflict", rest=order, code=code)
+            if 0 <= position < n:
+                failed = order[position]
+                rest = [item for item in order[len(done) :] if item is not failed]
+                return _Sent("statement", done, failed, rest, code)
+            return _Sent("whole", done, rest=order[len(done) :], code=code)
+        except NoAnswer as exc:
+            # The statement without an answer waited its whole timeout (for a
+            # lock held elsewhere, say): that is its outcome, as alone.  The
+            # others may or may not be applied by the server later: each is
+            # sent alone and checks.
+            done = [] if transaction else list(zip(order, answers, strict=False))
+            position = len(answers) - offset
+            blocked = order[position] if 0 <= position < n else None
+            rest = [item for item in order[len(done) :] if item is not blocked]
+            return _Sent("lost", done, blocked, rest, error=exc)
+        except OSError:
+            done = [] if transaction else list(zip(order, answers, strict=False))
+            return _Sent("lost", done, rest=order[len(done) :])
+        if len(answers) != n + 2 * offset:
+            return _Sent("lost", rest=order)  # too few answers: unknown
+        return _Sent("ok", list(zip(order, answers[offset : offset + n], strict=True)))
+
+    # -- queues ------------------------------------------------------------------
+
+    async def _join(self, queue: list[_Item], item: Any, flush: Callable[[], None]) -> Any:
+        """Queue ``item`` for the next turn of the event loop; return what
+        its batch answers, or `ALONE` if the caller is to run it itself."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        queue.append((item, waiter))
+        if len(queue) == 1:
+            # The first of this turn: the calls that other requests make in
+            # the same turn join it, and one round trip answers them all.
+            loop.call_soon(flush)
+        return await waiter
+
+
+def _take(
+    queue: list[_Item], most: int, size: Callable[[Any], int], flush: Callable[[], None]
+) -> list[_Item]:
+    """Take the next batch off ``queue`` (at most ``most`` items and
+    `BATCH_CHARS` of data); answer `ALONE` to a batch of one."""
+    count = total = 0
+    for item, _ in queue:
+        total += size(item)
+        if count and (count == most or total > BATCH_CHARS):
+            break
+        count += 1
+    batch = queue[:count]
+    del queue[:count]
+    if queue:
+        asyncio.get_running_loop().call_soon(flush)
+    if len(batch) == 1:
+        _answer(batch, ALONE)
+        return []
+    return batch
+
+
+def _answer(items: list[_Item], outcome: Any) -> None:
+    for _, waiter in items:
+        if not waiter.done():
+            waiter.set_result(outcome)
+
+
+def _fail(items: list[_Item], exc: Exception) -> None:
+    for _, waiter in items:
+        if not waiter.done():
+            # Each waiter raises its own copy: one exception object raised
+            # in several tasks would share its traceback.
+            waiter.set_exception(StoreError(str(exc)) if isinstance(exc, StoreError) else exc)

@@ -1,0 +1,158 @@
+"""The statements the store sends, and how their rows become records.
+
+Every statement has ``%s`` placeholders for its values, which reach the
+server only through the driver's parameter binding (``cursor.execute`` or,
+for a batch, ``cursor.mogrify`` with the connection's own escaping); the only
+thing formatted into the text is the table name, checked at construction.
+
+=================  ============================================================
+store call         statement
+=================  ============================================================
+``get``            ``SELECT ... WHERE id = ? AND expires_at > ?``
+``set`` (new)      ``INSERT`` (a duplicate id raises `.SessionExists`)
+``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
+``touch``          ``UPDATE ... SET expires_at, updated_at WHERE id = ? AND expires_at > ?``
+``destroy``        ``DELETE ... WHERE id = ?``
+=================  ============================================================
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import SessionInfo, SessionRecord, hash_sid
+from .schema import check_table_name
+
+__all__ = ["KEY_INDEX", "Statements", "info", "key", "record", "update_args"]
+
+#: The position of the hex key in `update_args` (batches sort on it).
+KEY_INDEX = 8
+
+
+class Statements:
+    """The SQL text of every statement on one table."""
+
+    def __init__(self, table: str) -> None:
+        t = f"`{check_table_name(table)}`"
+        self.table = t
+        # One column, not five: PyMySQL parses a result's column descriptions
+        # in pure Python, and that was the largest cost of the read path.
+        self.select_one = (
+            f"SELECT CONCAT(created_at, ' ', expires_at, ' ', version, ' ', COALESCE(ttl, 0), "
+            f"' ', data) FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s"
+        )
+        self.insert = (
+            f"INSERT INTO {t} (id, data, created_at, updated_at, expires_at, version, ttl, "
+            "user_id, ip, user_agent) VALUES (UNHEX(%s), %s, %s, %s, %s, 1, %s, %s, %s, %s)"
+        )
+        self.update = (
+            f"UPDATE {t} SET data = %s, updated_at = %s, expires_at = %s, version = %s, "
+            "ttl = %s, user_id = %s, ip = %s, user_agent = %s "
+            "WHERE id = UNHEX(%s) AND version = %s AND expires_at > %s"
+        )
+        self.current = f"SELECT version, data FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s"
+        self.inserted = f"SELECT version, data, created_at FROM {t} WHERE id = UNHEX(%s)"
+        self.delete_stale = f"DELETE FROM {t} WHERE id = UNHEX(%s) AND expires_at <= %s"
+        self.destroy = f"DELETE FROM {t} WHERE id = UNHEX(%s)"
+        self.touch = (
+            f"UPDATE {t} SET expires_at = %s, updated_at = %s "
+            "WHERE id = UNHEX(%s) AND expires_at > %s"
+        )
+        self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"
+        self.clear = f"DELETE FROM {t}"
+        self.clear_expired = f"DELETE FROM {t} WHERE expires_at <= %s LIMIT %s"
+        self.destroy_user = f"DELETE FROM {t} WHERE user_id = %s"
+        self.destroy_user_except = f"DELETE FROM {t} WHERE user_id = %s AND id <> UNHEX(%s)"
+        # A fingerprint is the first 6 bytes of the key: the one row in range.
+        self.destroy_user_one = (
+            f"DELETE FROM {t} WHERE user_id = %s AND id BETWEEN UNHEX(%s) AND UNHEX(%s) LIMIT 1"
+        )
+
+    def select_many(self, count: int) -> str:
+        """One ``SELECT ... WHERE id IN (...)`` for ``count`` keys."""
+        marks = ", ".join(["UNHEX(%s)"] * count)
+        return (
+            f"SELECT CONCAT(LOWER(HEX(id)), ' ', created_at, ' ', expires_at, ' ', version, "
+            f"' ', COALESCE(ttl, 0), ' ', data) FROM {self.table} "
+            f"WHERE id IN ({marks}) AND expires_at > %s"
+        )
+
+    def infos(self, where: str) -> str:
+        """The listing of sessions matching ``where`` (a fixed condition)."""
+        return (
+            "SELECT id, created_at, updated_at, expires_at, user_id, ip, user_agent "
+            f"FROM {self.table} WHERE {where} ORDER BY updated_at DESC, created_at DESC"
+        )
+
+
+def key(sid: str) -> str:
+    """The row key of ``sid`` as 64 hex digits (``UNHEX(%s)`` in the SQL:
+    aiomysql 0.3 cannot bind bytes with PyMySQL >= 1.1)."""
+    return hash_sid(sid).hex()
+
+
+def update_args(
+    record: SessionRecord, hex_key: str, new_version: int, expected: int, now: int
+) -> tuple[Any, ...]:
+    """The values of `Statements.update`, in order (the key at `KEY_INDEX`)."""
+    return (
+        record.data,
+        now,
+        record.expires_at,
+        new_version,
+        record.ttl,
+        record.user_id,
+        record.ip,
+        record.user_agent,
+        hex_key,
+        expected,
+        now,
+    )
+
+
+def insert_args(record: SessionRecord, hex_key: str, now: int) -> tuple[Any, ...]:
+    """The values of `Statements.insert`, in order."""
+    return (
+        hex_key,
+        record.data,
+        record.created_at,
+        now,
+        record.expires_at,
+        record.ttl,
+        record.user_id,
+        record.ip,
+        record.user_agent,
+    )
+
+
+def record(text: str | None) -> SessionRecord | None:
+    """The record of a ``"created expires version ttl data"`` row text."""
+    if text is None:
+        return None
+    # The four integers cannot contain a space, so one split with a limit
+    # gives back the JSON text intact.
+    created, expires, version, ttl, data = text.split(" ", 4)
+    return SessionRecord(
+        data=data,
+        created_at=int(created),
+        expires_at=int(expires),
+        version=int(version),
+        ttl=int(ttl) or None,
+    )
+
+
+def info(row: Sequence[Any]) -> SessionInfo:
+    """The `.SessionInfo` of a row of `Statements.infos`."""
+    hex_id, created, updated, expires, user_id, ip, agent = row
+    return SessionInfo(
+        fingerprint=bytes(hex_id).hex()[:12],
+        created_at=int(created),
+        updated_at=int(updated),
+        expires_at=int(expires),
+        user_id=user_id,
+        ip=ip,
+        user_agent=agent,
+    )

@@ -1,0 +1,526 @@
+"""`MySQLStore`: the store contract on a MySQL or MariaDB table.
+
+It ties the package's parts together: `.connection` (the pool and round
+trips), `.schema` (the table, checked once), `.statements` (the SQL) and
+`.batching` (shared round trips), and adds what the contract asks for
+beyond a single statement: the check of a versioned update that matched no
+row, an insert whose id is taken, the periodic cleanup and the per-user
+queries.
+
+.. versionadded:: 0.1
+.. versionchanged:: 0.2
+   A module of the ``stores.mysql`` package (it was ``stores/mysql.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import aiomysql
+from pymysql.constants import CLIENT
+
+from ...errors import ConfigError, SessionConflict, SessionExists, SessionGone, StoreError
+from ...values import user_arg
+from ..base import SessionInfo, SessionRecord, SessionStore, check_record
+from . import schema, statements
+from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
+from .connection import Connections, Duplicate, Result
+
+if TYPE_CHECKING:
+    from ...config import SessionConfig
+
+__all__ = ["MySQLStore"]
+
+log = logging.getLogger("tornado_sessions.stores.mysql")
+
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{12}\Z")
+
+
+class MySQLStore(SessionStore):
+    """Keeps sessions in a MySQL (5.7+, 8) or MariaDB (10.5+) table.
+
+    Give it connection settings and it makes its own aiomysql pool (created
+    on `open` or first use, with ``autocommit``, ``utf8mb4``,
+    ``pool_recycle`` and timeouts), or give it an existing ``pool`` created
+    with the options `pool_options` returns (``autocommit=True``,
+    ``charset="utf8mb4"``, ``client_flag=CLIENT.FOUND_ROWS``); a pool passed
+    in is checked at first use (another character set is a `.ConfigError`)
+    and never closed by the store.  The usual way is `from_config`::
+
+        store = MySQLStore.from_config(SessionConfig.from_env())
+        await store.open()  # optional: fail at startup if the database is unreachable
+
+    Every wait (a pool slot, a connection, a statement) is bounded by
+    ``timeout``; a lost connection is retried once on a fresh one and a
+    deadlock twice, and anything else raises `.StoreError`, whose message
+    names the host, port, database, user, table and error code, never the
+    password or a session id.  Once the database is back, the next call
+    works again without a restart.
+
+    :param host: server host name or address.
+    :param port: server TCP port.
+    :param user: user name.
+    :param password: password (never logged).
+    :param database: database (schema) holding the table.
+    :param table: table name (letters, digits and underscores).
+    :param pool: an existing aiomysql pool to use instead of making one.
+    :param create_table: create the table if it is missing, and upgrade a
+        table made by an earlier version, at first use (either way, an
+        existing table's columns are checked then).
+    :param pool_size: the most connections the store's own pool opens.
+    :param timeout: seconds to wait for a pool slot, a connection or a
+        statement before failing with `.StoreError`.
+    :param cleanup_interval: seconds between background deletions of
+        expired rows (jittered), or None to leave it to `clear_expired`.
+    :param cleanup_batch: rows deleted per statement when cleaning up.
+    :param pool_recycle: seconds after which an idle connection is replaced;
+        keep it below the server's ``wait_timeout``.
+    :param unix_socket: connect through this Unix socket instead of TCP.
+    :param clock: returns the current time in seconds; tests inject their own.
+    :param coalesce_reads: answer the session reads that concurrent requests
+        start in the same turn of the event loop with one
+        ``SELECT ... WHERE id IN (...)`` (up to 64 ids) instead of one
+        statement each.  A read alone is still one ``SELECT ... WHERE id = ?``,
+        and every read sees every save that finished before it started.
+    :param coalesce_writes: send the saves of existing sessions that
+        concurrent requests start in the same turn as one multi-statement
+        transaction (``START TRANSACTION; UPDATE ...; COMMIT``, up to 64
+        updates and 1 MiB), each caller getting the outcome it would have
+        had alone.  Turn it off on servers or proxies that refuse
+        multi-statement queries.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int = 3306,
+        user: str | None = None,
+        password: str = "",
+        database: str | None = None,
+        table: str = "sessions",
+        pool: aiomysql.Pool | None = None,
+        create_table: bool = True,
+        pool_size: int = 10,
+        timeout: float = 5.0,
+        cleanup_interval: float | None = 900.0,
+        cleanup_batch: int = 1000,
+        pool_recycle: int = 3600,
+        unix_socket: str | None = None,
+        clock: Callable[[], float] = time.time,
+        coalesce_reads: bool = True,
+        coalesce_writes: bool = True,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.table = schema.check_table_name(table)
+        if pool is None and (not database or not (host or unix_socket)):
+            raise ConfigError(
+                "MySQLStore needs a database and a host (SESSION_DATABASE, SESSION_HOST), "
+                "or an existing pool"
+            )
+        if not (timeout > 0):
+            raise ConfigError(f"MySQLStore timeout must be a positive number, not {timeout!r}")
+        if cleanup_batch < 1 or pool_size < 1:
+            raise ConfigError("MySQLStore cleanup_batch and pool_size must be at least 1")
+        self._conns = Connections(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            database=database,
+            unix_socket=unix_socket,
+            pool=pool,
+            pool_size=pool_size,
+            timeout=timeout,
+            pool_recycle=pool_recycle,
+            label=self.table,
+        )
+        self.host = self._conns.host
+        self.port = self._conns.port
+        self.user = self._conns.user
+        self.database = self._conns.database
+        self.unix_socket = self._conns.unix_socket
+        self.timeout = self._conns.timeout
+        self.pool_size = pool_size
+        self.pool_recycle = pool_recycle
+        self.cleanup_interval = cleanup_interval
+        self.cleanup_batch = cleanup_batch
+        self.coalesce_reads = coalesce_reads
+        self.coalesce_writes = coalesce_writes
+        self._create_table = create_table
+        self._ready = False
+        self._ready_lock: asyncio.Lock | None = None
+        self._cleanup_task: asyncio.Task[None] | None = None
+        self._sql = statements.Statements(self.table)
+        self._batches = Coalescer(self._conns, self._sql, prepare=self._prepare, now=self.now)
+        #: What the first-use table check found: ``"created"``, ``"exists"``
+        #: or ``"upgraded"`` (None before it ran).
+        self.table_state: schema.Outcome | None = None
+
+    @property
+    def round_trips(self) -> int:
+        """Queries sent to the server so far (a coalesced batch counts once):
+        for monitoring, and for the benchmark's round trips per request."""
+        return self._conns.round_trips
+
+    @classmethod
+    def from_config(cls, config: SessionConfig, **options: Any) -> MySQLStore:
+        """Make a store from a `.SessionConfig` (``SESSION_HOST``, ``SESSION_PORT``,
+        ``SESSION_USER``, ``SESSION_PASSWORD``, ``SESSION_DATABASE``,
+        ``SESSION_TABLE``, ``SESSION_POOL_SIZE``, ``SESSION_DB_TIMEOUT``).
+
+        :param options: other `MySQLStore` arguments (they win over the config).
+        :raises ConfigError: if the host, user or database is not set.
+
+        .. versionadded:: 0.1
+        """
+        missing = [
+            name
+            for name, value in (
+                ("SESSION_HOST", config.host),
+                ("SESSION_USER", config.user),
+                ("SESSION_DATABASE", config.database),
+            )
+            if not value
+        ]
+        if missing and "pool" not in options:
+            raise ConfigError(
+                f"MySQLStore needs {', '.join(missing)}: set them in the environment or .env "
+                "(SESSION_PASSWORD too, if the user has one)"
+            )
+        values: dict[str, Any] = {
+            "host": config.host,
+            "port": config.port,
+            "user": config.user,
+            "password": config.password,
+            "database": config.database,
+            "table": config.table,
+            "pool_size": config.pool_size,
+            "timeout": config.db_timeout,
+            "clock": config.clock,
+        }
+        values.update(options)
+        return cls(**values)
+
+    # -- schema ----------------------------------------------------------------
+
+    @staticmethod
+    def create_table_sql(table: str = "sessions") -> str:
+        """Return the ``CREATE TABLE IF NOT EXISTS`` statement for ``table``.
+
+        The data is JSON *text* (``MEDIUMTEXT``, up to 16 MB, binary
+        collation), not a ``JSON`` column, which MySQL would reformat.
+
+        .. versionadded:: 0.1
+        """
+        return schema.create_table_sql(table)
+
+    @staticmethod
+    def pool_options() -> dict[str, Any]:
+        """Return the connection options a pool passed as ``pool`` must have.
+
+        Use them with ``aiomysql.create_pool(**MySQLStore.pool_options(), ...)``.
+
+        .. versionadded:: 0.1
+        """
+        return {
+            "autocommit": True,
+            "charset": "utf8mb4",
+            "client_flag": CLIENT.FOUND_ROWS,
+            "init_command": "SET SESSION sql_notes=0",
+        }
+
+    async def create_table(self) -> schema.Outcome:
+        """Create the table if it does not exist, or upgrade one made by an
+        earlier version; return ``"created"``, ``"exists"`` or ``"upgraded"``.
+
+        .. versionadded:: 0.1
+        .. versionchanged:: 0.2
+           Upgrades an older table, and says what it did.
+        """
+        await self._conns.pool()
+        self.table_state = await schema.ensure_table(self._conns, self.table, create=True)
+        return self.table_state
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        """Make sure the pool exists, the table is there and cleanup runs."""
+        if self._ready:
+            return
+        if self._ready_lock is None:
+            self._ready_lock = asyncio.Lock()
+        async with self._ready_lock:
+            if self._ready:
+                return
+            await self._conns.pool()
+            if not self._conns.own_pool:
+                await self._conns.check_given_pool()
+            self.table_state = await schema.ensure_table(
+                self._conns, self.table, create=self._create_table
+            )
+            self._ready = True
+            self._start_cleanup()
+
+    async def open(self) -> None:
+        """Connect now and create (or upgrade) the table if needed, so that a
+        bad configuration fails at startup with a `.StoreError`; also starts
+        the periodic cleanup.  Optional: the store does this on first use.
+
+        .. versionadded:: 0.1
+        """
+        if not self._ready:
+            await self._prepare()
+        else:
+            await self._conns.execute("checking the connection", "SELECT 1")
+
+    async def close(self) -> None:
+        """Stop the cleanup task and close the pool (if the store made it).
+
+        .. versionadded:: 0.1
+        """
+        task, self._cleanup_task = self._cleanup_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        await self._conns.close()
+
+    def _error(self, doing: str, code: int | None, detail: str) -> StoreError:
+        return self._conns.error(doing, code, detail)
+
+    async def _execute(
+        self, doing: str, sql: str, args: tuple[Any, ...] = (), *, fetch: bool = False
+    ) -> Result:
+        if not self._ready:
+            await self._prepare()
+        return await self._conns.execute(doing, sql, args, fetch=fetch)
+
+    # -- cleanup ---------------------------------------------------------------
+
+    def _start_cleanup(self) -> None:
+        if self.cleanup_interval is None or self._cleanup_task is not None:
+            return
+        self._cleanup_task = asyncio.get_running_loop().create_task(self._cleanup_loop())
+
+    async def _cleanup_loop(self) -> None:
+        interval = float(self.cleanup_interval or 0)
+        # The first run comes at a random point of the first interval, so
+        # that several processes started together spread their deletes.
+        delay = interval * random.uniform(0.05, 1.0)
+        while True:
+            await asyncio.sleep(delay)
+            delay = interval * random.uniform(0.8, 1.2)
+            try:
+                deleted = await self.clear_expired()
+            except StoreError as exc:
+                log.warning("Periodic cleanup of expired sessions failed: %s", exc)
+            except Exception:
+                log.exception("Periodic cleanup of expired sessions failed")
+            else:
+                if deleted:
+                    log.info("Deleted %d expired sessions", deleted)
+
+    # -- the store contract ----------------------------------------------------
+
+    async def get(self, sid: str) -> SessionRecord | None:
+        key = statements.key(sid)
+        if self.coalesce_reads:
+            text = await self._batches.read(key)
+            if text is not ALONE:
+                return statements.record(text)
+        if not self._ready:
+            await self._prepare()
+        return statements.record((await self._batches.select((key,))).get(key))
+
+    async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
+        record = check_record(record)
+        key = statements.key(sid)
+        now = self.now()
+        if expected_version is None:
+            return await self._insert(key, record, now)
+        new_version = expected_version + 1
+        args = statements.update_args(record, key, new_version, expected_version, now)
+        # In a batch: its row count; ALONE if there was no batch to join or
+        # the batch told it to go alone; RETRIED if the batch's answer was
+        # lost (it may have been applied already).
+        rowcount: Any = ALONE
+        if self.coalesce_writes and self._conns.multi and len(record.data) <= BATCH_CHARS:
+            rowcount = await self._batches.write(args)
+        if isinstance(rowcount, int):
+            if rowcount:
+                return new_version
+            return await self._missed_update(key, record, now, new_version, False)
+        result = await self._execute("saving a session", self._sql.update, args)
+        if result.rowcount:
+            return new_version
+        retried = rowcount is RETRIED or result.retried
+        return await self._missed_update(key, record, now, new_version, retried)
+
+    async def _missed_update(
+        self, key: str, record: SessionRecord, now: int, new_version: int, retried: bool
+    ) -> int:
+        """The versioned UPDATE matched no row: say why."""
+        current = await self._execute(
+            "checking a session", self._sql.current, (key, now), fetch=True
+        )
+        if not current.rows:
+            raise SessionGone("the session no longer exists")
+        version, data = current.rows[0]
+        if retried and version == new_version and data == record.data:
+            return new_version  # our first attempt was applied; its answer was lost
+        raise SessionConflict("the session was saved by another request")
+
+    async def _insert(self, key: str, record: SessionRecord, now: int) -> int:
+        args = statements.insert_args(record, key, now)
+        try:
+            await self._execute("creating a session", self._sql.insert, args)
+            return 1
+        except Duplicate as dup:
+            retried = dup.retried
+        # The id exists.  Either our own insert went through before its answer
+        # was lost (we retried), or the row is an expired leftover, or the id
+        # is really taken (256 random bits: never in practice).
+        if retried:
+            current = await self._execute(
+                "checking a session", self._sql.inserted, (key,), fetch=True
+            )
+            if current.rows and tuple(current.rows[0]) == (1, record.data, record.created_at):
+                return 1
+            raise SessionExists("a session with this id exists")
+        stale = await self._execute(
+            "replacing an expired session", self._sql.delete_stale, (key, now)
+        )
+        if not stale.rowcount:
+            raise SessionExists("a session with this id exists")
+        try:
+            await self._execute("creating a session", self._sql.insert, args)
+        except Duplicate:
+            raise SessionExists("a session with this id exists") from None
+        return 1
+
+    async def destroy(self, sid: str) -> bool:
+        result = await self._execute(
+            "destroying a session", self._sql.destroy, (statements.key(sid),)
+        )
+        return result.rowcount > 0
+
+    async def touch(self, sid: str, expires_at: int) -> bool:
+        now = self.now()
+        result = await self._execute(
+            "extending a session", self._sql.touch, (expires_at, now, statements.key(sid), now)
+        )
+        return result.rowcount > 0
+
+    async def _infos(self, where: str, args: tuple[Any, ...]) -> list[SessionInfo]:
+        result = await self._execute("listing sessions", self._sql.infos(where), args, fetch=True)
+        return [statements.info(row) for row in result.rows]
+
+    async def all(self) -> list[SessionInfo]:
+        return await self._infos("expires_at > %s", (self.now(),))
+
+    async def length(self) -> int:
+        result = await self._execute(
+            "counting sessions", self._sql.length, (self.now(),), fetch=True
+        )
+        return int(result.rows[0][0])
+
+    async def clear(self) -> int:
+        result = await self._execute("deleting all sessions", self._sql.clear)
+        return result.rowcount
+
+    async def clear_expired(
+        self, batch_size: int | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete expired rows in batches; return how many were deleted.
+
+        Each batch is one ``DELETE ... WHERE expires_at <= %s LIMIT %s`` on
+        the ``expires_at`` index, so no statement holds locks for long.
+
+        :param batch_size: rows per statement (default: ``cleanup_batch``).
+        :param progress: called with the running total after each batch.
+
+        .. versionadded:: 0.1
+        """
+        batch = batch_size or self.cleanup_batch
+        now = self.now()
+        total = 0
+        while True:
+            result = await self._execute(
+                "deleting expired sessions", self._sql.clear_expired, (now, batch)
+            )
+            total += result.rowcount
+            if progress is not None:
+                progress(total)
+            if result.rowcount < batch:
+                return total
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return await self._infos(
+            "user_id = %s AND expires_at > %s", (user_arg(user_id), self.now())
+        )
+
+    async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
+        user = user_arg(user_id)
+        if except_sid is None:
+            result = await self._execute(
+                "ending a user's sessions", self._sql.destroy_user, (user,)
+            )
+        else:
+            result = await self._execute(
+                "ending a user's sessions",
+                self._sql.destroy_user_except,
+                (user, statements.key(except_sid)),
+            )
+        return result.rowcount
+
+    async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+            return False
+        low = fingerprint.lower()
+        result = await self._execute(
+            "ending a user's session",
+            self._sql.destroy_user_one,
+            (user_arg(user_id), low + "00" * 26, low + "ff" * 26),
+        )
+        return result.rowcount > 0
+
+    async def stats(self) -> dict[str, int]:
+        """Return ``{"live": ..., "expired": ..., "table_bytes": ...}``.
+
+        ``table_bytes`` is the server's estimate of the table's data and
+        index size.
+
+        .. versionadded:: 0.1
+        """
+        now = self.now()
+        counts = await self._execute(
+            "counting sessions",
+            f"SELECT (SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at > %s), "
+            f"(SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at <= %s)",
+            (now, now),
+            fetch=True,
+        )
+        size = await self._execute(
+            "measuring the table",
+            "SELECT COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (self.table,),
+            fetch=True,
+        )
+        live, expired = counts.rows[0]
+        return {
+            "live": int(live or 0),
+            "expired": int(expired or 0),
+            "table_bytes": int(size.rows[0][0]) if size.rows else 0,
+        }
