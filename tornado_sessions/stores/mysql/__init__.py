@@ -11,7 +11,8 @@ upsert), so a concurrent logout wins.
 The package, one module per job:
 
 =================  ==========================================================
-``store``          `MySQLStore`: the store contract, cleanup, per-user queries
+``store``          `MySQLStore`: the loads and saves of the store contract
+``admin``          listings, per-user queries, cleanup of expired rows, stats
 ``connection``     the pool, one round trip, the retry policy, error hints
 ``schema``         the table's DDL, its check at first use, its upgrade
 ``statements``     the SQL of every statement, and rows into records

@@ -1,0 +1,178 @@
+"""What administration and housekeeping need: listings, counts, the per-user
+queries, the cleanup of expired rows and the table's statistics.
+
+`AdminQueries` is the part of `.MySQLStore` that no request's load or save
+goes through; it runs on the store's connections and statements.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...errors import StoreError
+from ...values import user_arg
+from ..base import SessionInfo
+from . import statements
+from .connection import Result
+
+__all__ = ["AdminQueries"]
+
+log = logging.getLogger("tornado_sessions.stores.mysql")
+
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{12}\Z")
+
+
+class AdminQueries:
+    """The store's listings, per-user queries, cleanup and statistics."""
+
+    # Provided by MySQLStore.
+    cleanup_interval: float | None
+    cleanup_batch: int
+    table: str
+    _cleanup_task: asyncio.Task[None] | None
+    _sql: statements.Statements
+
+    if TYPE_CHECKING:
+
+        def now(self) -> int: ...
+
+        async def _execute(
+            self, doing: str, sql: str, args: tuple[Any, ...] = (), *, fetch: bool = False
+        ) -> Result: ...
+
+    # -- cleanup ---------------------------------------------------------------
+
+    def _start_cleanup(self) -> None:
+        if self.cleanup_interval is None or self._cleanup_task is not None:
+            return
+        self._cleanup_task = asyncio.get_running_loop().create_task(self._cleanup_loop())
+
+    async def _cleanup_loop(self) -> None:
+        interval = float(self.cleanup_interval or 0)
+        # The first run comes at a random point of the first interval, so
+        # that several processes started together spread their deletes.
+        delay = interval * random.uniform(0.05, 1.0)
+        while True:
+            await asyncio.sleep(delay)
+            delay = interval * random.uniform(0.8, 1.2)
+            try:
+                deleted = await self.clear_expired()
+            except StoreError as exc:
+                log.warning("Periodic cleanup of expired sessions failed: %s", exc)
+            except Exception:
+                log.exception("Periodic cleanup of expired sessions failed")
+            else:
+                if deleted:
+                    log.info("Deleted %d expired sessions", deleted)
+
+    # -- listings and per-user queries ----------------------------------------
+
+    async def _infos(self, where: str, args: tuple[Any, ...]) -> list[SessionInfo]:
+        result = await self._execute("listing sessions", self._sql.infos(where), args, fetch=True)
+        return [statements.info(row) for row in result.rows]
+
+    async def all(self) -> list[SessionInfo]:
+        return await self._infos("expires_at > %s", (self.now(),))
+
+    async def length(self) -> int:
+        result = await self._execute(
+            "counting sessions", self._sql.length, (self.now(),), fetch=True
+        )
+        return int(result.rows[0][0])
+
+    async def clear(self) -> int:
+        result = await self._execute("deleting all sessions", self._sql.clear)
+        return result.rowcount
+
+    async def clear_expired(
+        self, batch_size: int | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete expired rows in batches; return how many were deleted.
+
+        Each batch is one ``DELETE ... WHERE expires_at <= %s LIMIT %s`` on
+        the ``expires_at`` index, so no statement holds locks for long.
+
+        :param batch_size: rows per statement (default: ``cleanup_batch``).
+        :param progress: called with the running total after each batch.
+
+        .. versionadded:: 0.1
+        """
+        batch = batch_size or self.cleanup_batch
+        now = self.now()
+        total = 0
+        while True:
+            result = await self._execute(
+                "deleting expired sessions", self._sql.clear_expired, (now, batch)
+            )
+            total += result.rowcount
+            if progress is not None:
+                progress(total)
+            if result.rowcount < batch:
+                return total
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return await self._infos(
+            "user_id = %s AND expires_at > %s", (user_arg(user_id), self.now())
+        )
+
+    async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
+        user = user_arg(user_id)
+        if except_sid is None:
+            result = await self._execute(
+                "ending a user's sessions", self._sql.destroy_user, (user,)
+            )
+        else:
+            result = await self._execute(
+                "ending a user's sessions",
+                self._sql.destroy_user_except,
+                (user, statements.key(except_sid)),
+            )
+        return result.rowcount
+
+    async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+            return False
+        low = fingerprint.lower()
+        result = await self._execute(
+            "ending a user's session",
+            self._sql.destroy_user_one,
+            (user_arg(user_id), low + "00" * 26, low + "ff" * 26),
+        )
+        return result.rowcount > 0
+
+    async def stats(self) -> dict[str, int]:
+        """Return ``{"live": ..., "expired": ..., "table_bytes": ...}``.
+
+        ``table_bytes`` is the server's estimate of the table's data and
+        index size.
+
+        .. versionadded:: 0.1
+        """
+        now = self.now()
+        counts = await self._execute(
+            "counting sessions",
+            f"SELECT (SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at > %s), "
+            f"(SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at <= %s)",
+            (now, now),
+            fetch=True,
+        )
+        size = await self._execute(
+            "measuring the table",
+            "SELECT COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (self.table,),
+            fetch=True,
+        )
+        live, expired = counts.rows[0]
+        return {
+            "live": int(live or 0),
+            "expired": int(expired or 0),
+            "table_bytes": int(size.rows[0][0]) if size.rows else 0,
+        }
