@@ -8,8 +8,13 @@ Routes (the same handler bodies in every variant, the session use aside):
 
 * ``/read``: reads the key ``n`` of the session (bare: a constant);
 * ``/write``: increments the counter ``n`` (bare: a process-wide counter);
+  ``/write?k=<n>`` increments the key ``k<n>`` instead, and counts the
+  request as acknowledged if it is answered 200 (after the save);
 * ``/seed``: (session variants) starts a session with ``n = 0``: its
   ``Set-Cookie`` is the cookie the load generator sends;
+* ``/tally``: (session variants) once no ``/write`` is in flight, the
+  session's ``k<n>`` keys and the acknowledged writes per key, as
+  ``{"held": {...}, "acked": {...}}``: the lost-update check;
 * ``/round-trips``: (session variants) the store's count of queries sent to
   the database so far (``MySQLStore.round_trips``; 0 for MemoryStore).
 
@@ -54,10 +59,49 @@ class SessionRead(SessionMixin, tornado.web.RequestHandler):
         self.write({"n": self.session.get("n", 0)})
 
 
+#: /write?k= requests being handled, and the 200 answers sent per key.
+_WRITES: dict[str, Any] = {"in_flight": 0, "acked": {}}
+
+
 class SessionWrite(SessionMixin, tornado.web.RequestHandler):
+    key = "n"
+
+    def initialize(self) -> None:
+        # Counted from the start: /tally must wait for a request still loading.
+        k = self.get_query_argument("k", None)
+        if k is not None:
+            self.key = f"k{k}" if k.isdigit() and len(k) <= 6 else ""
+            _WRITES["in_flight"] += 1
+
     def get(self) -> None:
-        self.session["n"] = self.session.get("n", 0) + 1
-        self.write({"n": self.session["n"]})
+        if not self.key:
+            raise tornado.web.HTTPError(400, reason="k must be a small integer")
+        self.session[self.key] = self.session.get(self.key, 0) + 1
+        self.write({self.key: self.session[self.key]})
+
+    def on_finish(self) -> None:
+        # After finish(): the save is done (or failed, and the status says so).
+        super().on_finish()
+        if self.key != "n":
+            _WRITES["in_flight"] -= 1
+            if self.key and self.get_status() == 200:
+                acked = _WRITES["acked"]
+                acked[self.key] = acked.get(self.key, 0) + 1
+
+
+class Tally(SessionMixin, tornado.web.RequestHandler):
+    async def prepare(self) -> None:
+        try:
+            async with asyncio.timeout(10):
+                while _WRITES["in_flight"]:
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            raise tornado.web.HTTPError(503, reason="writes still in flight after 10 s") from None
+        await super().prepare()
+
+    def get(self) -> None:
+        held = {k: v for k, v in self.session.items() if k[:1] == "k" and k[1:].isdigit()}
+        self.write({"held": held, "acked": _WRITES["acked"]})
 
 
 class RoundTrips(tornado.web.RequestHandler):
@@ -103,6 +147,7 @@ async def main() -> None:
             (r"/read", SessionRead),
             (r"/write", SessionWrite),
             (r"/seed", Seed),
+            (r"/tally", Tally),
             (r"/round-trips", RoundTrips),
         ]
 

@@ -1,6 +1,9 @@
 // The Node peer for bench/run.py: `node app.js bare|session PORT`.
 // The same routes as bench/server.py: /read (reads the session key n),
-// /write (increments it), /seed (starts a session with n = 0).
+// /write (increments it; /write?k=<n> increments the key k<n> and counts
+// the request as acknowledged once its answer is sent, after the save),
+// /seed (starts a session with n = 0) and /tally (once no /write is in
+// flight: the session's k<n> keys and the acknowledged writes per key).
 // Settings: SESSION_HOST, SESSION_PORT, SESSION_USER, SESSION_PASSWORD,
 // SESSION_DATABASE, SESSION_SECRET, BENCH_TABLE (the store's table).
 'use strict';
@@ -10,6 +13,48 @@ const [mode, port] = process.argv.slice(2);
 const app = express();
 app.set('etag', false);
 app.set('x-powered-by', false);
+
+const writes = { inFlight: 0, acked: {} };
+
+function keyOf(req) {
+  const k = req.query.k;
+  if (k === undefined) return 'n';
+  return /^[0-9]{1,6}$/.test(k) ? `k${k}` : null;
+}
+
+// Counts /write?k= answers.  Registered before express-session, whose own
+// res.end wrapper calls this one only after the store's set() is done.
+function countWrites(req, res, next) {
+  const key = keyOf(req);
+  if (key === 'n') return next();
+  if (key === null) return res.status(400).json({ error: 'k must be a small integer' });
+  writes.inFlight += 1;
+  const end = res.end;
+  let ended = false;
+  res.end = function countedEnd(...args) {
+    if (!ended) {
+      ended = true;
+      writes.inFlight -= 1;
+      if (res.statusCode === 200) {
+        writes.acked[key] = (writes.acked[key] || 0) + 1;
+      }
+    }
+    return end.apply(this, args);
+  };
+  return next();
+}
+
+// /tally waits (up to 10 s) until no /write is in flight before the session loads.
+function drained(req, res, next) {
+  const start = Date.now();
+  (function wait() {
+    if (writes.inFlight === 0) return next();
+    if (Date.now() - start > 10000) {
+      return res.status(503).json({ error: 'writes still in flight after 10 s' });
+    }
+    return setTimeout(wait, 5);
+  })();
+}
 
 if (mode === 'bare') {
   let count = 0;
@@ -29,6 +74,8 @@ if (mode === 'bare') {
     connectionLimit: 10,
     schema: { tableName: process.env.BENCH_TABLE || 'bench_express_sessions' },
   });
+  app.use('/write', countWrites);
+  app.use('/tally', drained);
   app.use(session({
     secret: process.env.SESSION_SECRET,
     store,
@@ -43,8 +90,16 @@ if (mode === 'bare') {
   });
   app.get('/read', (req, res) => res.json({ n: req.session.n || 0 }));
   app.get('/write', (req, res) => {
-    req.session.n = (req.session.n || 0) + 1;
-    res.json({ n: req.session.n });
+    const key = keyOf(req);
+    req.session[key] = (req.session[key] || 0) + 1;
+    res.json({ [key]: req.session[key] });
+  });
+  app.get('/tally', (req, res) => {
+    const held = {};
+    for (const [k, v] of Object.entries(req.session)) {
+      if (/^k[0-9]+$/.test(k)) held[k] = v;
+    }
+    res.json({ held, acked: writes.acked });
   });
 } else {
   console.error('usage: node app.js bare|session PORT');

@@ -1,0 +1,124 @@
+"""The benchmark runs for real, briefly, so that it cannot rot unnoticed.
+
+``bench/run.py --quick`` runs against a private MariaDB of the test's own
+(passed to it through ``SESSION_*``, ``--db env``), once with the Python load
+client (with express-session side by side where Node.js is present) and once
+with wrk (which the bench installs with apt-get when it is missing and the run
+is as root).  Nothing here is a timing assertion: the checks are that every
+case ran and was answered, that no write tornado_sessions acknowledged in
+``write-one`` is missing from the session, and the statements a single request
+sends (1 SELECT for a read, SELECT + UPDATE for a write, 1 INSERT for a new
+session, none for an untouched or tampered one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.mysql.server import MariaDBServer, running_server
+
+REPO = Path(__file__).resolve().parent.parent
+CASES = {"read-many", "write-many", "read-one", "write-one"}
+NONE = {"select": 0, "insert": 0, "update": 0, "delete": 0}
+OURS = {
+    "read": {**NONE, "select": 1},
+    "write": {**NONE, "select": 1, "update": 1},
+    "new": {**NONE, "insert": 1},
+    "untouched": NONE,
+    "tampered": NONE,
+}
+#: express-session + express-mysql-session: a read also touches (UPDATE), a
+#: write is a SELECT and an upsert (counted as an INSERT).
+EXPRESS = {
+    "read": {**NONE, "select": 1, "update": 1},
+    "write": {**NONE, "select": 1, "insert": 1},
+    "new": {**NONE, "insert": 1},
+    "untouched": NONE,
+    "tampered": NONE,
+}
+HAS_NODE = bool(shutil.which("node") and shutil.which("npm"))
+
+
+@pytest.fixture(scope="module")
+def bench_server() -> Iterator[MariaDBServer]:
+    """A server no one else talks to: the statement counts are exact."""
+    with running_server("for the benchmark") as server:
+        yield server
+
+
+def run_bench(server: MariaDBServer, tmp_path: Path, *args: str) -> dict[str, Any]:
+    settings = server.settings()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
+    env.update(
+        SESSION_HOST=settings["host"],
+        SESSION_PORT=str(settings["port"]),
+        SESSION_USER=settings["user"],
+        SESSION_PASSWORD=settings["password"],
+        SESSION_DATABASE=settings["database"],
+    )
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, "bench/run.py", "--quick", "--db", "env", "--json", str(out), *args]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the bench stops its servers on SIGTERM
+        stdout, stderr = proc.communicate(timeout=60)
+        pytest.fail(f"the benchmark did not finish within 180 s:\n{stderr[-3000:]}")
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{stderr[-3000:]}"
+    assert "summary: session cost per request over the bare framework" in stdout
+    return dict(json.loads(out.read_text()))
+
+
+def check_common(result: dict[str, Any], variants: set[str]) -> None:
+    assert set(result["cases"]) == CASES
+    for case, entry in result["cases"].items():
+        assert set(entry["variants"]) == variants, case
+        for name, row in entry["variants"].items():
+            assert row["rps"] > 0 and row["bare_rps"] > 0, (case, name)
+            assert row["requests"] > 0, (case, name)
+            assert row["non_2xx"] == 0 and row["socket_errors"] == 0, (case, name, row)
+        assert entry["connections"] == (16 if entry["shape"] == "many" else 6)
+        assert entry["sessions"] == (50 if entry["shape"] == "many" else 1)
+        # Statements and round trips are counted for our MySQL variant in every case.
+        assert entry["variants"]["mysql"]["statements_per_request"]["select"] > 0, case
+        assert entry["variants"]["mysql"]["round_trips_per_request"] > 0, case
+    for name in variants - {"express-mysql"}:
+        writes = result["cases"]["write-one"]["variants"][name]["writes"]
+        assert writes["acknowledged"] > 0, (name, writes)
+        assert writes["lost"] == 0, (name, writes)
+        assert writes["unacknowledged"] == 0, (name, writes)
+        assert writes["held"] == writes["acknowledged"], (name, writes)
+    assert result["single_request_statements"]["mysql"] == OURS
+
+
+def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) -> None:
+    result = run_bench(bench_server, tmp_path, "--load", "python", "--duration", "0.3")
+    assert result["load_generator"] == "python keep-alive client"
+    variants = {"memory", "mysql"} | ({"express-mysql"} if HAS_NODE else set())
+    check_common(result, variants)
+    if HAS_NODE:
+        assert set(result["ratios_ours_over_express"]) == CASES
+        assert all(isinstance(r, float) for r in result["ratios_ours_over_express"].values())
+        assert result["single_request_statements"]["express-mysql"] == EXPRESS
+        peer = result["lost_updates_write_one"]["express-mysql"]
+        assert peer["acknowledged"] > 0 and peer["unacknowledged"] == 0, peer
+        assert result["node_versions"]["express-mysql-session"]
+
+
+def test_quick_run_wrk(bench_server: MariaDBServer, tmp_path: Path) -> None:
+    result = run_bench(bench_server, tmp_path, "--load", "wrk", "--no-node", "--no-memory")
+    assert result["load_generator"].startswith("wrk")
+    check_common(result, {"mysql"})
+    assert result["ratios_ours_over_express"] == {}
