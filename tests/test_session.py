@@ -103,3 +103,14 @@ def test_nested_edits_through_get_and_views_are_seen() -> None:
     for value in s.values():
         value["b"] = 2
     assert s.modified and s.changed_keys() == ({"prefs"}, set())
+
+
+def test_changed_keys_are_exact() -> None:
+    s = make()
+    s._snapshot = '{"a":1,"b":true,"c":"x","d":[1,{"e":2}],"f":null,"g":1.5}'
+    s._data = {"a": 1.0, "b": 1, "c": "x", "d": [1, {"e": 2}], "g": 1.5, "h": None}
+    changed, deleted = s.changed_keys()
+    assert changed == {"a", "b", "h"}  # 1 -> 1.0 and true -> 1 are changes
+    assert deleted == {"f"}
+    s._data["d"][1]["e"] = 3  # a nested edit
+    assert s.changed_keys()[0] == {"a", "b", "d", "h"}

@@ -17,6 +17,18 @@ __all__ = ["Session"]
 EMPTY = "{}"
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _same(value: Any, stored: Any) -> bool:
+    """Whether ``value`` serializes as ``stored`` does (exactly: ``1`` is not
+    ``1.0`` nor ``True``).  Scalars compare by type and value; containers
+    by their canonical JSON."""
+    if type(value) in _SCALARS and type(stored) in _SCALARS:
+        return type(value) is type(stored) and value == stored
+    return dumps({"": value}) == dumps({"": stored})
+
+
 class _Owner(Protocol):
     async def _session_save(self, session: Session) -> None: ...
     async def _session_reload(self, session: Session) -> None: ...
@@ -138,7 +150,7 @@ class Session(MutableMapping[str, Any]):
         changed = {
             key
             for key, value in self._data.items()
-            if key not in original or dumps({"": value}) != dumps({"": original[key]})
+            if key not in original or not _same(value, original[key])
         }
         return changed, set(original) - set(self._data)
 
