@@ -135,7 +135,9 @@ class SessionMixin(_HandlerBase):
 
         Only our cookie is looked for, in one pass over the header (parsing
         every cookie, as ``get_cookie`` does, costs more than the rest of a
-        returning visitor's session handling).
+        returning visitor's session handling).  The value is returned as
+        sent, but for the spaces and tabs around it (RFC 6265): its form,
+        surrounding quotes included, is checked by the cookie cipher alone.
         """
         header = self.request.headers.get("Cookie")
         if not header or name not in header:
@@ -145,13 +147,11 @@ class SessionMixin(_HandlerBase):
         for line in self.request.headers.get_list("Cookie"):
             for part in line.split(";"):
                 key, sep, found = part.partition("=")
-                if sep and key.strip() == name:
+                if sep and key.strip(" \t") == name:
                     count += 1
-                    value = found.strip()
+                    value = found.strip(" \t")
         if count > 1:
             return None, True
-        if value is not None and len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]  # a quoted value (tokens with "=" padding)
         return value, False
 
     async def prepare(self) -> None:
