@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import tornado.httpclient
 
-from tests.conftest import SECRET, Browser, FakeClock, RecordingStore, body, set_cookies
+from tests.conftest import OLD_SECRET, SECRET, Browser, FakeClock, RecordingStore, body, set_cookies
 
 NAME = "__Host-session"
 
@@ -527,7 +527,7 @@ async def test_rotation_reads_old_secret_and_reissues(
     from tornado_sessions.manager import SessionManager
 
     # A session made while OLD_SECRET was current...
-    old_config = SessionConfig(secret="old-secret-" + "o" * 40, clock=clock)
+    old_config = SessionConfig(secret=OLD_SECRET, clock=clock)
     old_manager = SessionManager(store, old_config)
     session = old_manager.new_session(owner=None)  # type: ignore[arg-type]
     session["n"] = 41
@@ -536,9 +536,7 @@ async def test_rotation_reads_old_secret_and_reissues(
     old_cookie = old_manager.cookie_value(session)
 
     # ...is read by an app whose current secret is new and OLD_SECRET a fallback.
-    new_config = SessionConfig(
-        secret=SECRET, secret_fallbacks=("old-secret-" + "o" * 40,), clock=clock
-    )
+    new_config = SessionConfig(secret=SECRET, secret_fallbacks=(OLD_SECRET,), clock=clock)
     app.settings["session_config"] = new_config
     browser = Browser(http_client, base_url)
     browser.jar[NAME] = old_cookie
@@ -559,7 +557,9 @@ async def test_removed_secret_is_rejected(
     from tornado_sessions import SessionConfig
     from tornado_sessions.manager import SessionManager
 
-    retired = SessionConfig(secret="retired-secret-" + "r" * 40, clock=clock)
+    retired = SessionConfig(
+        secret="retired-secret-M0rp3YneWY-h3Tzkp3HbYFyHCDuvca260Ce134EFdVI", clock=clock
+    )
     manager = SessionManager(store, retired)
     session = manager.new_session(owner=None)  # type: ignore[arg-type]
     session["n"] = 1

@@ -8,7 +8,9 @@ with one made for anything else.  Tokens are encrypted with the first
 only an older secret opens is reported so that the cookie can be re-issued.
 
 A cookie value is read only in the exact form `CookieCipher.encrypt` issues
-(`canonical_token`).
+(`canonical_token`), and a secret is used only if it looks random
+(`secret_problem`): HKDF makes a key from a random secret, it does not
+strengthen a guessable one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import time
 from collections import OrderedDict
@@ -26,7 +29,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["CookieCipher", "canonical_token", "derive_key"]
+__all__ = ["CookieCipher", "canonical_token", "derive_key", "secret_problem"]
 
 _SALT = b"tornado_sessions"
 _INFO = b"tornado_sessions/session-cookie/v1"
@@ -105,9 +108,9 @@ def derive_key(secret: str) -> bytes:
     """Return the url-safe base64 Fernet key derived from ``secret``.
 
     HKDF-SHA256 with a fixed salt and the purpose label
-    ``tornado_sessions/session-cookie/v1``.  The secret must already have
-    high entropy (`.SessionConfig` requires 32 characters or more): HKDF
-    does not stretch a weak password.
+    ``tornado_sessions/session-cookie/v1``.  The secret must already be
+    random (`.SessionConfig` checks it with `secret_problem`): HKDF does not
+    stretch a weak password.
     """
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO)
     return base64.urlsafe_b64encode(hkdf.derive(secret.encode("utf-8")))
@@ -198,3 +201,138 @@ class CookieCipher:
         if not isinstance(payload, dict):
             return None
         return payload, rotated
+
+
+# -- secrets -------------------------------------------------------------------
+
+#: The fewest characters a secret may have.
+MIN_SECRET_LENGTH = 32
+_MIN_DISTINCT = 6
+#: Only this much of a (very long) secret is examined for repetition.
+_SAMPLE = 1024
+#: Known placeholders (compared in lower case): the CLI's stand-in of 0.1,
+#: ``.env.example``'s, and the usual ones.
+_PLACEHOLDERS = frozenset(
+    {
+        "cli-placeholder-never-used-for-cookies-0000",
+        "replace-me-with-the-output-of-python-m-tornado_sessions-secret",
+        "replace-me",
+        "changeme",
+        "secret",
+        "your-secret-key",
+    }
+)
+#: Words that mark a placeholder wherever they appear in a secret.
+_PLACEHOLDER_WORDS = (
+    "placeholder",
+    "replace-me",
+    "replace_me",
+    "replaceme",
+    "change-me",
+    "change_me",
+    "changeme",
+    "your-secret",
+    "your_secret",
+    "yoursecret",
+    "not-a-secret",
+    "notasecret",
+    "insecure",
+)
+
+
+def _alphabet_size(text: str) -> int:
+    """How many symbols ``text`` plausibly draws from (by character class)."""
+    chars = set(text)
+    if chars <= set("0123456789"):
+        return 10
+    if chars <= set("0123456789abcdef") or chars <= set("0123456789ABCDEF"):
+        return 16
+    size = 0
+    for present, count in (
+        (any("a" <= c <= "z" for c in chars), 26),
+        (any("A" <= c <= "Z" for c in chars), 26),
+        (any("0" <= c <= "9" for c in chars), 10),
+        (any(c.isascii() and not c.isalnum() for c in chars), 33),
+        (any(not c.isascii() for c in chars), 128),
+    ):
+        if present:
+            size += count
+    return size
+
+
+def _fresh_characters(text: str) -> int:
+    """Count the characters of ``text`` that neither repeat an earlier
+    stretch of it nor continue a run or a step-by-one sequence.
+
+    Repeats are stretches of at least ``shortest`` characters already seen
+    (they may overlap, so a run of one character counts); ``shortest`` is 3,
+    or more for texts of few symbols (4 for hex digits), so that a random
+    text repeats itself by chance only rarely.  Sequences (``abcd``,
+    ``4321``) count from their fourth character.
+    """
+    shortest = max(3, math.ceil(16 / math.log2(max(2, _alphabet_size(text)))))
+    fresh = 0
+    i, n = 0, len(text)
+    while i < n:
+        if i:
+            step = ord(text[i]) - ord(text[i - 1])
+            if step in (1, -1):
+                k = 0
+                while i + k < n and ord(text[i + k]) - ord(text[i + k - 1]) == step:
+                    k += 1
+                if k >= 3:
+                    i += k
+                    continue
+            length = shortest
+            # an earlier occurrence starts before i (overlapping i allowed)
+            while i + length <= n and text.find(text[i : i + length], 0, i + length - 1) >= 0:
+                length += 1
+            if length > shortest:
+                i += length - 1
+                continue
+        fresh += 1
+        i += 1
+    return fresh
+
+
+def secret_problem(secret: str) -> str | None:
+    """Return why ``secret`` is not fit to key the cookies, or None.
+
+    A secret is refused when it is a known placeholder, shorter than
+    `MIN_SECRET_LENGTH` characters, made of fewer than 6 distinct
+    characters, or mostly repetition: when more than half of its characters
+    repeat an earlier stretch of it (``"password" * 4``, ``"abc123" * 6``),
+    continue a run of one character (``"a" * 32``, ``"secret-" + "s" * 40``)
+    or a sequence (``abcdefgh``, ``12345678``).  Generated secrets
+    (`secrets.token_urlsafe`, `secrets.token_hex`, ``openssl rand -hex 32``,
+    ``openssl rand -base64 32``) always pass.  This cannot prove a secret
+    random: a passphrase made up by a person may pass and still be
+    guessable.  The returned text never contains the secret.
+
+    ::
+
+        >>> secret_problem("password" * 4)
+        'is mostly repetition (24 of its 32 characters repeat an earlier stretch, ...'
+
+    .. versionadded:: 0.2
+    """
+    folded = secret.strip().lower()
+    if folded in _PLACEHOLDERS or any(word in folded for word in _PLACEHOLDER_WORDS):
+        return "is a placeholder, not a secret"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"is too short ({len(secret)} characters; at least {MIN_SECRET_LENGTH} are required)"
+    distinct = len(set(secret))
+    if distinct < _MIN_DISTINCT:
+        return (
+            f"uses only {distinct} distinct character{'' if distinct == 1 else 's'} "
+            f"(at least {_MIN_DISTINCT} are required; a random secret uses many more)"
+        )
+    sample = secret[:_SAMPLE]
+    repeated = len(sample) - _fresh_characters(sample)
+    if repeated * 2 > len(sample):
+        return (
+            f"is mostly repetition ({repeated} of its {len(sample)} characters repeat an "
+            "earlier stretch, or continue a run of one character or a sequence): it does "
+            "not look random"
+        )
+    return None

@@ -29,7 +29,7 @@ from demo.app import DEMO_DEFAULTS, make_app
 from tornado_sessions import MemoryStore, SessionConfig
 from tornado_sessions.manager import SessionManager
 
-SECRET = "demo-test-secret-" + "d" * 40
+SECRET = "demo-test-secret-fkQKe6z40NUFHWQ9nYlTFW7oj1xRr7IOYFIcvwxHWPQ"
 #: 2030-03-17 17:46:40 UTC: the sessions' clock starts here.
 T0 = 1_900_000_000
 COOKIE = "__Host-session"
