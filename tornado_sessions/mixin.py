@@ -164,7 +164,8 @@ class SessionMixin(_HandlerBase):
         value, duplicated = self._session_cookie(manager.config.cookie_name)
         client = self.request.remote_ip
         if duplicated:
-            log.warning(
+            manager.log_rejected(
+                "duplicated",
                 "Rejected session cookies from %s: the cookie was sent more than once "
                 "(possible cookie tossing); starting a fresh session",
                 client,
