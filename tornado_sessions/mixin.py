@@ -63,7 +63,16 @@ class SessionMixin(_HandlerBase):
     cookie is sent for data that was not stored.  Nothing is saved when the
     response status is 500 or more.
 
+    A response that reads the session, or sets or clears its cookie, gets
+    ``Vary: Cookie`` and ``Cache-Control: private``, so that no shared cache
+    serves one user's page or cookie to another.  A handler that sets its
+    own ``Cache-Control`` keeps it, except that a response carrying a
+    ``Set-Cookie`` never keeps ``public`` or ``s-maxage``.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``Cache-Control: private`` also on responses that only read the
+       session.
     """
 
     _session: Session | None = None
@@ -295,6 +304,10 @@ class SessionMixin(_HandlerBase):
             elif "cookie" not in vary.lower():
                 self.set_header("Vary", f"{vary}, Cookie")
         if action is CookieAction.NONE:
+            # A response built from one user's session is that user's: no
+            # shared cache may keep it, unless the handler chose otherwise.
+            if session.accessed and "Cache-Control" not in self._headers:
+                self.set_header("Cache-Control", "private")
             return
         manager = self.get_session_manager()
         config = manager.config
