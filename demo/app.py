@@ -19,21 +19,9 @@ from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
 from tornado_sessions.config import ENV_NAMES, config, generate_secret
 from tornado_sessions.errors import SessionNotLoadedError
 
-__all__ = ["DEMO_DEFAULTS", "demo_config", "make_app"]
+__all__ = ["demo_config", "make_app"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-#: The original express app's settings (resave: false, saveUninitialized: true,
-#: cookie.secure: true, cookie.maxAge: 2628000000 ms), used where the
-#: environment does not set them.
-DEMO_DEFAULTS: dict[str, Any] = {
-    "resave": False,
-    "save_uninitialized": True,
-    "secure": True,
-    "max_age": 2_628_000,
-    # The "my sessions" page shows each session's IP address and browser.
-    "track_client": True,
-}
 
 MAX_USERNAME = 40
 MAX_NOTE = 500
@@ -43,16 +31,12 @@ MAX_NOTES = 50
 def demo_config(env: Callable[..., Any] = config, **overrides: Any) -> tuple[SessionConfig, bool]:
     """Return the demo's `SessionConfig` and whether its secret is a throwaway.
 
-    Settings come from the environment and ``.env`` (python-decouple); the
-    original app's settings fill in what they leave unset.  Without
-    ``SESSION_SECRET`` a random secret is generated for this run only: only
-    the demo does that, never the library.
+    Settings come from the environment and ``.env`` (python-decouple), with
+    the library's own (secure) defaults for what they leave unset, as in an
+    application.  Without ``SESSION_SECRET`` a random secret is generated
+    for this run only: only the demo does that, never the library.
     """
-    values = {
-        field: value
-        for field, value in DEMO_DEFAULTS.items()
-        if env(ENV_NAMES[field], default="") in (None, "")
-    }
+    values: dict[str, Any] = {}
     generated = False
     if env(ENV_NAMES["secret"], default="") in (None, "") and "secret" not in overrides:
         values["secret"] = generate_secret()
@@ -165,6 +149,8 @@ class SessionsHandler(BaseHandler):
     async def get(self) -> None:
         sessions = await self.get_user_sessions()
         current = self.session.fingerprint
+        tracking = self.get_session_manager().config.track_client
+        unknown = "unknown" if tracking else "not recorded"
         self.render(
             "sessions.html",
             sessions=[
@@ -174,11 +160,12 @@ class SessionsHandler(BaseHandler):
                     "created": utc(info.created_at),
                     "last_seen": utc(info.updated_at),
                     "expires": utc(info.expires_at),
-                    "client": " · ".join(filter(None, [info.ip, info.user_agent])) or "unknown",
+                    "client": " · ".join(filter(None, [info.ip, info.user_agent])) or unknown,
                 }
                 for info in sessions
             ],
             ended=self.get_argument("ended", None),
+            tracking=tracking,
         )
 
 

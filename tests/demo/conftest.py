@@ -25,7 +25,7 @@ import pytest
 import tornado.httpclient
 import tornado.web
 
-from demo.app import DEMO_DEFAULTS, make_app
+from demo.app import make_app
 from tornado_sessions import MemoryStore, SessionConfig
 from tornado_sessions.manager import SessionManager
 
@@ -57,8 +57,8 @@ def demo_store(demo_clock: Clock) -> MemoryStore:
 
 @pytest.fixture
 def demo_session_config(demo_clock: Clock) -> SessionConfig:
-    # The demo's defaults (the original express app's settings).
-    return SessionConfig(secret=SECRET, clock=demo_clock, **DEMO_DEFAULTS)
+    # The demo's settings: the library's defaults.
+    return SessionConfig(secret=SECRET, clock=demo_clock)
 
 
 @pytest.fixture
