@@ -52,7 +52,13 @@ def utc(timestamp: int | float) -> str:
 
 
 class BaseHandler(SessionMixin, tornado.web.RequestHandler):
-    """Shared bits: the logged-in user and a tidy error page."""
+    """Shared bits: the logged-in user, a tidy error page, no framing."""
+
+    def set_default_headers(self) -> None:
+        # No other site may frame these pages: their buttons ("End", "Log out
+        # everywhere") must not be clickable through a disguised frame.
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.set_header("X-Frame-Options", "DENY")
 
     def get_current_user(self) -> str | None:
         try:
@@ -88,9 +94,16 @@ class LoginHandler(BaseHandler):
                 username=username[:MAX_USERNAME],
             )
             return
+        user_id = username.lower()
+        previous = self.session.get("user_id")
         # A new id at login: an id planted before login is worthless after.
-        await self.session.regenerate()
-        self.session["user_id"] = username.lower()
+        # A visitor who signs in keeps what the session holds (notes), and
+        # so does the same user signing in again; a different user signing
+        # in on this browser starts empty, with a new lifetime, and never
+        # sees the previous user's data.
+        same = previous is None or previous == user_id
+        await self.session.regenerate(keep_data=same, restart_lifetime=not same)
+        self.session["user_id"] = user_id
         self.session["username"] = username
         self.redirect("/")
 

@@ -186,9 +186,29 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_line(proc: Any, text: str, timeout: float = STARTUP) -> list[str]:
+    """Read ``proc``'s output (after its banner) until a line contains
+    ``text``; return the lines read.  Fails after ``timeout`` seconds."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = proc.output.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no line with {text!r} within {timeout} s; got {seen}")
+        if line is None:
+            pytest.fail(f"python -m demo ended before a line with {text!r}: {seen}")
+        seen.append(line)
+        if text in line:
+            return seen
+
+
 @pytest.fixture
 def run_demo(tmp_path: Path) -> Iterator[Any]:
-    """Start ``python -m demo`` in an empty directory (no .env); always stopped."""
+    """Start ``python -m demo`` in an empty directory (no .env); always stopped.
+
+    The process's ``output`` attribute is the queue of its lines after the
+    banner (read them with `wait_for_line`)."""
     procs: list[tuple[subprocess.Popen[str], threading.Thread]] = []
 
     def start(*args: str, **env: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -211,6 +231,7 @@ def run_demo(tmp_path: Path) -> Iterator[Any]:
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         procs.append((proc, reader))
+        proc.output = lines  # type: ignore[attr-defined]  # the lines after the banner
         banner: list[str] = []
         deadline = time.monotonic() + STARTUP
         while True:
