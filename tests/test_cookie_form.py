@@ -48,7 +48,12 @@ def altered_forms(token: str) -> dict[str, str]:
     forms: dict[str, str] = {}
     middle = len(token) // 2
     for char in "!.~ =\"'+/%*$\\,:@\t":
-        for where, at in (("start", 1), ("middle", middle), ("end", len(token))):
+        for where, at in (
+            ("very start", 0),
+            ("start", 1),
+            ("middle", middle),
+            ("end", len(token)),
+        ):
             forms[f"{char!r} at the {where}"] = token[:at] + char + token[at:]
     for pad in ("=", "==", "==="):
         forms[f"padding {pad}"] = token + pad
@@ -128,13 +133,13 @@ async def test_altered_cookies_give_a_fresh_session_and_no_store_call(
     token = browser.jar[NAME]
     quoted = await browser.get("/read", headers={"Cookie": f'{NAME}="{token}"'})
     assert body(quoted) == {"data": {"n": 1}, "new": False}  # the RFC 6265 quoted form
-    # Whitespace at the end of the header is not part of the cookie's value
-    # (HTTP and RFC 6265 both trim it): that spelling is the token itself.
-    forms = {k: v for k, v in altered_forms(token).items() if v.rstrip(" \t") != token}
+    forms = altered_forms(token)
     assert len(forms) > 50
     for label, value in forms.items():
         store.calls.clear()
-        response = await browser.get("/read", headers={"Cookie": f"{NAME}={value}"})
+        # Another cookie follows, so that whitespace at the end of the value
+        # is not the end of the header line (which HTTP trims).
+        response = await browser.get("/read", headers={"Cookie": f"{NAME}={value}; x=1"})
         assert response.code == 200, label
         assert body(response) == {"data": {}, "new": True}, label
         assert store.calls == [], label

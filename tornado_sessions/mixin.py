@@ -144,9 +144,9 @@ class SessionMixin(_HandlerBase):
 
         Only our cookie is looked for, in one pass over the header (parsing
         every cookie, as ``get_cookie`` does, costs more than the rest of a
-        returning visitor's session handling).  The value is returned as
-        sent, but for the spaces and tabs around it (RFC 6265): its form,
-        surrounding quotes included, is checked by the cookie cipher alone.
+        returning visitor's session handling).  The value is returned
+        exactly as sent: its form, surrounding quotes and any whitespace
+        included, is checked by the cookie cipher alone.
         """
         header = self.request.headers.get("Cookie")
         if not header or name not in header:
@@ -158,7 +158,7 @@ class SessionMixin(_HandlerBase):
                 key, sep, found = part.partition("=")
                 if sep and key.strip(" \t") == name:
                     count += 1
-                    value = found.strip(" \t")
+                    value = found
         if count > 1:
             return None, True
         return value, False
