@@ -211,15 +211,12 @@ _MIN_DISTINCT = 6
 #: Only this much of a (very long) secret is examined for repetition.
 _SAMPLE = 1024
 #: Known placeholders (compared in lower case): the CLI's stand-in of 0.1,
-#: ``.env.example``'s, and the usual ones.
+#: and ``.env.example``'s, now and in 0.1.
 _PLACEHOLDERS = frozenset(
     {
         "cli-placeholder-never-used-for-cookies-0000",
         "replace-me-with-the-output-of-python-m-tornado_sessions-secret",
         "replace-me",
-        "changeme",
-        "secret",
-        "your-secret-key",
     }
 )
 #: Words that mark a placeholder wherever they appear in a secret.
@@ -267,8 +264,8 @@ def _fresh_characters(text: str) -> int:
     Repeats are stretches of at least ``shortest`` characters already seen
     (they may overlap, so a run of one character counts); ``shortest`` is 3,
     or more for texts of few symbols (4 for hex digits), so that a random
-    text repeats itself by chance only rarely.  Sequences (``abcd``,
-    ``4321``) count from their fourth character.
+    text repeats itself by chance only rarely.  In a step-by-one sequence
+    of four characters or more (``abcd``, ``4321``) all but the first count.
     """
     shortest = max(3, math.ceil(16 / math.log2(max(2, _alphabet_size(text)))))
     fresh = 0
