@@ -1,5 +1,7 @@
 """``python -m demo``: run the demo site on http://localhost:8888/ with autoreload.
 
+Tornado's debug mode is off unless ``--debug`` is given.
+
 Settings come from the environment or ``.env`` in the current directory (see
 ``.env.example``): ``DEMO_PORT``, ``SESSION_SECRET``, and ``SESSION_HOST`` etc.
 to keep sessions in MySQL/MariaDB instead of memory.
@@ -37,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError:
         fail(f"DEMO_PORT={config('DEMO_PORT')!r} is not a port number", 2)
     parser = argparse.ArgumentParser(
-        prog="python -m demo", description="Run the tornado_sessions demo site (autoreload on)."
+        prog="python -m demo",
+        description="Run the tornado_sessions demo site (autoreload on, debug mode off).",
     )
     parser.add_argument(
         "--port", type=int, default=default_port, help="port to listen on (DEMO_PORT; 8888)"
@@ -47,6 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-reload", action="store_true", help="do not restart when a source file changes"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="Tornado's debug mode (tracebacks in error pages; never expose it); off by default",
     )
     return parser.parse_args(argv)
 
@@ -94,7 +102,17 @@ async def serve(args: argparse.Namespace) -> None:
     except ConfigError as exc:
         fail(str(exc), 2)
     store, store_text = await open_store(session_config)
-    app = make_app(store, session_config, debug=True, autoreload=not args.no_reload)
+    reload = not args.no_reload
+    # Debug mode only when asked.  Autoreload (on by default) is separate, and
+    # with it templates and static files are re-read on every request.
+    app = make_app(
+        store,
+        session_config,
+        debug=args.debug,
+        autoreload=reload,
+        compiled_template_cache=not reload,
+        static_hash_cache=not reload,
+    )
     server = tornado.httpserver.HTTPServer(app, xheaders=False)
     try:
         sockets = tornado.netutil.bind_sockets(args.port, args.host)
@@ -114,6 +132,7 @@ async def serve(args: argparse.Namespace) -> None:
         f"max age {session_config.max_age} s, save uninitialized "
         f"{session_config.save_uninitialized}, resave {session_config.resave})",
         f"  autoreload: {'off' if args.no_reload else 'on (edit a file under demo/ to restart)'}",
+        f"  debug:      {'on (never expose it)' if args.debug else 'off (--debug turns it on)'}",
     ]
     if throwaway:
         lines.append(

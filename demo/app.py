@@ -19,21 +19,9 @@ from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
 from tornado_sessions.config import ENV_NAMES, config, generate_secret
 from tornado_sessions.errors import SessionNotLoadedError
 
-__all__ = ["DEMO_DEFAULTS", "demo_config", "make_app"]
+__all__ = ["demo_config", "make_app"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-#: The original express app's settings (resave: false, saveUninitialized: true,
-#: cookie.secure: true, cookie.maxAge: 2628000000 ms), used where the
-#: environment does not set them.
-DEMO_DEFAULTS: dict[str, Any] = {
-    "resave": False,
-    "save_uninitialized": True,
-    "secure": True,
-    "max_age": 2_628_000,
-    # The "my sessions" page shows each session's IP address and browser.
-    "track_client": True,
-}
 
 MAX_USERNAME = 40
 MAX_NOTE = 500
@@ -43,16 +31,12 @@ MAX_NOTES = 50
 def demo_config(env: Callable[..., Any] = config, **overrides: Any) -> tuple[SessionConfig, bool]:
     """Return the demo's `SessionConfig` and whether its secret is a throwaway.
 
-    Settings come from the environment and ``.env`` (python-decouple); the
-    original app's settings fill in what they leave unset.  Without
-    ``SESSION_SECRET`` a random secret is generated for this run only: only
-    the demo does that, never the library.
+    Settings come from the environment and ``.env`` (python-decouple), with
+    the library's own (secure) defaults for what they leave unset, as in an
+    application.  Without ``SESSION_SECRET`` a random secret is generated
+    for this run only: only the demo does that, never the library.
     """
-    values = {
-        field: value
-        for field, value in DEMO_DEFAULTS.items()
-        if env(ENV_NAMES[field], default="") in (None, "")
-    }
+    values: dict[str, Any] = {}
     generated = False
     if env(ENV_NAMES["secret"], default="") in (None, "") and "secret" not in overrides:
         values["secret"] = generate_secret()
@@ -68,7 +52,13 @@ def utc(timestamp: int | float) -> str:
 
 
 class BaseHandler(SessionMixin, tornado.web.RequestHandler):
-    """Shared bits: the logged-in user and a tidy error page."""
+    """Shared bits: the logged-in user, a tidy error page, no framing."""
+
+    def set_default_headers(self) -> None:
+        # No other site may frame these pages: their buttons ("End", "Log out
+        # everywhere") must not be clickable through a disguised frame.
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.set_header("X-Frame-Options", "DENY")
 
     def get_current_user(self) -> str | None:
         try:
@@ -104,9 +94,16 @@ class LoginHandler(BaseHandler):
                 username=username[:MAX_USERNAME],
             )
             return
+        user_id = username.lower()
+        previous = self.session.get("user_id")
         # A new id at login: an id planted before login is worthless after.
-        await self.session.regenerate()
-        self.session["user_id"] = username.lower()
+        # A visitor who signs in keeps what the session holds (notes), and
+        # so does the same user signing in again; a different user signing
+        # in on this browser starts empty, with a new lifetime, and never
+        # sees the previous user's data.
+        same = previous is None or previous == user_id
+        await self.session.regenerate(keep_data=same, restart_lifetime=not same)
+        self.session["user_id"] = user_id
         self.session["username"] = username
         self.redirect("/")
 
@@ -165,6 +162,8 @@ class SessionsHandler(BaseHandler):
     async def get(self) -> None:
         sessions = await self.get_user_sessions()
         current = self.session.fingerprint
+        tracking = self.get_session_manager().config.track_client
+        unknown = "unknown" if tracking else "not recorded"
         self.render(
             "sessions.html",
             sessions=[
@@ -174,11 +173,12 @@ class SessionsHandler(BaseHandler):
                     "created": utc(info.created_at),
                     "last_seen": utc(info.updated_at),
                     "expires": utc(info.expires_at),
-                    "client": " · ".join(filter(None, [info.ip, info.user_agent])) or "unknown",
+                    "client": " · ".join(filter(None, [info.ip, info.user_agent])) or unknown,
                 }
                 for info in sessions
             ],
             ended=self.get_argument("ended", None),
+            tracking=tracking,
         )
 
 

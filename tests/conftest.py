@@ -20,8 +20,8 @@ import tornado.web
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin, StoreError
 from tornado_sessions.stores.base import SessionInfo, SessionRecord, SessionStore
 
-SECRET = "test-secret-" + "s" * 40
-OLD_SECRET = "old-secret-" + "o" * 40
+SECRET = "test-secret-ftQCQMrW8hZMBF9YHXmQuKrT2PtTysZfM_4Ez_ijnNg"
+OLD_SECRET = "old-secret-tURLqdUVnMyuD3H5mLNGH3GEMUOTmtvQeFVLU3zNZxs"
 T0 = 1_800_000_000
 
 

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import FakeClock
 from tornado_sessions.errors import SessionConflict, SessionExists, SessionGone
 from tornado_sessions.manager import new_sid
-from tornado_sessions.stores.base import SessionRecord, SessionStore, fingerprint
+from tornado_sessions.stores.base import SessionRecord, SessionStore, fingerprint, hash_sid
 
 
 def record(
@@ -31,6 +31,35 @@ class StoreContract:
     @pytest.mark.gen_test
     async def test_missing_session_is_none(self, store: SessionStore) -> None:
         assert await store.get(new_sid()) is None
+
+    @pytest.mark.gen_test
+    async def test_ending_a_users_session_needs_its_exact_fingerprint(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid, other = new_sid(), new_sid()
+        await store.set(sid, record(clock, user="alice"), expected_version=None)
+        await store.set(other, record(clock, user="alice"), expected_version=None)
+        exact = fingerprint(sid)
+        for wrong in (
+            "",
+            exact[:1],
+            exact[:11],
+            exact + "0",
+            exact + "\n",
+            " " + exact,
+            exact[:11] + "%",
+            exact[:11] + "_",
+            hash_sid(sid).hex(),  # the whole key is not a fingerprint either
+        ):
+            assert await store.destroy_user_session("alice", wrong) is False, repr(wrong)
+        assert await store.destroy_user_session("bob", exact) is False  # not bob's
+        assert await store.get(sid) is not None and await store.get(other) is not None
+        assert await store.destroy_user_session("alice", exact) is True
+        assert await store.get(sid) is None
+        assert await store.get(other) is not None
+        # The same 12 hex digits in upper case name the same session.
+        assert await store.destroy_user_session("alice", fingerprint(other).upper()) is True
+        assert await store.get(other) is None
 
     @pytest.mark.gen_test
     async def test_create_and_get(self, store: SessionStore, clock: FakeClock) -> None:

@@ -11,7 +11,9 @@ import pytest
 from tornado_sessions import ConfigError, SessionConfig
 from tornado_sessions.config import ENV_NAMES
 
-GOOD = "g" * 40
+GOOD = "good-3Fiw6CXWtkR8WTDvF_nebqed_nc8KGjuRXYF42guyFE"
+OLD1 = "MNrwNDz65Faoa6Fa-iEn5wNSEvMsoePi8FoeSjcLmnE"
+OLD2 = "IiqOQyDk65n_UWjCsIhU71hq_Gl-ccttZpZso6ryA3Q"
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +38,7 @@ def test_defaults_are_secure(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "SESSION_SECRET": GOOD,
-        "SESSION_SECRET_FALLBACKS": "a" * 32 + ", " + "b" * 32,
+        "SESSION_SECRET_FALLBACKS": OLD1 + ", " + OLD2,
         "SESSION_COOKIE_NAME": "sid",
         "SESSION_MAX_AGE": "3600",
         "SESSION_ABSOLUTE_MAX_AGE": "28800",
@@ -65,8 +67,8 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     c = SessionConfig.from_env()
-    assert c.secret_fallbacks == ("a" * 32, "b" * 32)
-    assert c.secrets == (GOOD, "a" * 32, "b" * 32)
+    assert c.secret_fallbacks == (OLD1, OLD2)
+    assert c.secrets == (GOOD, OLD1, OLD2)
     assert (c.cookie_name, c.max_age, c.absolute_max_age, c.touch_interval) == (
         "sid",
         3600,
@@ -162,6 +164,13 @@ def test_bad_values_name_the_variable(var: str, value: str, expect: str) -> None
     message = _error({"SESSION_SECRET": GOOD, var: value})
     assert var in message
     assert expect in message
+
+
+@pytest.mark.parametrize("name", ["t\u00e0ble", "sessions\n", "", "a" * 65, "x-y"])
+def test_table_name_is_ascii_letters_digits_and_underscores(name: str) -> None:
+    with pytest.raises(ConfigError, match="SESSION_TABLE"):
+        SessionConfig(secret=GOOD, table=name)
+    assert SessionConfig(secret=GOOD, table="web_sessions_2").table == "web_sessions_2"
 
 
 def test_host_prefix_rules() -> None:

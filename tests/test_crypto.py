@@ -20,8 +20,10 @@ def test_round_trip_and_no_padding() -> None:
         token = cipher.encrypt({"i": "x" * n})
         assert "=" not in token
         assert cipher.decrypt(token, 60) == ({"i": "x" * n}, False)
+        # Only the issued form is read: the padded spelling is another form.
         padded = token + "=" * (-len(token) % 4)
-        assert cipher.decrypt(padded, 60) == ({"i": "x" * n}, False)
+        if padded != token:
+            assert cipher.decrypt(padded, 60) is None
 
 
 def test_key_is_hkdf_of_the_secret_and_stable() -> None:

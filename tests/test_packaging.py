@@ -44,7 +44,7 @@ def test_wheel_installs_and_a_users_app_works(tmp_path: Path) -> None:
         assert f"tornado_sessions/{module}" in names, module
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
     env["PYTHONPATH"] = str(tmp_path / "site")
-    env["SESSION_SECRET"] = "a-users-own-secret-" + "u" * 40
+    env["SESSION_SECRET"] = "a-users-own-secret-W0efHCzqmEprqtijMTVDn2I6A7fuBa3DVJ6FZHuKJUM"
     result = subprocess.run(
         [sys.executable, "-B", str(ROOT / "tests" / "data" / "user_app.py")],
         cwd=tmp_path,

@@ -34,7 +34,9 @@ def app() -> tornado.web.Application:
     return tornado.web.Application(
         [(r"/dashboard", Dashboard), (r"/logout", Logout)],
         session_store=MemoryStore(),
-        session_config=SessionConfig(secret="app-test-secret-" + "z" * 40),
+        session_config=SessionConfig(
+            secret="app-test-secret-vNJcl0VxVOfkTMMigbpUXkOkjaJTukBLLY34WM8VWnM"
+        ),
     )
 
 

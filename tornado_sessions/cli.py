@@ -9,10 +9,11 @@ Subcommands::
     tornado-sessions stats                   # live sessions, expired rows, table size
 
 The database commands read the same settings as the library, through
-`.SessionConfig.from_env` (environment variables, then ``.env`` in the
+`.DatabaseConfig.from_env` (environment variables, then ``.env`` in the
 current directory): ``SESSION_HOST``, ``SESSION_PORT``, ``SESSION_USER``,
 ``SESSION_PASSWORD``, ``SESSION_DATABASE``, ``SESSION_TABLE`` and
-``SESSION_DB_TIMEOUT``.  They do not need ``SESSION_SECRET``.
+``SESSION_DB_TIMEOUT``.  They read no other variable: they need no
+``SESSION_SECRET``, and the cookie settings do not concern them.
 
 Errors are reported as one line on standard error, with exit status 1 (the
 database failed) or 2 (the configuration or the command line is wrong).
@@ -33,7 +34,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import ENV_NAMES, SessionConfig, generate_secret
+from .config import ENV_NAMES, DatabaseConfig, generate_secret
 from .errors import ConfigError, SessionError, StoreError
 
 if TYPE_CHECKING:
@@ -47,12 +48,6 @@ PROG = "tornado-sessions"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-# The database commands never encrypt or decrypt a cookie, so they must not
-# require SESSION_SECRET.  SessionConfig insists on one; this stand-in (never
-# used as a key) lets the rest of the configuration be read and checked
-# exactly as the library reads it.
-_NOT_A_SECRET = "cli-placeholder-never-used-for-cookies-0000"
 
 _DB_VARIABLES = "SESSION_HOST, SESSION_PORT, SESSION_USER, SESSION_PASSWORD and SESSION_DATABASE"
 
@@ -68,18 +63,16 @@ class CLIError(Exception):
 # -- configuration -------------------------------------------------------------
 
 
-def _db_config(table: str | None) -> SessionConfig:
-    """Read the database settings (everything but the secret) from the environment."""
-    overrides: dict[str, Any] = {"secret": _NOT_A_SECRET, "secret_fallbacks": ()}
-    if table is not None:
-        overrides["table"] = table
+def _db_config(table: str | None) -> DatabaseConfig:
+    """Read the database settings (and only those) from the environment."""
+    overrides: dict[str, Any] = {} if table is None else {"table": table}
     try:
-        return SessionConfig.from_env(**overrides)
+        return DatabaseConfig.from_env(**overrides)
     except ConfigError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
 
 
-def _require_database(config: SessionConfig) -> None:
+def _require_database(config: DatabaseConfig) -> None:
     for field in ("host", "database", "user"):
         if getattr(config, field) is None:
             var = ENV_NAMES[field]
@@ -90,17 +83,26 @@ def _require_database(config: SessionConfig) -> None:
             )
 
 
-def _where(config: SessionConfig) -> str:
+def _where(config: DatabaseConfig) -> str:
     return f"table {config.table!r} in database {config.database!r} on {config.host}:{config.port}"
 
 
-def _make_store(config: SessionConfig, create_table: bool = False) -> MySQLStore:
+def _make_store(config: DatabaseConfig, create_table: bool = False) -> MySQLStore:
     from .stores.mysql import MySQLStore
 
     # Only create-table creates the table: other commands never do it as a
     # side effect.  Either way, opening the store checks an existing table.
-    return MySQLStore.from_config(
-        config, create_table=create_table, pool_size=1, cleanup_interval=None
+    return MySQLStore(
+        host=config.host,
+        port=config.port,
+        user=config.user,
+        password=config.password,
+        database=config.database,
+        table=config.table,
+        timeout=config.db_timeout,
+        create_table=create_table,
+        pool_size=1,
+        cleanup_interval=None,
     )
 
 
@@ -243,7 +245,7 @@ def _human_bytes(size: int) -> str:
 # -- running ---------------------------------------------------------------------
 
 
-def _run(config: SessionConfig, work: Any, *, create_table: bool = False) -> Any:
+def _run(config: DatabaseConfig, work: Any, *, create_table: bool = False) -> Any:
     """Open a store on ``config``, run ``await work(store)``, close the store."""
 
     async def go() -> Any:

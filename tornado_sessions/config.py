@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
 from decouple import Config, RepositoryEmpty, RepositoryEnv
 
+from .crypto import MIN_SECRET_LENGTH as MIN_SECRET_LENGTH
+from .crypto import secret_problem
 from .errors import ConfigError
 
-__all__ = ["SessionConfig", "config", "generate_secret"]
+__all__ = ["DatabaseConfig", "SessionConfig", "config", "generate_secret"]
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -34,7 +37,7 @@ SameSite = Literal["lax", "strict", "none"]
 DEFAULT_MAX_AGE = 2_628_000
 #: Browsers cap cookie lifetimes at 400 days (RFC 6265bis), so do we.
 MAX_COOKIE_LIFETIME = 400 * 24 * 3600
-MIN_SECRET_LENGTH = 32
+_TABLE = re.compile(r"\A[A-Za-z0-9_]{1,64}\Z")
 
 _SECRET_HELP = (
     'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))" '
@@ -118,7 +121,77 @@ def _name(field: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SessionConfig:
+class DatabaseConfig:
+    """The MySQL/MariaDB settings alone, typed and checked.
+
+    What the operations command line (``python -m tornado_sessions``) reads:
+    it never handles a cookie, so it needs no ``SESSION_SECRET``.
+    `SessionConfig` has these fields too (it is a `DatabaseConfig`), so an
+    application reads everything once::
+
+        database = DatabaseConfig.from_env()  # SESSION_HOST, SESSION_PORT, ...
+
+    .. versionadded:: 0.2
+    """
+
+    host: str | None = None
+    port: int = 3306
+    user: str | None = None
+    password: str = dataclasses.field(default="", repr=False)
+    database: str | None = None
+    table: str = "sessions"
+    pool_size: int = 10
+    #: Seconds to wait for a connection, a pool slot or a statement.
+    db_timeout: float = 5.0
+    #: The clock (seconds since the epoch); tests inject their own.
+    clock: Callable[[], float] = dataclasses.field(default=time.time, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for label in ("pool_size", "port"):
+            value = getattr(self, label)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{_name(label)} must be a positive whole number, not {value!r}")
+        if self.port > 65535:
+            raise ConfigError(f"{_name('port')} must be between 1 and 65535, not {self.port}")
+        if not (isinstance(self.db_timeout, (int, float)) and self.db_timeout > 0):
+            raise ConfigError(f"{_name('db_timeout')} must be a positive number of seconds")
+        if not isinstance(self.table, str) or not _TABLE.match(self.table):
+            raise ConfigError(
+                f"{_name('table')} must be letters, digits and underscores (at most 64), "
+                f"not {self.table!r}"
+            )
+
+    def replace(self, **changes: Any) -> Self:
+        """Return a copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, config: Callable[..., Any] | None = None, **overrides: Any) -> Self:
+        """Read this class's ``SESSION_*`` variables and return a checked config.
+
+        :param config: a decouple-style ``config(name, default=...)``
+            callable; by default the module's `config` (environment, then
+            ``.env`` in the current directory).
+        :param overrides: field values that win over the environment.
+        :raises ConfigError: naming the variable and the accepted values.
+        """
+        cfg = config if config is not None else globals()["config"]
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in ENV_NAMES or field.name in overrides:
+                continue
+            raw = cfg(ENV_NAMES[field.name], default=None)
+            if raw is None or (raw == "" and field.name != "password"):
+                continue
+            values[field.name] = _parse(field.name, str(raw))
+        values.update(overrides)
+        if "secret" in {f.name for f in dataclasses.fields(cls)} and "secret" not in values:
+            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SessionConfig(DatabaseConfig):
     """All session settings, typed and checked.
 
     Build it from the environment with `from_env` (the usual way), or directly
@@ -129,12 +202,17 @@ class SessionConfig:
 
     Each field's environment variable is listed in the docs' configuration
     reference; the defaults are secure (``Secure``, ``HttpOnly``,
-    ``SameSite=Lax``, a ``__Host-`` cookie name).
+    ``SameSite=Lax``, a ``__Host-`` cookie name).  The MySQL/MariaDB fields
+    (``host``, ``port``, ``user``, ``password``, ``database``, ``table``,
+    ``pool_size``, ``db_timeout``) are those of `DatabaseConfig`.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       The secret and each fallback must look random (`.crypto.secret_problem`),
+       and the fallbacks must differ from the secret and from each other.
     """
 
-    #: The current secret (``SESSION_SECRET``); at least 32 characters.
+    #: The current secret (``SESSION_SECRET``): random, at least 32 characters.
     secret: str = dataclasses.field(repr=False)
     #: Older secrets still accepted for reading (``SESSION_SECRET_FALLBACKS``).
     secret_fallbacks: tuple[str, ...] = dataclasses.field(default=(), repr=False)
@@ -166,30 +244,10 @@ class SessionConfig:
     #: Record the client's IP address and User-Agent with each session (for a
     #: "my sessions" page); off by default.
     track_client: bool = False
-    # MySQL connection (used by MySQLStore.from_config)
-    host: str | None = None
-    port: int = 3306
-    user: str | None = None
-    password: str = dataclasses.field(default="", repr=False)
-    database: str | None = None
-    table: str = "sessions"
-    pool_size: int = 10
-    #: Seconds to wait for a connection, a pool slot or a statement.
-    db_timeout: float = 5.0
-    #: The clock (seconds since the epoch); tests inject their own.
-    clock: Callable[[], float] = dataclasses.field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.secret, str) or not self.secret:
-            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
-        for label, value in [("secret", self.secret)] + [
-            ("secret_fallbacks", s) for s in self.secret_fallbacks
-        ]:
-            if len(value) < MIN_SECRET_LENGTH:
-                raise ConfigError(
-                    f"{_name(label)} is too short ({len(value)} characters; at least "
-                    f"{MIN_SECRET_LENGTH} are required): {_SECRET_HELP}"
-                )
+        self._check_secrets()
+        super().__post_init__()
         if self.samesite not in ("lax", "strict", "none"):
             raise ConfigError(
                 f"{_name('samesite')} is {self.samesite!r}; accepted values: lax, strict, none"
@@ -199,7 +257,7 @@ class SessionConfig:
                 f"{_name('samesite')}=none requires {_name('secure')}=true "
                 "(browsers reject it otherwise)"
             )
-        for label in ("max_age", "max_data_size", "pool_size", "port"):
+        for label in ("max_age", "max_data_size"):
             value = getattr(self, label)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{_name(label)} must be a positive whole number, not {value!r}")
@@ -208,8 +266,6 @@ class SessionConfig:
                 f"{_name('max_age')} must be at most {MAX_COOKIE_LIFETIME} (400 days, the "
                 f"browsers' cap), not {self.max_age}"
             )
-        if self.port > 65535:
-            raise ConfigError(f"{_name('port')} must be between 1 and 65535, not {self.port}")
         if self.absolute_max_age is not None and (
             not isinstance(self.absolute_max_age, int) or self.absolute_max_age <= 0
         ):
@@ -224,15 +280,8 @@ class SessionConfig:
                 f"{_name('touch_interval')} must be a whole number of seconds >= 0 "
                 f"(or unset), not {self.touch_interval!r}"
             )
-        if not (isinstance(self.db_timeout, (int, float)) and self.db_timeout > 0):
-            raise ConfigError(f"{_name('db_timeout')} must be a positive number of seconds")
         if not self.path.startswith("/"):
             raise ConfigError(f"{_name('path')} must start with '/', not {self.path!r}")
-        if not self.table.replace("_", "").isalnum() or len(self.table) > 64:
-            raise ConfigError(
-                f"{_name('table')} must be letters, digits and underscores (at most 64), "
-                f"not {self.table!r}"
-            )
         if not self.user_key:
             raise ConfigError(f"{_name('user_key')} must not be empty")
         if not self.cookie_name:
@@ -253,6 +302,34 @@ class SessionConfig:
                 f"{_name('secure')}=true"
             )
 
+    def _check_secrets(self) -> None:
+        if not isinstance(self.secret, str) or not self.secret:
+            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
+        fallbacks = self.secret_fallbacks
+        if isinstance(fallbacks, str) or not all(isinstance(s, str) for s in fallbacks):
+            raise ConfigError(f"{_name('secret_fallbacks')} must be a tuple of strings")
+        named = [(_name("secret"), self.secret)] + [
+            (f"{_name('secret_fallbacks')} entry {n}", s) for n, s in enumerate(fallbacks, 1)
+        ]
+        for label, value in named:
+            problem = secret_problem(value)
+            if problem is not None:
+                raise ConfigError(f"{label} {problem}: {_SECRET_HELP}")
+        for n, value in enumerate(fallbacks, 1):
+            if value == self.secret:
+                raise ConfigError(
+                    f"{_name('secret_fallbacks')} entry {n} is the same as {_name('secret')}: "
+                    "a fallback is an older secret, still accepted while cookies move to the "
+                    "new one; remove it, or set a new SESSION_SECRET and keep the old one as "
+                    f"the fallback ({_SECRET_HELP})"
+                )
+            if value in fallbacks[: n - 1]:
+                first = fallbacks.index(value) + 1
+                raise ConfigError(
+                    f"{_name('secret_fallbacks')} entry {n} repeats entry {first}: "
+                    "list each older secret once"
+                )
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """The current secret followed by the fallbacks (newest first)."""
@@ -264,34 +341,6 @@ class SessionConfig:
         if self.absolute_max_age is not None:
             return min(self.absolute_max_age, MAX_COOKIE_LIFETIME)
         return MAX_COOKIE_LIFETIME
-
-    def replace(self, **changes: Any) -> SessionConfig:
-        """Return a copy with some fields changed (checked again)."""
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_env(cls, config: Callable[..., Any] | None = None, **overrides: Any) -> SessionConfig:
-        """Read every ``SESSION_*`` variable and return a checked config.
-
-        :param config: a decouple-style ``config(name, default=...)``
-            callable; by default the module's `config` (environment, then
-            ``.env`` in the current directory).
-        :param overrides: field values that win over the environment.
-        :raises ConfigError: naming the variable and the accepted values.
-        """
-        cfg = config if config is not None else globals()["config"]
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            if field.name not in ENV_NAMES or field.name in overrides:
-                continue
-            raw = cfg(ENV_NAMES[field.name], default=None)
-            if raw is None or (raw == "" and field.name != "password"):
-                continue
-            values[field.name] = _parse(field.name, str(raw))
-        if "secret" not in values and "secret" not in overrides:
-            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
-        values.update(overrides)
-        return cls(**values)
 
 
 _INT_FIELDS = {

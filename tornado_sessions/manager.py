@@ -9,6 +9,7 @@ it returns.  The testing helpers use it directly.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from ._ratelimit import RateLimitedLog
 from .config import SessionConfig
 from .crypto import CookieCipher
 from .errors import SessionExists, SessionGone, SessionTooLarge
@@ -28,7 +30,7 @@ __all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
 
 log = logging.getLogger("tornado_sessions")
 
-_SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_SID = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 _PAYLOAD_VERSION = 1
 
 
@@ -125,15 +127,30 @@ class SessionManager:
         session._stale_cookie = stale_cookie
         return session
 
+    @functools.cached_property
+    def _rejections(self) -> RateLimitedLog:
+        return RateLimitedLog(log, clock=self.config.clock)
+
+    def log_rejected(self, kind: str, message: str, client: str | None) -> None:
+        """Log a rejected cookie at WARNING, at most once per ``kind`` a minute.
+
+        ``message`` has one ``%s`` for the client's address; the cookie's
+        value never goes in.  Rejections held back are counted, and the
+        count is added to the next line of their kind.
+        """
+        self._rejections.warning(kind, message, client or "unknown client")
+
     def decode_cookie(self, value: str, client: str | None = None) -> dict[str, Any] | None:
-        """Return the checked payload of a cookie value, or None (logged)."""
+        """Return the checked payload of a cookie value, or None (logged,
+        rate-limited: see `log_rejected`)."""
         result = self.cipher.decrypt(value, self.config.cookie_ttl)
         if result is None:
-            log.warning(
+            self.log_rejected(
+                "token",
                 "Rejected a session cookie from %s: not a valid token for this application "
-                "(tampered, truncated, expired, or made with an unknown secret); "
-                "starting a fresh session",
-                client or "unknown client",
+                "(not in the form it issues, tampered, truncated, expired, or made with an "
+                "unknown secret); starting a fresh session",
+                client,
             )
             return None
         payload, rotated = result
@@ -146,18 +163,21 @@ class SessionManager:
             or not isinstance(expires, int)
             or not (ttl is None or isinstance(ttl, int))
         ):
-            log.warning(
+            self.log_rejected(
+                "payload",
                 "Rejected a session cookie from %s: unexpected payload; starting a fresh session",
-                client or "unknown client",
+                client,
             )
             return None
         now = self.now()
         absolute = self.config.absolute_max_age
         if expires <= now or (absolute is not None and created + absolute <= now):
-            log.warning(
-                "Rejected an expired session cookie from %s (%s timeout); starting a fresh session",
-                client or "unknown client",
-                "idle" if expires <= now else "absolute",
+            timeout = "idle" if expires <= now else "absolute"
+            self.log_rejected(
+                f"expired-{timeout}",
+                f"Rejected an expired session cookie from %s ({timeout} timeout); "
+                "starting a fresh session",
+                client,
             )
             return None
         payload["rotated"] = rotated

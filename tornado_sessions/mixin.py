@@ -63,7 +63,16 @@ class SessionMixin(_HandlerBase):
     cookie is sent for data that was not stored.  Nothing is saved when the
     response status is 500 or more.
 
+    A response that reads the session, or sets or clears its cookie, gets
+    ``Vary: Cookie`` and ``Cache-Control: private``, so that no shared cache
+    serves one user's page or cookie to another.  A handler that sets its
+    own ``Cache-Control`` keeps it, except that a response carrying a
+    ``Set-Cookie`` never keeps ``public`` or ``s-maxage``.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``Cache-Control: private`` also on responses that only read the
+       session.
     """
 
     _session: Session | None = None
@@ -135,7 +144,9 @@ class SessionMixin(_HandlerBase):
 
         Only our cookie is looked for, in one pass over the header (parsing
         every cookie, as ``get_cookie`` does, costs more than the rest of a
-        returning visitor's session handling).
+        returning visitor's session handling).  The value is returned
+        exactly as sent: its form, surrounding quotes and any whitespace
+        included, is checked by the cookie cipher alone.
         """
         header = self.request.headers.get("Cookie")
         if not header or name not in header:
@@ -145,13 +156,11 @@ class SessionMixin(_HandlerBase):
         for line in self.request.headers.get_list("Cookie"):
             for part in line.split(";"):
                 key, sep, found = part.partition("=")
-                if sep and key.strip() == name:
+                if sep and key.strip(" \t") == name:
                     count += 1
-                    value = found.strip()
+                    value = found
         if count > 1:
             return None, True
-        if value is not None and len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]  # a quoted value (tokens with "=" padding)
         return value, False
 
     async def prepare(self) -> None:
@@ -164,7 +173,8 @@ class SessionMixin(_HandlerBase):
         value, duplicated = self._session_cookie(manager.config.cookie_name)
         client = self.request.remote_ip
         if duplicated:
-            log.warning(
+            manager.log_rejected(
+                "duplicated",
                 "Rejected session cookies from %s: the cookie was sent more than once "
                 "(possible cookie tossing); starting a fresh session",
                 client,
@@ -294,6 +304,10 @@ class SessionMixin(_HandlerBase):
             elif "cookie" not in vary.lower():
                 self.set_header("Vary", f"{vary}, Cookie")
         if action is CookieAction.NONE:
+            # A response built from one user's session is that user's: no
+            # shared cache may keep it, unless the handler chose otherwise.
+            if session.accessed and "Cache-Control" not in self._headers:
+                self.set_header("Cache-Control", "private")
             return
         manager = self.get_session_manager()
         config = manager.config

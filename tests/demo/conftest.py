@@ -25,11 +25,11 @@ import pytest
 import tornado.httpclient
 import tornado.web
 
-from demo.app import DEMO_DEFAULTS, make_app
+from demo.app import make_app
 from tornado_sessions import MemoryStore, SessionConfig
 from tornado_sessions.manager import SessionManager
 
-SECRET = "demo-test-secret-" + "d" * 40
+SECRET = "demo-test-secret-fkQKe6z40NUFHWQ9nYlTFW7oj1xRr7IOYFIcvwxHWPQ"
 #: 2030-03-17 17:46:40 UTC: the sessions' clock starts here.
 T0 = 1_900_000_000
 COOKIE = "__Host-session"
@@ -57,8 +57,8 @@ def demo_store(demo_clock: Clock) -> MemoryStore:
 
 @pytest.fixture
 def demo_session_config(demo_clock: Clock) -> SessionConfig:
-    # The demo's defaults (the original express app's settings).
-    return SessionConfig(secret=SECRET, clock=demo_clock, **DEMO_DEFAULTS)
+    # The demo's settings: the library's defaults.
+    return SessionConfig(secret=SECRET, clock=demo_clock)
 
 
 @pytest.fixture
@@ -186,9 +186,29 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_line(proc: Any, text: str, timeout: float = STARTUP) -> list[str]:
+    """Read ``proc``'s output (after its banner) until a line contains
+    ``text``; return the lines read.  Fails after ``timeout`` seconds."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = proc.output.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no line with {text!r} within {timeout} s; got {seen}")
+        if line is None:
+            pytest.fail(f"python -m demo ended before a line with {text!r}: {seen}")
+        seen.append(line)
+        if text in line:
+            return seen
+
+
 @pytest.fixture
 def run_demo(tmp_path: Path) -> Iterator[Any]:
-    """Start ``python -m demo`` in an empty directory (no .env); always stopped."""
+    """Start ``python -m demo`` in an empty directory (no .env); always stopped.
+
+    The process's ``output`` attribute is the queue of its lines after the
+    banner (read them with `wait_for_line`)."""
     procs: list[tuple[subprocess.Popen[str], threading.Thread]] = []
 
     def start(*args: str, **env: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -211,6 +231,7 @@ def run_demo(tmp_path: Path) -> Iterator[Any]:
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         procs.append((proc, reader))
+        proc.output = lines  # type: ignore[attr-defined]  # the lines after the banner
         banner: list[str] = []
         deadline = time.monotonic() + STARTUP
         while True:

@@ -24,7 +24,7 @@ import pytest
 import tornado.httpserver
 import tornado.netutil
 
-from demo.app import DEMO_DEFAULTS, make_app
+from demo.app import make_app
 from tornado_sessions import MemoryStore, SessionConfig
 
 from .conftest import COOKIE, SECRET
@@ -84,7 +84,7 @@ class DemoServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        config = SessionConfig(secret=SECRET, **DEMO_DEFAULTS)
+        config = SessionConfig(secret=SECRET)
         app = make_app(MemoryStore(), config, debug=False)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]

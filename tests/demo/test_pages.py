@@ -269,10 +269,20 @@ async def test_my_session_of_a_first_visit(visitor: Visitor, manager: SessionMan
     assert session_data(response) == {}
     assert field(response, "is-new") == "no (new session)"
     assert field(response, "created") == "2030-03-17 17:46:40 UTC"
-    # saveUninitialized: the empty session is stored and gets its cookie.
+    # The library's default (saveUninitialized off): an empty session that
+    # was only looked at is not stored and gets no cookie, so each such visit
+    # is a new session.
+    assert visitor.session_cookie is None
+    again = await visitor.get("/session")
+    assert field(again, "is-new") == "no (new session)"
+    assert field(again, "fingerprint") != field(response, "fingerprint")
+    # Once something is stored, the page shows that session.
+    await visitor.get("/")
+    stored = await visitor.get("/session")
+    assert field(stored, "is-new") == "yes"
     sid = sid_of(manager, visitor.session_cookie)
-    assert field(response, "fingerprint") == fingerprint(sid)
-    assert sid not in text(response)
+    assert field(stored, "fingerprint") == fingerprint(sid)
+    assert sid not in text(stored)
 
 
 # -- notes ----------------------------------------------------------------------

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 import tornado.httpclient
 
-from .conftest import Visitor
+from tornado_sessions import SessionConfig
+
+from .conftest import SECRET, Clock, Visitor
 
 Response = tornado.httpclient.HTTPResponse
 
@@ -33,6 +35,26 @@ async def login(visitor: Visitor, username: str) -> None:
     assert response.code in (200, 302)
 
 
+@pytest.fixture
+def demo_session_config(demo_clock: Clock, request: pytest.FixtureRequest) -> SessionConfig:
+    """The demo's config; parametrized indirectly with ``track_client``."""
+    return SessionConfig(
+        secret=SECRET, clock=demo_clock, track_client=getattr(request, "param", False)
+    )
+
+
+@pytest.mark.parametrize("demo_session_config", [True], indirect=True)
+@pytest.mark.gen_test
+async def test_with_client_tracking_on_the_page_shows_each_client(
+    visitor: Visitor, demo_session_config: SessionConfig
+) -> None:
+    assert demo_session_config.track_client
+    await login(visitor, "Alice")
+    page = (await visitor.get("/sessions")).body.decode()
+    assert "127.0.0.1" in page
+    assert 'id="not-tracking"' not in page
+
+
 @pytest.mark.gen_test
 async def test_list_end_one_others_and_everywhere(
     visitor: Visitor, new_visitor: Callable[[], Visitor]
@@ -46,7 +68,9 @@ async def test_list_end_one_others_and_everywhere(
     assert len(listing) == 3
     assert sum(current for _, current in listing) == 1
     page = (await laptop.get("/sessions")).body.decode()
-    assert "127.0.0.1" in page  # the demo records the client
+    # The demo keeps the library's default: clients are not recorded.
+    assert "127.0.0.1" not in page and "not recorded" in page
+    assert 'id="not-tracking"' in page
 
     phone_fp = next(fp for fp, current in rows(await phone.get("/sessions")) if current)
     # Bob cannot end Alice's session, even knowing its fingerprint.

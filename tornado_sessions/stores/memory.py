@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -13,6 +14,8 @@ from .base import SessionInfo, SessionRecord, SessionStore, check_record, hash_s
 __all__ = ["MemoryStore"]
 
 log = logging.getLogger(__name__)
+
+_FINGERPRINT = re.compile(r"\A[0-9a-fA-F]{12}\Z")
 
 
 class MemoryStore(SessionStore):
@@ -137,8 +140,13 @@ class MemoryStore(SessionStore):
 
     async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
         user_id = user_arg(user_id)
+        # Exactly the 12 hex digits of a fingerprint (either case): a shorter
+        # prefix, "" included, must not end whichever session it matches.
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+            return False
+        wanted = fingerprint.lower()
         for key, record in list(self._records.items()):
-            if record.user_id == user_id and key.hex().startswith(fingerprint):
+            if record.user_id == user_id and key.hex()[:12] == wanted:
                 del self._records[key]
                 return True
         return False
