@@ -62,6 +62,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "SESSION_TABLE": "web_sessions",
         "SESSION_POOL_SIZE": "4",
         "SESSION_DB_TIMEOUT": "2.5",
+        "SESSION_DB_VARIABLES": "wsrep_sync_wait=3, max_statement_time=10",
     }
     assert set(env) == set(ENV_NAMES.values())
     for k, v in env.items():
@@ -92,6 +93,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "appdb",
     )
     assert (c.table, c.pool_size, c.db_timeout) == ("web_sessions", 4, 2.5)
+    assert c.db_variables == (("wsrep_sync_wait", "3"), ("max_statement_time", "10"))
 
 
 def test_dotenv_in_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -158,6 +160,10 @@ def test_short_fallback() -> None:
         ("SESSION_COOKIE_PATH", "app", "must start with '/'"),
         ("SESSION_TABLE", "x; DROP TABLE y", "letters, digits and underscores"),
         ("SESSION_COOKIE_NAME", "a;b", "not a valid cookie name"),
+        ("SESSION_DB_VARIABLES", "wsrep_sync_wait", "is not name=value"),
+        ("SESSION_DB_VARIABLES", "x=1; DROP TABLE y", "a whole number or a plain word"),
+        ("SESSION_DB_VARIABLES", "sql mode=1", "name=value pairs"),
+        ("SESSION_DB_VARIABLES", "a=it's", "a whole number or a plain word"),
     ],
 )
 def test_bad_values_name_the_variable(var: str, value: str, expect: str) -> None:

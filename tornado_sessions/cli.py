@@ -92,17 +92,8 @@ def _make_store(config: DatabaseConfig, create_table: bool = False) -> MySQLStor
 
     # Only create-table creates the table: other commands never do it as a
     # side effect.  Either way, opening the store checks an existing table.
-    return MySQLStore(
-        host=config.host,
-        port=config.port,
-        user=config.user,
-        password=config.password,
-        database=config.database,
-        table=config.table,
-        timeout=config.db_timeout,
-        create_table=create_table,
-        pool_size=1,
-        cleanup_interval=None,
+    return MySQLStore.from_config(
+        config, create_table=create_table, pool_size=1, cleanup_interval=None
     )
 
 

@@ -110,7 +110,11 @@ ENV_NAMES: dict[str, str] = {
     "table": "SESSION_TABLE",
     "pool_size": "SESSION_POOL_SIZE",
     "db_timeout": "SESSION_DB_TIMEOUT",
+    "db_variables": "SESSION_DB_VARIABLES",
 }
+
+_DB_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_DB_VALUE = re.compile(r"-?[0-9]{1,18}\Z|[A-Za-z0-9_.\-]{1,64}\Z")
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
@@ -143,6 +147,9 @@ class DatabaseConfig:
     pool_size: int = 10
     #: Seconds to wait for a connection, a pool slot or a statement.
     db_timeout: float = 5.0
+    #: Server variables each connection of MySQLStore's own pool sets
+    #: (``SESSION_DB_VARIABLES="wsrep_sync_wait=1,max_statement_time=5"``).
+    db_variables: tuple[tuple[str, str], ...] = ()
     #: The clock (seconds since the epoch); tests inject their own.
     clock: Callable[[], float] = dataclasses.field(default=time.time, repr=False, compare=False)
 
@@ -160,6 +167,19 @@ class DatabaseConfig:
                 f"{_name('table')} must be letters, digits and underscores (at most 64), "
                 f"not {self.table!r}"
             )
+        if isinstance(self.db_variables, dict):
+            object.__setattr__(self, "db_variables", tuple(self.db_variables.items()))
+        for pair in self.db_variables:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and _DB_VARIABLE.match(pair[0])):
+                raise ConfigError(
+                    f"{_name('db_variables')} must be name=value pairs separated by commas, "
+                    f"such as wsrep_sync_wait=1; {pair!r} is not one"
+                )
+            if not _DB_VALUE.match(str(pair[1])):
+                raise ConfigError(
+                    f"{_name('db_variables')}: the value of {pair[0]} must be a whole number or "
+                    f"a plain word (letters, digits, _ . -), not {pair[1]!r}"
+                )
 
     def replace(self, **changes: Any) -> Self:
         """Return a copy with some fields changed (checked again)."""
@@ -365,6 +385,18 @@ def _parse(field: str, raw: str) -> Any:
         if field == "absolute_max_age" and number == 0:
             return None  # 0 switches the absolute timeout off
         return number
+    if field == "db_variables":
+        pairs = []
+        for item in value.split(","):
+            name, sep, setting = item.partition("=")
+            if not item.strip():
+                continue
+            if not sep:
+                raise ConfigError(
+                    f"{var}={raw!r}: {item.strip()!r} is not name=value (e.g. wsrep_sync_wait=1)"
+                )
+            pairs.append((name.strip(), setting.strip()))
+        return tuple(pairs)
     if field == "db_timeout":
         try:
             return float(value)

@@ -46,7 +46,24 @@ class StoreError(SessionError):
     `.SessionMixin` answers such a request with ``503 Service Unavailable``
     and logs the message, which names what failed and what to check but never
     a password or a raw session id.
+
+    :param code: the server's error code, when there is one (``1213`` for a
+        deadlock or a cluster's certification conflict, ``2003`` for a
+        server that cannot be reached...); also the `code` attribute.
+
+    .. versionchanged:: 0.2
+       The ``code`` attribute.
     """
+
+    def __init__(self, message: str = "", code: int | None = None) -> None:
+        super().__init__(message)
+        #: The server's error code, or None.
+        self.code = code
+
+    def copy(self) -> StoreError:
+        """A new exception with the same message and code (each waiter of a
+        shared round trip raises its own)."""
+        return type(self)(str(self), self.code)
 
 
 class SessionTooLarge(SessionError, ValueError):

@@ -369,6 +369,8 @@ def _saved(request: SaveRequest, state: _State) -> None:
 def _copy(exc: Exception) -> Exception:
     """Each waiter raises its own exception object (one object raised in
     several tasks would share, and grow, one traceback)."""
-    if isinstance(exc, StoreError | SessionConflict | SessionGone | SessionTooLarge):
+    if isinstance(exc, StoreError):
+        return exc.copy()
+    if isinstance(exc, SessionConflict | SessionGone | SessionTooLarge):
         return type(exc)(*exc.args)
     return exc

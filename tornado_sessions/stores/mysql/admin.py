@@ -20,13 +20,24 @@ from ...errors import StoreError
 from ...values import user_arg
 from ..base import SessionInfo
 from . import statements
-from .connection import Result
+from .connection import Connections, NoAnswer, Result
+from .hints import DEADLOCK, LOCK_WAIT
 
 __all__ = ["AdminQueries"]
 
 log = logging.getLogger("tornado_sessions.stores.mysql")
 
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{12}\Z")
+#: Slices of the key space a cleanup run takes in random order.
+SLICES = 16
+#: The most rows one cleanup batch deletes on a cluster.
+CLUSTER_BATCH = 200
+
+
+def _slice(index: int) -> tuple[str, str]:
+    """The first and last key (hex) of slice ``index``."""
+    digit = f"{index:x}"
+    return digit + "0" * 63, digit + "f" * 63
 
 
 class AdminQueries:
@@ -38,13 +49,20 @@ class AdminQueries:
     table: str
     _cleanup_task: asyncio.Task[None] | None
     _sql: statements.Statements
+    _conns: Connections
 
     if TYPE_CHECKING:
 
         def now(self) -> int: ...
 
         async def _execute(
-            self, doing: str, sql: str, args: tuple[Any, ...] = (), *, fetch: bool = False
+            self,
+            doing: str,
+            sql: str,
+            args: tuple[Any, ...] = (),
+            *,
+            fetch: bool = False,
+            deadlock_retries: int = 2,
         ) -> Result: ...
 
     # -- cleanup ---------------------------------------------------------------
@@ -96,26 +114,67 @@ class AdminQueries:
     ) -> int:
         """Delete expired rows in batches; return how many were deleted.
 
-        Each batch is one ``DELETE ... WHERE expires_at <= %s LIMIT %s`` on
-        the ``expires_at`` index, so no statement holds locks for long.
+        Several processes (on several nodes of a cluster) may run it at once.
+        The key space is cut into `SLICES` slices, taken in a random order
+        by each run, so that cleaners started together delete different
+        rows.  Each batch is a non-locking read of the expired keys of a slice
+        (on the ``expires_at`` index), then one ``DELETE`` of those keys by
+        primary key (still only if expired), so no statement locks a row it
+        does not delete.  On a Galera cluster a batch is at most
+        `CLUSTER_BATCH` rows, so that foreground saves interleave with the
+        cleanup's write sets.  A conflict with another cleaner (a deadlock or
+        certification conflict, a lock wait timeout) ends the run quietly;
+        the next run picks up.
 
-        :param batch_size: rows per statement (default: ``cleanup_batch``).
+        :param batch_size: rows per batch (default: ``cleanup_batch``).
         :param progress: called with the running total after each batch.
 
         .. versionadded:: 0.1
+        .. versionchanged:: 0.2
+           Safe to run in several processes at once; slices in random order.
         """
         batch = batch_size or self.cleanup_batch
+        if self._conns.cluster is not None and batch_size is None:
+            batch = min(batch, CLUSTER_BATCH)
         now = self.now()
         total = 0
-        while True:
-            result = await self._execute(
-                "deleting expired sessions", self._sql.clear_expired, (now, batch)
-            )
-            total += result.rowcount
-            if progress is not None:
-                progress(total)
-            if result.rowcount < batch:
-                return total
+        first = random.randrange(SLICES)
+        for step in range(SLICES):
+            low, high = _slice((first + step) % SLICES)
+            while True:
+                found = await self._execute(
+                    "finding expired sessions",
+                    self._sql.expired_keys,
+                    (now, low, high, batch),
+                    fetch=True,
+                )
+                keys = tuple(str(key) for (key,) in found.rows)
+                if not keys:
+                    break
+                try:
+                    result = await self._execute(
+                        "deleting expired sessions",
+                        self._sql.delete_expired(len(keys)),
+                        (*keys, now),
+                        deadlock_retries=0,
+                    )
+                except StoreError as exc:
+                    if exc.code not in (DEADLOCK, LOCK_WAIT) and not isinstance(exc, NoAnswer):
+                        raise
+                    log.info(
+                        "A cleanup run met another cleaner or a locked row (%s) and ended "
+                        "after deleting %d expired sessions; the next run picks up",
+                        f"error {exc.code}" if exc.code else "no answer in time",
+                        total,
+                    )
+                    return total
+                total += result.rowcount
+                if progress is not None:
+                    progress(total)
+                if len(keys) < batch:
+                    break
+                await asyncio.sleep(0)  # let foreground work go first
+        return total
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return await self._infos(

@@ -34,7 +34,8 @@ from typing import Any
 import pymysql
 
 from ...errors import StoreError
-from .connection import DEADLOCK, LOST, Connections, NoAnswer, background, code_of
+from .connection import Connections, NoAnswer, background
+from .hints import DEADLOCK, LOST, code_of
 from .statements import KEY_INDEX, Statements
 
 __all__ = ["ALONE", "RETRIED", "Coalescer"]
@@ -283,4 +284,4 @@ def _fail(items: list[_Item], exc: Exception) -> None:
         if not waiter.done():
             # Each waiter raises its own copy: one exception object raised
             # in several tasks would share its traceback.
-            waiter.set_exception(StoreError(str(exc)) if isinstance(exc, StoreError) else exc)
+            waiter.set_exception(exc.copy() if isinstance(exc, StoreError) else exc)

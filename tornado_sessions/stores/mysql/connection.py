@@ -16,7 +16,8 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import re
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,47 +26,53 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from ...errors import ConfigError, StoreError
+from .hints import DEADLOCK, DUPLICATE, LOST, code_of, hint, message_of
 
-__all__ = ["LOST", "Connections", "NoAnswer", "Result", "code_of", "message_of"]
+__all__ = [
+    "LOST",
+    "Connections",
+    "NoAnswer",
+    "Result",
+    "check_variables",
+    "code_of",
+    "message_of",
+]
 
 log = logging.getLogger("tornado_sessions.stores.mysql")
 
 _T = TypeVar("_T")
 
-#: Error codes meaning the connection was lost: retried once on a fresh one.
-#: 2003 can't connect, 2006 gone away, 2013 lost during query, 4031 idle
-#: disconnect (MySQL 8.0.24+), 0 aiomysql's "not connected".
-LOST = frozenset({0, 2003, 2006, 2013, 4031})
-DEADLOCK = 1213
-DUPLICATE = 1062
 _DEADLOCK_RETRIES = 2
 #: Connection character sets whose encoding keeps every value intact and
 #: cannot swallow a quoting backslash (unlike GBK, SJIS, BIG5...).
 SAFE_CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_WORD = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
+_INTEGER = re.compile(r"-?[0-9]{1,18}\Z")
 
-HINTS: dict[int, str] = {
-    0: "the connection was closed; check that the server is up",
-    1040: "the server has too many connections: lower SESSION_POOL_SIZE or raise max_connections",
-    1044: "the user has no rights on the database: GRANT SELECT, INSERT, UPDATE, DELETE, "
-    "CREATE, ALTER ON <database>.* TO <user>",
-    1045: "the server refused the login: check SESSION_USER and SESSION_PASSWORD",
-    1049: "the database does not exist: create it, or fix SESSION_DATABASE",
-    1142: "the user lacks a privilege on the table: GRANT SELECT, INSERT, UPDATE, DELETE, "
-    "CREATE, ALTER ON <database>.* TO <user>",
-    1146: "the table does not exist: create it (python -m tornado_sessions create-table --apply; "
-    "MySQLStore.create_table_sql() prints the DDL) or let the store create it (create_table=True)",
-    1205: "a lock wait timed out: another transaction holds the session row for too long",
-    1213: "deadlocks kept happening after retries: check for long transactions on the table",
-    1366: "the server refused a value: is the connection's character set utf8mb4?",
-    2002: "the server socket is not reachable: is the server running?",
-    2003: "the server is not reachable: is it running and listening on this host and port "
-    "(SESSION_HOST, SESSION_PORT)?",
-    2006: "the server closed the connection (restart, wait_timeout, max_allowed_packet): "
-    "check its log and uptime",
-    2013: "the connection was lost during a query (server restart, crash or network): "
-    "check the server's log",
-    4031: "the server closed an idle connection (wait_timeout): pool_recycle should be below it",
-}
+
+def check_variables(variables: Mapping[str, Any] | None) -> dict[str, str]:
+    """Return session variables as ``{name: SQL value}``, or raise
+    `.ConfigError` (names are identifiers; values integers or plain words,
+    so that nothing but a name and a value reaches the ``SET`` statement)."""
+    checked: dict[str, str] = {}
+    for name, value in (variables or {}).items():
+        text = str(int(value)) if isinstance(value, bool) else str(value).strip()
+        if not isinstance(name, str) or not _VARIABLE.match(name):
+            raise ConfigError(
+                f"session variable name {name!r} is not accepted (SESSION_DB_VARIABLES): "
+                "use a server variable's name, such as wsrep_sync_wait"
+            )
+        if _INTEGER.match(text):
+            checked[name.lower()] = text
+        elif _WORD.match(text):
+            checked[name.lower()] = f"'{text}'"
+        else:
+            raise ConfigError(
+                f"session variable {name}={value!r} is not accepted (SESSION_DB_VARIABLES): "
+                "values are whole numbers or plain words (letters, digits, _ . -)"
+            )
+    return checked
 
 
 class NoAnswer(StoreError):
@@ -90,21 +97,6 @@ class Result:
     retried: bool = False
 
 
-def code_of(exc: BaseException) -> int:
-    """The server's (or the driver's) error code of ``exc`` (0 if none)."""
-    args: tuple[Any, ...] = getattr(exc, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0]
-    return 0
-
-
-def message_of(exc: BaseException) -> str:
-    args: tuple[Any, ...] = getattr(exc, "args", ())
-    if len(args) >= 2:
-        return str(args[1])
-    return str(exc) or type(exc).__name__
-
-
 class Connections:
     """The pool and every round trip of one `.MySQLStore`.
 
@@ -127,6 +119,7 @@ class Connections:
         timeout: float,
         pool_recycle: int,
         label: str,
+        variables: Mapping[str, Any] | None = None,
     ) -> None:
         if pool is not None:
             kwargs: dict[str, Any] = getattr(pool, "_conn_kwargs", {}) or {}
@@ -145,6 +138,11 @@ class Connections:
         self.pool_size = pool_size
         self.pool_recycle = pool_recycle
         self.label = label
+        #: Session variables set on each connection of the store's own pool
+        #: (``{name: SQL value}``), after the store's own.
+        self.variables = check_variables(variables)
+        #: The kind of cluster the server is part of ("galera"), or None.
+        self.cluster: str | None = None
         self._pool: aiomysql.Pool | None = pool
         self.own_pool = pool is None
         self.closed = False
@@ -166,10 +164,11 @@ class Connections:
         )
 
     def error(self, doing: str, code: int | None, detail: str) -> StoreError:
-        hint = HINTS.get(code or -1, "check the server's error log")
         label = f"error {code}" if code is not None else "timeout"
+        advice = hint(code, cluster=self.cluster is not None)
         return StoreError(
-            f"Session store failed {doing} ({self.where()}): {label}: {detail}; {hint}"
+            f"Session store failed {doing} ({self.where()}): {label}: {detail}; {advice}",
+            code,
         )
 
     # -- the pool --------------------------------------------------------------
@@ -194,51 +193,56 @@ class Connections:
                 charset="utf8mb4",
                 connect_timeout=self.timeout,
                 client_flag=CLIENT.FOUND_ROWS,
-                init_command=(
-                    "SET SESSION sql_notes=0, innodb_lock_wait_timeout="
-                    f"{max(1, math.ceil(self.timeout))}"
-                ),
+                init_command=self.init_command(),
             )
         return self._pool
 
+    def init_command(self) -> str:
+        """The ``SET SESSION`` each connection of the store's own pool runs."""
+        settings = {
+            "sql_notes": "0",
+            # A second under the statement timeout, so that a row held too
+            # long is a clean 1205 from the server, not a client timeout.
+            "innodb_lock_wait_timeout": str(max(1, math.ceil(self.timeout) - 1)),
+            **self.variables,
+        }
+        return "SET SESSION " + ", ".join(f"{name}={value}" for name, value in settings.items())
+
+    async def set_variables(self, variables: Mapping[str, Any]) -> None:
+        """Add session variables to the store's own pool: its connections
+        are replaced by new ones that set them."""
+        self.variables.update(check_variables(variables))
+        pool, self._pool = self._pool, None
+        if pool is not None and self.own_pool:
+            await _close(pool, self.timeout)
+
     async def check_given_pool(self) -> None:
         """Check a pool the application passed in: autocommit, found rows,
-        and a character set that keeps values intact."""
+        and a character set that keeps values intact (on both sides)."""
 
         async def check(conn: Any) -> tuple[str, ...]:
-            cur = await conn.cursor()
-            await cur.execute("SELECT @@character_set_client, @@character_set_connection")
-            row = await cur.fetchone()
-            await cur.close()
-            return tuple(text_of(value).lower() for value in row)
-
-        async with _Acquire(self, "checking the pool") as conn:
             if not conn.get_autocommit() or not (conn.client_flag & CLIENT.FOUND_ROWS):
                 raise ConfigError(
                     "the aiomysql pool given to MySQLStore must be created with autocommit=True "
                     "and client_flag=pymysql.constants.CLIENT.FOUND_ROWS "
                     "(see MySQLStore.pool_options())"
                 )
-            client_side = str(getattr(conn, "charset", "") or "").lower()
-            if client_side not in SAFE_CHARSETS:
-                raise _charset_error(client_side)
             self.multi = bool(conn.client_flag & CLIENT.MULTI_STATEMENTS)
-        server_side = await self.on_connection("checking the pool", check)
-        for charset in server_side:
-            if charset not in SAFE_CHARSETS:
-                raise _charset_error(charset)
+            cur = await conn.cursor()
+            await cur.execute("SELECT @@character_set_client, @@character_set_connection")
+            row = await cur.fetchone()
+            await cur.close()
+            return (str(getattr(conn, "charset", "") or ""), *(text_of(v) for v in row))
+
+        for charset in await self.on_connection("checking the pool", check):
+            if charset.lower() not in SAFE_CHARSETS:
+                raise _charset_error(charset.lower())
 
     async def close(self) -> None:
         self.closed = True
         pool, self._pool = self._pool, None
         if pool is not None and self.own_pool:
-            pool.close()
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await pool.wait_closed()
-            except TimeoutError:
-                log.warning("Closing the session store's pool timed out; terminating it")
-                pool.terminate()
+            await _close(pool, self.timeout)
 
     # -- round trips -----------------------------------------------------------
 
@@ -313,10 +317,17 @@ class Connections:
         return await self.on_connection(doing, run)
 
     async def execute(
-        self, doing: str, sql: str, args: Sequence[Any] = (), *, fetch: bool = False
+        self,
+        doing: str,
+        sql: str,
+        args: Sequence[Any] = (),
+        *,
+        fetch: bool = False,
+        deadlock_retries: int = _DEADLOCK_RETRIES,
     ) -> Result:
         """Run one statement with the retry policy (a lost connection once,
-        a deadlock twice); raise `.StoreError` (or `Duplicate`)."""
+        a deadlock ``deadlock_retries`` times); raise `.StoreError` (or
+        `Duplicate`)."""
         lost = deadlocks = 0
         while True:
             try:
@@ -336,7 +347,7 @@ class Connections:
                         self.where(),
                     )
                     continue
-                if code == DEADLOCK and deadlocks < _DEADLOCK_RETRIES:
+                if code == DEADLOCK and deadlocks < deadlock_retries:
                     deadlocks += 1
                     await asyncio.sleep(random.uniform(0.005, 0.05) * deadlocks)
                     continue
@@ -353,32 +364,14 @@ def _charset_error(charset: str) -> ConfigError:
     )
 
 
-class _Acquire:
-    """``async with``: a pooled connection, acquired within the timeout."""
-
-    def __init__(self, connections: Connections, doing: str) -> None:
-        self._connections = connections
-        self._doing = doing
-        self._pool: aiomysql.Pool | None = None
-        self._conn: Any = None
-
-    async def __aenter__(self) -> Any:
-        owner = self._connections
-        pool = await owner.pool()
-        try:
-            async with asyncio.timeout(owner.timeout):
-                conn = await pool.acquire()
-        except TimeoutError:
-            raise owner._acquire_timeout(self._doing, pool) from None
-        except RuntimeError as exc:  # the pool is closing
-            raise owner.error(self._doing, None, str(exc)) from None
-        self._pool = pool
-        self._conn = conn
-        return conn
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._pool is not None and self._conn is not None:
-            release(self._pool, self._conn)
+async def _close(pool: aiomysql.Pool, timeout: float) -> None:
+    pool.close()
+    try:
+        async with asyncio.timeout(timeout):
+            await pool.wait_closed()
+    except TimeoutError:
+        log.warning("Closing the session store's pool timed out; terminating it")
+        pool.terminate()
 
 
 def release(pool: aiomysql.Pool, conn: Any) -> None:

@@ -63,7 +63,12 @@ class Statements:
         )
         self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"
         self.clear = f"DELETE FROM {t}"
-        self.clear_expired = f"DELETE FROM {t} WHERE expires_at <= %s LIMIT %s"
+        # The cleanup: the expired keys of a slice of the key space (a
+        # non-locking read), then a delete of those keys, still if expired.
+        self.expired_keys = (
+            f"SELECT LOWER(HEX(id)) FROM {t} "
+            "WHERE expires_at <= %s AND id BETWEEN UNHEX(%s) AND UNHEX(%s) LIMIT %s"
+        )
         self.destroy_user = f"DELETE FROM {t} WHERE user_id = %s"
         self.destroy_user_except = f"DELETE FROM {t} WHERE user_id = %s AND id <> UNHEX(%s)"
         # A fingerprint is the first 6 bytes of the key: the one row in range.
@@ -79,6 +84,11 @@ class Statements:
             f"' ', COALESCE(ttl, 0), ' ', data) FROM {self.table} "
             f"WHERE id IN ({marks}) AND expires_at > %s"
         )
+
+    def delete_expired(self, count: int) -> str:
+        """Delete ``count`` keys, each only if it is (still) expired."""
+        marks = ", ".join(["UNHEX(%s)"] * count)
+        return f"DELETE FROM {self.table} WHERE id IN ({marks}) AND expires_at <= %s"
 
     def infos(self, where: str) -> str:
         """The listing of sessions matching ``where`` (a fixed condition)."""

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiomysql
@@ -26,13 +26,13 @@ from pymysql.constants import CLIENT
 
 from ...errors import ConfigError, SessionConflict, SessionExists, SessionGone, StoreError
 from ..base import SessionRecord, SessionStore, check_record
-from . import schema, statements
+from . import cluster, schema, statements
 from .admin import AdminQueries
 from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
-from .connection import Connections, Duplicate, Result
+from .connection import Connections, Duplicate, Result, check_variables
 
 if TYPE_CHECKING:
-    from ...config import SessionConfig
+    from ...config import DatabaseConfig
 
 __all__ = ["MySQLStore"]
 
@@ -93,8 +93,15 @@ class MySQLStore(AdminQueries, SessionStore):
         updates and 1 MiB), each caller getting the outcome it would have
         had alone.  Turn it off on servers or proxies that refuse
         multi-statement queries.
+    :param session_variables: server variables set on each connection of
+        the store's own pool (``SET SESSION name=value``), e.g.
+        ``{"max_statement_time": 5}``; names are identifiers, values whole
+        numbers or plain words.  On a Galera node the store sets
+        ``wsrep_sync_wait=1`` itself (causal reads), unless given here.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``session_variables``; Galera nodes are recognized at first use.
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class MySQLStore(AdminQueries, SessionStore):
         clock: Callable[[], float] = time.time,
         coalesce_reads: bool = True,
         coalesce_writes: bool = True,
+        session_variables: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(clock=clock)
         self.table = schema.check_table_name(table)
@@ -141,6 +149,7 @@ class MySQLStore(AdminQueries, SessionStore):
             timeout=timeout,
             pool_recycle=pool_recycle,
             label=self.table,
+            variables=session_variables,
         )
         self.host = self._conns.host
         self.port = self._conns.port
@@ -163,6 +172,8 @@ class MySQLStore(AdminQueries, SessionStore):
         #: What the first-use table check found: ``"created"``, ``"exists"``
         #: or ``"upgraded"`` (None before it ran).
         self.table_state: schema.Outcome | None = None
+        #: What the first use learned of the server (None before it).
+        self.server: cluster.Server | None = None
 
     @property
     def round_trips(self) -> int:
@@ -171,10 +182,14 @@ class MySQLStore(AdminQueries, SessionStore):
         return self._conns.round_trips
 
     @classmethod
-    def from_config(cls, config: SessionConfig, **options: Any) -> MySQLStore:
-        """Make a store from a `.SessionConfig` (``SESSION_HOST``, ``SESSION_PORT``,
-        ``SESSION_USER``, ``SESSION_PASSWORD``, ``SESSION_DATABASE``,
-        ``SESSION_TABLE``, ``SESSION_POOL_SIZE``, ``SESSION_DB_TIMEOUT``).
+    def from_config(cls, config: DatabaseConfig, **options: Any) -> MySQLStore:
+        """Make a store from a `.SessionConfig` or `.DatabaseConfig`
+        (``SESSION_HOST``, ``SESSION_PORT``, ``SESSION_USER``,
+        ``SESSION_PASSWORD``, ``SESSION_DATABASE``, ``SESSION_TABLE``,
+        ``SESSION_POOL_SIZE``, ``SESSION_DB_TIMEOUT``, ``SESSION_DB_VARIABLES``).
+
+        .. versionchanged:: 0.2
+           Takes a `.DatabaseConfig` (a `.SessionConfig` is one).
 
         :param options: other `MySQLStore` arguments (they win over the config).
         :raises ConfigError: if the host, user or database is not set.
@@ -205,6 +220,7 @@ class MySQLStore(AdminQueries, SessionStore):
             "pool_size": config.pool_size,
             "timeout": config.db_timeout,
             "clock": config.clock,
+            "session_variables": dict(config.db_variables),
         }
         values.update(options)
         return cls(**values)
@@ -223,18 +239,25 @@ class MySQLStore(AdminQueries, SessionStore):
         return schema.create_table_sql(table)
 
     @staticmethod
-    def pool_options() -> dict[str, Any]:
+    def pool_options(session_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return the connection options a pool passed as ``pool`` must have.
 
         Use them with ``aiomysql.create_pool(**MySQLStore.pool_options(), ...)``.
 
+        :param session_variables: server variables each connection sets, e.g.
+            ``{"wsrep_sync_wait": 1}``, which a pool on a Galera node must have.
+
         .. versionadded:: 0.1
+        .. versionchanged:: 0.2
+           ``session_variables``.
         """
+        settings = {"sql_notes": "0", **check_variables(session_variables)}
         return {
             "autocommit": True,
             "charset": "utf8mb4",
             "client_flag": CLIENT.FOUND_ROWS,
-            "init_command": "SET SESSION sql_notes=0",
+            "init_command": "SET SESSION "
+            + ", ".join(f"{name}={value}" for name, value in settings.items()),
         }
 
     async def create_table(self) -> schema.Outcome:
@@ -263,6 +286,8 @@ class MySQLStore(AdminQueries, SessionStore):
             await self._conns.pool()
             if not self._conns.own_pool:
                 await self._conns.check_given_pool()
+            self.server = await cluster.inspect(self._conns)
+            await cluster.make_reads_causal(self._conns, self.server)
             self.table_state = await schema.ensure_table(
                 self._conns, self.table, create=self._create_table
             )
@@ -299,11 +324,19 @@ class MySQLStore(AdminQueries, SessionStore):
         return self._conns.error(doing, code, detail)
 
     async def _execute(
-        self, doing: str, sql: str, args: tuple[Any, ...] = (), *, fetch: bool = False
+        self,
+        doing: str,
+        sql: str,
+        args: tuple[Any, ...] = (),
+        *,
+        fetch: bool = False,
+        deadlock_retries: int = 2,
     ) -> Result:
         if not self._ready:
             await self._prepare()
-        return await self._conns.execute(doing, sql, args, fetch=fetch)
+        return await self._conns.execute(
+            doing, sql, args, fetch=fetch, deadlock_retries=deadlock_retries
+        )
 
     # -- the store contract ----------------------------------------------------
 
