@@ -142,3 +142,24 @@ def test_one_line_per_kind_per_interval_with_the_count_of_the_rest(caplog: Any) 
         "event a from w (1 more like it were not logged in the 60 s before this one)",
         "event a from v",
     ]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_replaying_the_cookie_of_an_ended_session_logs_once_a_minute(
+    browser: Browser, store: RecordingStore, clock: FakeClock, caplog: Any
+) -> None:
+    await browser.get("/counter")
+    ended = browser.jar[NAME]
+    await browser.get("/logout")
+    caplog.set_level(logging.INFO, logger="tornado_sessions")
+    caplog.clear()
+    for _ in range(200):
+        response = await browser.get("/read", headers={"Cookie": f"{NAME}={ended}"})
+        assert body(response) == {"data": {}, "new": True}
+    lines = [r.getMessage() for r in caplog.records if "over or ended" in r.getMessage()]
+    assert len(lines) == 1, lines
+    clock.advance(61)
+    await browser.get("/read", headers={"Cookie": f"{NAME}={ended}"})
+    lines = [r.getMessage() for r in caplog.records if "over or ended" in r.getMessage()]
+    assert len(lines) == 2 and "199 more like it were not logged" in lines[1], lines
+    assert_no_cookie_in(lines, [f"{NAME}={ended}"])

@@ -43,9 +43,9 @@ class RateLimitedLog:
         # kind -> [when its last line was logged, events not logged since]
         self._kinds: dict[str, list[float]] = {}
 
-    def warning(self, kind: str, message: str, *args: object) -> bool:
-        """Log ``message % args`` unless a line of ``kind`` was logged less
-        than ``interval`` seconds ago; return whether it was logged.
+    def warning(self, kind: str, message: str, *args: object, level: int = logging.WARNING) -> bool:
+        """Log ``message % args`` at WARNING unless a line of ``kind`` was
+        logged less than ``interval`` seconds ago; return whether it was logged.
 
         A logged line ends with the number of events of its kind that were
         held back since the previous line, if any.
@@ -60,5 +60,9 @@ class RateLimitedLog:
             message += " (%d more like it were not logged in the %d s before this one)"
             args = (*args, int(state[1]), max(0, int(now - state[0])))
         self._kinds[kind] = [now, 0]
-        self._logger.warning(message, *args)
+        self._logger.log(level, message, *args)
         return True
+
+    def info(self, kind: str, message: str, *args: object) -> bool:
+        """The same at INFO (events that are not hostile, only repetitive)."""
+        return self.warning(kind, message, *args, level=logging.INFO)

@@ -201,9 +201,13 @@ class SessionManager:
         now = self.now()
         absolute = self.config.absolute_max_age
         if record is None or (absolute is not None and record.created_at + absolute <= now):
-            log.info(
-                "Session %s is over or ended (no live record); starting a fresh session",
-                fingerprint(sid),
+            # Logout and expiry are no attack, but a replayed cookie can repeat
+            # this line at will: it is rate-limited like the rejections.
+            self._rejections.info(
+                "ended",
+                "A session cookie from %s names a session that is over or ended (no live "
+                "record); starting a fresh session",
+                client or "unknown client",
             )
             return self.new_session(owner, stale_cookie=True)
         try:
