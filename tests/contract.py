@@ -336,3 +336,32 @@ class StoreContract:
             got = await store.get(sid)
             assert got is not None and got.data == text
             assert json.loads(got.data)["v"] == awkward
+
+    @pytest.mark.gen_test
+    async def test_a_users_sessions_past_a_limit_end_least_recently_used_first(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        alice = [new_sid() for _ in range(4)]
+        for sid in alice:  # alice[3] is the most recently used
+            await store.set(sid, record(clock, user="alice"), expected_version=None)
+            clock.advance(10)
+        bob = new_sid()
+        await store.set(bob, record(clock, user="bob"), expected_version=None)
+        gone_by_now = new_sid()
+        await store.set(gone_by_now, record(clock, user="alice", ttl=5), expected_version=None)
+        clock.advance(6)  # an expired one does not count, and is not "ended"
+        await store.touch(alice[0], int(clock()) + 3600)  # alice[0] used again: now the newest
+        # alice[1] logs in again: it stays, with the most recently used other.
+        assert await store.limit_user_sessions("alice", 2, current_sid=alice[1]) == 2
+        assert {i.fingerprint for i in await store.sessions_for_user("alice")} == {
+            fingerprint(alice[1]),
+            fingerprint(alice[0]),
+        }
+        assert await store.get(bob) is not None
+        assert await store.limit_user_sessions("alice", 2, current_sid=alice[1]) == 0
+        assert await store.limit_user_sessions("alice", 1, current_sid=alice[1]) == 1
+        assert [i.fingerprint for i in await store.sessions_for_user("alice")] == [
+            fingerprint(alice[1])
+        ]
+        with pytest.raises(ValueError):
+            await store.limit_user_sessions("alice", 0, current_sid=alice[1])

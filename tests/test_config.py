@@ -54,6 +54,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "SESSION_MAX_DATA_SIZE": "2048",
         "SESSION_USER_KEY": "uid",
         "SESSION_TRACK_CLIENT": "true",
+        "SESSION_MAX_PER_USER": "3",
         "SESSION_HOST": "db.internal",
         "SESSION_PORT": "3307",
         "SESSION_USER": "app",
@@ -85,6 +86,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert (c.resave, c.save_uninitialized, c.rolling) == (True, True, True)
     assert (c.max_data_size, c.user_key, c.track_client) == (2048, "uid", True)
+    assert c.max_sessions_per_user == 3
     assert (c.host, c.port, c.user, c.password, c.database) == (
         "db.internal",
         3307,

@@ -114,3 +114,35 @@ def test_changed_keys_are_exact() -> None:
     assert deleted == {"f"}
     s._data["d"][1]["e"] = 3  # a nested edit
     assert s.changed_keys()[0] == {"a", "b", "d", "h"}
+
+
+def test_flash_messages_queue_and_pop_once_in_order() -> None:
+    s = make({"n": 1})
+    s.flash("Saved.")
+    s.flash("Wrong password.", "error")
+    assert dict(s) == {"n": 1} and len(s) == 1 and "__flashes__" not in s  # hidden
+    assert s.get("__flashes__") is None
+    text = s.serialize()
+    assert '"__flashes__":[["message","Saved."],["error","Wrong password."]]' in text
+    again = make(__import__("json").loads(text))  # as the next request loads it
+    assert again.pop_flashes() == [("message", "Saved."), ("error", "Wrong password.")]
+    assert again.pop_flashes() == []
+    assert again.serialize() == '{"n":1}'
+
+
+def test_popping_an_empty_queue_changes_nothing() -> None:
+    s = make({"n": 1})
+    assert s.pop_flashes() == []
+    assert not s.modified and s.serialize() is s._snapshot  # nothing to write
+
+
+def test_the_flash_key_is_reserved_and_messages_are_text() -> None:
+    s = make()
+    with pytest.raises(TypeError, match="reserved for flash messages"):
+        s["__flashes__"] = []
+    with pytest.raises(TypeError, match="a flash message must be a str"):
+        s.flash(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="lone surrogate"):
+        s.flash(__import__("json").loads('"\\udcbf"'))
+    with pytest.raises(KeyError):
+        del s["__flashes__"]

@@ -102,6 +102,7 @@ ENV_NAMES: dict[str, str] = {
     "max_data_size": "SESSION_MAX_DATA_SIZE",
     "user_key": "SESSION_USER_KEY",
     "track_client": "SESSION_TRACK_CLIENT",
+    "max_sessions_per_user": "SESSION_MAX_PER_USER",
     "host": "SESSION_HOST",
     "port": "SESSION_PORT",
     "user": "SESSION_USER",
@@ -264,6 +265,10 @@ class SessionConfig(DatabaseConfig):
     #: Record the client's IP address and User-Agent with each session (for a
     #: "my sessions" page); off by default.
     track_client: bool = False
+    #: The most live sessions one user may hold (``SESSION_MAX_PER_USER``);
+    #: when a login goes past it, the least recently used others end.  None:
+    #: no limit.
+    max_sessions_per_user: int | None = None
 
     def __post_init__(self) -> None:
         self._check_secrets()
@@ -292,6 +297,15 @@ class SessionConfig(DatabaseConfig):
             raise ConfigError(
                 f"{_name('absolute_max_age')} must be a positive whole number of seconds "
                 f"(or unset), not {self.absolute_max_age!r}"
+            )
+        if self.max_sessions_per_user is not None and (
+            not isinstance(self.max_sessions_per_user, int)
+            or isinstance(self.max_sessions_per_user, bool)
+            or self.max_sessions_per_user < 1
+        ):
+            raise ConfigError(
+                f"{_name('max_sessions_per_user')} must be a whole number of sessions >= 1 "
+                f"(or unset for no limit), not {self.max_sessions_per_user!r}"
             )
         if self.touch_interval is not None and (
             not isinstance(self.touch_interval, int) or self.touch_interval < 0
@@ -364,6 +378,7 @@ class SessionConfig(DatabaseConfig):
 
 
 _INT_FIELDS = {
+    "max_sessions_per_user",
     "max_age",
     "absolute_max_age",
     "touch_interval",
@@ -382,8 +397,8 @@ def _parse(field: str, raw: str) -> Any:
             number = int(value)
         except ValueError:
             raise ConfigError(f"{var}={raw!r} is not a whole number") from None
-        if field == "absolute_max_age" and number == 0:
-            return None  # 0 switches the absolute timeout off
+        if field in ("absolute_max_age", "max_sessions_per_user") and number == 0:
+            return None  # 0 switches the absolute timeout (or the limit) off
         return number
     if field == "db_variables":
         pairs = []

@@ -357,7 +357,27 @@ class SessionManager:
             self.saves.touched(session.id, plan.expires_at)
             session.expires_at = plan.expires_at
             session._force_touch = False
+        if session._user_bound and plan.write in ("insert", "update"):
+            await self._limit_user_sessions(session)
         return plan.cookie
+
+    async def _limit_user_sessions(self, session: Session) -> None:
+        """The session was just bound to a user (a login): end that user's
+        least recently used other sessions past ``SESSION_MAX_PER_USER``, in
+        one statement.  Only a save that sets the user key pays for it."""
+        session._user_bound = False
+        limit = self.config.max_sessions_per_user
+        user = self.user_of(session)
+        if limit is None or user is None:
+            return
+        ended = await self.store.limit_user_sessions(user, limit, current_sid=session.id)
+        if ended:
+            log.info(
+                "A login ended %d least recently used session(s) of its user, over the "
+                "limit of %d (SESSION_MAX_PER_USER)",
+                ended,
+                limit,
+            )
 
     def _gone(self, session: Session) -> None:
         log.info(

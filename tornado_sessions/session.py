@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 EMPTY = "{}"
+#: The data key under which flash messages are kept: reserved, and hidden
+#: from the mapping (``dict(session)`` never shows it).
+FLASH_KEY = "__flashes__"
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -90,6 +93,8 @@ class Session(MutableMapping[str, Any]):
         # The snapshot is exactly the stored data at `version` (False after a
         # save that merged other requests' changes the handler has not seen).
         self._base_exact = True
+        # The user key was set (a login): the per-user limit applies at save.
+        self._user_bound = False
         #: True once the handler has read or written the session (drives ``Vary: Cookie``).
         self.accessed = False
         # False while the data cannot differ from the snapshot: nothing was
@@ -158,6 +163,8 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         self.accessed = True
+        if key == FLASH_KEY:
+            raise KeyError(key)
         value = self._data[key]
         if isinstance(value, (dict, list)):
             self._maybe_changed = True
@@ -166,40 +173,99 @@ class Session(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise TypeError(f"session keys must be strings, not {type(key).__name__}")
+        if key == FLASH_KEY:
+            raise TypeError(f"session[{key!r}] is reserved for flash messages: use flash()")
         check_value(key, value)
         if key == self._user_key:
             user_text(value, name=f"session[{key!r}] (the user key, SESSION_USER_KEY)")
+            self._user_bound = value is not None
         self.accessed = True
         self._maybe_changed = True
         self._data[key] = value
 
     def __delitem__(self, key: str) -> None:
         self.accessed = True
+        if key == FLASH_KEY:
+            raise KeyError(key)
         self._maybe_changed = True
         del self._data[key]
 
     def __iter__(self) -> Iterator[str]:
         self.accessed = True
+        if FLASH_KEY in self._data:
+            return (key for key in self._data if key != FLASH_KEY)
         return iter(self._data)
 
     def __len__(self) -> int:
         self.accessed = True
-        return len(self._data)
+        return len(self._data) - (FLASH_KEY in self._data)
 
     def __contains__(self, key: object) -> bool:
         self.accessed = True
-        return key in self._data
+        return key != FLASH_KEY and key in self._data
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is not set."""
         self.accessed = True
+        if key == FLASH_KEY:
+            return default
         value = self._data.get(key, default)
         if isinstance(value, (dict, list)):
             self._maybe_changed = True
         return value
 
     def __repr__(self) -> str:
-        return f"<Session {self.fingerprint} new={self._is_new} keys={sorted(self._data)}>"
+        return f"<Session {self.fingerprint} new={self._is_new} keys={sorted(self)}>"
+
+    # -- flash messages ------------------------------------------------------
+
+    def flash(self, message: str, category: str = "message") -> None:
+        """Queue a one-time message for the user ("Saved.", "Wrong password.").
+
+        It is kept in the session until `pop_flashes` returns it, so it
+        survives a redirect, and shows exactly once, in whichever process
+        serves the next page::
+
+            self.session.flash("Your note was saved.", "success")
+            self.redirect("/notes")
+
+        :param message: the text (shown to the user: escape it in templates,
+            as Tornado's ``{{ }}`` does).
+        :param category: a label for styling, such as ``"error"``.
+
+        .. versionadded:: 0.2
+        """
+        for name, text in (("message", message), ("category", category)):
+            if not isinstance(text, str):
+                raise TypeError(f"a flash {name} must be a str, not {type(text).__name__}")
+            check_value(FLASH_KEY, text)
+        self.accessed = True
+        self._maybe_changed = True
+        queue = self._data.get(FLASH_KEY)
+        if not isinstance(queue, list):
+            queue = self._data[FLASH_KEY] = []
+        queue.append([category, message])
+
+    def pop_flashes(self) -> list[tuple[str, str]]:
+        """Return the queued flash messages as ``(category, message)`` pairs,
+        oldest first, and remove them.  An empty queue changes nothing (the
+        request then writes nothing).
+
+        .. versionadded:: 0.2
+        """
+        self.accessed = True
+        queue = self._data.get(FLASH_KEY)
+        if queue is None:
+            return []
+        self._maybe_changed = True
+        del self._data[FLASH_KEY]
+        if not isinstance(queue, list):
+            return []
+        return [
+            (str(item[0]), str(item[1]))
+            for item in queue
+            if isinstance(item, list) and len(item) == 2
+        ]
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -288,6 +354,7 @@ class Session(MutableMapping[str, Any]):
         self._ttl = record.ttl
         self._ttl_changed = False
         self._base_exact = True
+        self._user_bound = False
 
     def _reset(self, sid: str, *, created_at: int, expires_at: int, keep_data: bool) -> None:
         """Turn this into a new, unsaved session with id ``sid``."""

@@ -218,6 +218,28 @@ class SessionStore(abc.ABC):
         """End every session of ``user_id`` (but ``except_sid``, if given):
         "log out everywhere".  Return how many were ended."""
 
+    async def limit_user_sessions(self, user_id: str, limit: int, *, current_sid: str) -> int:
+        """End the least recently used sessions of ``user_id`` so that, with
+        ``current_sid``, it holds at most ``limit`` live sessions; return how
+        many were ended.
+
+        "Least recently used" is by `SessionInfo.updated_at` (last written or
+        touched).  The default lists the user's sessions and ends the extra
+        ones one by one; the bundled stores do it in one statement.
+
+        .. versionadded:: 0.2
+        """
+        if limit < 1:
+            raise ValueError(f"a session limit must be at least 1, not {limit!r}")
+        mine = fingerprint(current_sid)
+        others = [
+            info for info in await self.sessions_for_user(user_id) if info.fingerprint != mine
+        ]
+        ended = 0
+        for info in others[limit - 1 :]:  # newest first: keep the first limit - 1
+            ended += await self.destroy_user_session(user_id, info.fingerprint)
+        return ended
+
     @abc.abstractmethod
     async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
         """End the one session of ``user_id`` whose `fingerprint` is given.

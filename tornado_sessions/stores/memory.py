@@ -138,6 +138,25 @@ class MemoryStore(SessionStore):
             del self._records[key]
         return len(dead)
 
+    async def limit_user_sessions(self, user_id: str, limit: int, *, current_sid: str) -> int:
+        if limit < 1:
+            raise ValueError(f"a session limit must be at least 1, not {limit!r}")
+        user = user_arg(user_id)
+        now = self.now()
+        keep = hash_sid(current_sid)
+        others = sorted(
+            (
+                (record.updated_at, record.created_at, key)
+                for key, record in self._records.items()
+                if record.user_id == user and key != keep
+            ),
+            reverse=True,
+        )
+        live = [entry for entry in others if self._records[entry[2]].expires_at > now]
+        for _, _, key in live[limit - 1 :]:  # newest first: keep the first limit - 1
+            del self._records[key]
+        return max(0, len(live) - (limit - 1))
+
     async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
         user_id = user_arg(user_id)
         # Exactly the 12 hex digits of a fingerprint (either case): a shorter

@@ -195,6 +195,22 @@ class AdminQueries:
             )
         return result.rowcount
 
+    async def limit_user_sessions(self, user_id: str, limit: int, *, current_sid: str) -> int:
+        """End the user's least recently used sessions past ``limit`` (one
+        ``DELETE``; see `.SessionStore.limit_user_sessions`).
+
+        .. versionadded:: 0.2
+        """
+        if limit < 1:
+            raise ValueError(f"a session limit must be at least 1, not {limit!r}")
+        user, key, now = user_arg(user_id), statements.key(current_sid), self.now()
+        result = await self._execute(
+            "limiting a user's sessions",
+            self._sql.limit_user,
+            (user, key, now, user, key, now, limit - 1),
+        )
+        return result.rowcount
+
     async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
         if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
             return False

@@ -71,6 +71,15 @@ class Statements:
         )
         self.destroy_user = f"DELETE FROM {t} WHERE user_id = %s"
         self.destroy_user_except = f"DELETE FROM {t} WHERE user_id = %s AND id <> UNHEX(%s)"
+        # The user's other sessions but the most recently used: the derived
+        # table (materialized, LIMIT) keeps this one statement legal.
+        self.limit_user = (
+            f"DELETE FROM {t} WHERE user_id = %s AND id <> UNHEX(%s) AND expires_at > %s "
+            "AND id NOT IN ("
+            f"SELECT id FROM (SELECT id FROM {t} WHERE user_id = %s AND id <> UNHEX(%s) "
+            "AND expires_at > %s ORDER BY updated_at DESC, created_at DESC, id DESC "
+            "LIMIT %s) AS kept)"
+        )
         # A fingerprint is the first 6 bytes of the key: the one row in range.
         self.destroy_user_one = (
             f"DELETE FROM {t} WHERE user_id = %s AND id BETWEEN UNHEX(%s) AND UNHEX(%s) LIMIT 1"
