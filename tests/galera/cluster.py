@@ -57,10 +57,16 @@ Settings chosen deliberately (`PROVIDER_OPTIONS`, and `Node.write_config`):
 * ``pc.recovery=true`` (the default, kept): a primary component whose nodes
   all went down at once re-forms by itself when they are all back, as in
   production.
+* A binary log (``log-bin``, not synced): without one the server coordinates
+  transactions with ``tc.log``, and a full rsync SST copies the donor's live
+  ``tc.log`` and DDL log, whose crash recovery on the joiner then sometimes
+  undoes a recent ``CREATE TABLE`` (the table is gone on the joiner only,
+  "DDL_LOG: Crash recovery executed 1 entries"; 3 of about 20 SSTs here, none
+  of 20 with the binary log).
 * Small and quick: 32M InnoDB buffer pool, 16M redo log,
   ``innodb_flush_log_at_trx_commit=2`` (a committed write survives a ``kill
-  -9`` of the process, and the other nodes hold it anyway), performance schema
-  off, no binary log file (Galera needs ``binlog_format=ROW``, not a binlog).
+  -9`` of the process, and the other nodes hold it anyway), performance
+  schema off.
 * ``wsrep_sync_wait`` keeps the server default, 0: a read through one node may
   miss a write just committed through another (the store must cope).
 """
