@@ -27,7 +27,7 @@ import pymysql
 
 from tests.mysql.server import ServerError
 
-__all__ = ["ClusterError", "JoinFailed", "Node", "NodeStatus", "find_provider"]
+__all__ = ["ClusterError", "JoinFailed", "Node", "NodeStatus", "Reaper", "find_provider"]
 
 PROVIDER_PATHS = (
     "/usr/lib/galera/libgalera_smm.so",
@@ -46,9 +46,8 @@ class JoinFailed(ClusterError):
 
 
 #: What a node's error log says when it gave up a join and waits to be restarted.
-JOIN_FAILURES = re.compile(
-    r"node restart required|Failed to JOIN the cluster|state transfer failed", re.I
-)
+#: ("Requesting state transfer failed: ... Will keep retrying" is not one.)
+JOIN_FAILURES = re.compile(r"restart required|Failed to JOIN the cluster")
 
 
 def find_provider() -> str | None:
@@ -304,6 +303,19 @@ class Node:
                 self.proc.wait(timeout=timeout)
         self.kill()
 
+    def spawn_rejoining(self, mariadbd: str, *, full_sst: bool, deadline: float) -> None:
+        """Start a node that was in the cluster: after a crash with the
+        position recovered from InnoDB (so that it catches up by IST), or
+        without any state (``full_sst``: it takes a full SST)."""
+        args: list[str] = []
+        if full_sst:
+            self.forget_state()
+        else:
+            position = self.recover_position(mariadbd, max(1.0, deadline - time.monotonic()))
+            if position:
+                args.append(f"--wsrep-start-position={position}")
+        self.spawn(mariadbd, *args)
+
     def recover_position(self, mariadbd: str, timeout: float = 60.0) -> str | None:
         """After a crash, the last committed position (``uuid:seqno``) read
         from InnoDB by ``mariadbd --wsrep-recover`` (what systemd's
@@ -352,11 +364,31 @@ class Node:
         conn.connect(sock)  # closes the socket itself if the handshake fails
         return conn
 
+    def rotate_binary_logs(self, password: str) -> None:
+        """``FLUSH LOCAL BINARY LOGS``: afterwards a DDL log copied by an SST
+        from this node holds no entry of a committed statement."""
+        with self.admin(password) as conn, conn.cursor() as cur:
+            cur.execute("FLUSH LOCAL BINARY LOGS")
+
     def status(self, password: str) -> NodeStatus:
         """The node's wsrep status, read as root."""
         with self.admin(password) as conn, conn.cursor() as cur:
             cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep%'")
             return NodeStatus.from_rows(cur.fetchall())
+
+
+class Reaper:
+    """Kills the nodes' processes and removes the cluster's folder, whatever
+    happened (`GaleraCluster.cleanup`, or a finalizer at exit)."""
+
+    def __init__(self, root: str, nodes: list[Node]) -> None:
+        self.root = root
+        self.nodes = nodes
+
+    def __call__(self) -> None:
+        for node in self.nodes:
+            node.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def chown_tree(top: str, user: str = "mysql") -> None:
