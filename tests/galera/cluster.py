@@ -37,14 +37,16 @@ Settings chosen deliberately (`PROVIDER_OPTIONS`, and `Node.write_config`):
 * ``evs.install_timeout=PT2S`` (PT7.5S) and ``gmcast.time_wait=PT1S`` (PT5S):
   a failed membership round, and a peer declared dead, are retried sooner.
 * Crashed nodes rejoin by IST, not SST.  A SIGKILL leaves ``seqno: -1`` in
-  ``grastate.dat``, and a plain restart would copy the whole data directory
-  (rsync SST: 5 s here, and the donor's writes stall up to 1.7 s meanwhile).
-  `start` first runs ``mariadbd --wsrep-recover`` (as systemd's
-  ``galera_recovery`` does) and passes the position with
-  ``--wsrep-start-position``: the donor sends only the write sets the node
-  missed, from its gcache (``gcache.size=32M``, far more than a test writes
-  while a node is down), and no one's writes stall more than about 0.5 s.
-  ``start(node, full_sst=True)`` takes the full SST instead.
+  ``grastate.dat`` (an all-zero uuid too, soon after a join), and a plain
+  restart copies the whole data directory (rsync SST: 5-6 s here, the donor's
+  writes stalling up to 2.6 s meanwhile).  `start` first runs ``mariadbd
+  --wsrep-recover`` (as systemd's ``galera_recovery`` does) and writes the
+  position into ``grastate.dat`` (Galera prefers that file to the
+  ``--wsrep-start-position`` option, also given): the donor sends only the
+  write sets the node missed, from its gcache (``gcache.size=32M``, far more
+  than a test writes while a node is down); the rejoin takes 3-4.5 s and no
+  one's writes stall more than 0.5 s.  ``start(node, full_sst=True)`` takes
+  the full SST instead.
 * No SST at set-up either: ``mariadb-install-db`` runs once, node 1 bootstraps
   on it, makes the accounts and shuts down cleanly; its data directory is then
   copied to nodes 2 and 3, so that all three share one history and position,
@@ -207,7 +209,7 @@ class GaleraCluster:
         are started together: the last primary component re-forms when all of
         its members are back (``pc.recovery``).  Running nodes are left alone.
 
-        A node that gives up joining (Galera 26.4 sometimes does, when its
+        A node that gives up joining (Galera 26.4 sometimes does when its
         IST donor had only just joined itself) is started once more.
 
         :raises ClusterError: if a node exits, or they are not all Synced
@@ -281,9 +283,9 @@ class GaleraCluster:
             ``startup_timeout``), with the last statuses and the log tails.
         """
         members = (
-            [self._node(n) for n in nodes]
-            if nodes is not None
-            else [n for n in self.nodes if n.running]
+            [n for n in self.nodes if n.running]
+            if nodes is None
+            else [self._node(n) for n in nodes]
         )
         want = size if size is not None else sum(n.running for n in self.nodes)
         limit = timeout if timeout is not None else self.startup_timeout

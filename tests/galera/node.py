@@ -59,20 +59,13 @@ def find_provider() -> str | None:
 class NodeStatus:
     """What a node says of itself and its cluster (``SHOW STATUS LIKE 'wsrep%'``)."""
 
-    #: ``wsrep_local_state_comment``: ``Synced``, ``Joining``, ``Donor/Desynced``, ...
-    state: str
-    #: ``wsrep_cluster_size``: members of the component the node is in.
-    cluster_size: int
-    #: ``wsrep_cluster_status``: ``Primary``, ``non-Primary`` or ``Disconnected``.
-    cluster_status: str
-    #: ``wsrep_ready``: the node accepts queries.
-    ready: bool
-    #: ``wsrep_connected``: the node has a group connection.
-    connected: bool
-    #: ``wsrep_last_committed``: the seqno of the last write set it committed.
-    last_committed: int
-    #: ``wsrep_cluster_state_uuid``: the cluster's history, the same on every member.
-    state_uuid: str
+    state: str  # wsrep_local_state_comment: Synced, Joining, Donor/Desynced, ...
+    cluster_size: int  # wsrep_cluster_size: members of the node's component
+    cluster_status: str  # wsrep_cluster_status: Primary, non-Primary, Disconnected
+    ready: bool  # wsrep_ready: the node accepts queries
+    connected: bool  # wsrep_connected: the node has a group connection
+    last_committed: int  # wsrep_last_committed: seqno of its last write set
+    state_uuid: str  # wsrep_cluster_state_uuid: the history, the same on all members
 
     @property
     def synced(self) -> bool:
@@ -212,6 +205,18 @@ class Node:
             return None
         return int(found.group(1)) if found else None
 
+    def save_state(self, position: str) -> None:
+        """Write ``grastate.dat`` for ``uuid:seqno`` (not safe to bootstrap)."""
+        state_uuid, seqno = position.rsplit(":", 1)
+        path = os.path.join(self.datadir, "grastate.dat")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(
+                f"# GALERA saved state\nversion: 2.1\nuuid:    {state_uuid}\n"
+                f"seqno:   {seqno}\nsafe_to_bootstrap: 0\n"
+            )
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            shutil.chown(path, "mysql", "mysql")
+
     def forget_state(self) -> None:
         """Remove ``grastate.dat``: the next start takes a full SST."""
         with contextlib.suppress(FileNotFoundError):
@@ -313,6 +318,9 @@ class Node:
         else:
             position = self.recover_position(mariadbd, max(1.0, deadline - time.monotonic()))
             if position:
+                # Galera reads its saved state, which a crash soon after a
+                # join leaves "undefined" (all-zero uuid), over the option.
+                self.save_state(position)
                 args.append(f"--wsrep-start-position={position}")
         self.spawn(mariadbd, *args)
 
