@@ -26,7 +26,7 @@ Settings chosen deliberately (`PROVIDER_OPTIONS`, and `Node.write_config`):
   ``evs.inactive_check_period=PT0.2S`` (PT0.5S): when a node dies silently,
   every write in the cluster waits until the others agree that it is gone.
   With the defaults that took 6.2 s here, more than the store's statement
-  timeout (``SESSION_DB_TIMEOUT``, 5 s); with these values 1.2-1.3 s, a stall
+  timeout (``SESSION_DB_TIMEOUT``, 5 s); with these values 1.0-1.4 s, a stall
   and not a timeout.  A live node sends a keepalive every 0.3 s, and Galera
   skips an inactivity check that comes late ("last inactive check more than
   ... ago, skipping check"), so a node starved of CPU does not evict its peers.
