@@ -27,7 +27,7 @@ import pymysql
 
 from tests.mysql.server import ServerError
 
-__all__ = ["ClusterError", "JoinFailed", "Node", "NodeStatus", "find_provider"]
+__all__ = ["ClusterError", "JoinFailed", "Node", "NodeStatus", "Reaper", "find_provider"]
 
 PROVIDER_PATHS = (
     "/usr/lib/galera/libgalera_smm.so",
@@ -46,9 +46,8 @@ class JoinFailed(ClusterError):
 
 
 #: What a node's error log says when it gave up a join and waits to be restarted.
-JOIN_FAILURES = re.compile(
-    r"node restart required|Failed to JOIN the cluster|state transfer failed", re.I
-)
+#: ("Requesting state transfer failed: ... Will keep retrying" is not one.)
+JOIN_FAILURES = re.compile(r"restart required|Failed to JOIN the cluster")
 
 
 def find_provider() -> str | None:
@@ -60,20 +59,13 @@ def find_provider() -> str | None:
 class NodeStatus:
     """What a node says of itself and its cluster (``SHOW STATUS LIKE 'wsrep%'``)."""
 
-    #: ``wsrep_local_state_comment``: ``Synced``, ``Joining``, ``Donor/Desynced``, ...
-    state: str
-    #: ``wsrep_cluster_size``: members of the component the node is in.
-    cluster_size: int
-    #: ``wsrep_cluster_status``: ``Primary``, ``non-Primary`` or ``Disconnected``.
-    cluster_status: str
-    #: ``wsrep_ready``: the node accepts queries.
-    ready: bool
-    #: ``wsrep_connected``: the node has a group connection.
-    connected: bool
-    #: ``wsrep_last_committed``: the seqno of the last write set it committed.
-    last_committed: int
-    #: ``wsrep_cluster_state_uuid``: the cluster's history, the same on every member.
-    state_uuid: str
+    state: str  # wsrep_local_state_comment: Synced, Joining, Donor/Desynced, ...
+    cluster_size: int  # wsrep_cluster_size: members of the node's component
+    cluster_status: str  # wsrep_cluster_status: Primary, non-Primary, Disconnected
+    ready: bool  # wsrep_ready: the node accepts queries
+    connected: bool  # wsrep_connected: the node has a group connection
+    last_committed: int  # wsrep_last_committed: seqno of its last write set
+    state_uuid: str  # wsrep_cluster_state_uuid: the history, the same on all members
 
     @property
     def synced(self) -> bool:
@@ -213,6 +205,18 @@ class Node:
             return None
         return int(found.group(1)) if found else None
 
+    def save_state(self, position: str) -> None:
+        """Write ``grastate.dat`` for ``uuid:seqno`` (not safe to bootstrap)."""
+        state_uuid, seqno = position.rsplit(":", 1)
+        path = os.path.join(self.datadir, "grastate.dat")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(
+                f"# GALERA saved state\nversion: 2.1\nuuid:    {state_uuid}\n"
+                f"seqno:   {seqno}\nsafe_to_bootstrap: 0\n"
+            )
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            shutil.chown(path, "mysql", "mysql")
+
     def forget_state(self) -> None:
         """Remove ``grastate.dat``: the next start takes a full SST."""
         with contextlib.suppress(FileNotFoundError):
@@ -304,6 +308,22 @@ class Node:
                 self.proc.wait(timeout=timeout)
         self.kill()
 
+    def spawn_rejoining(self, mariadbd: str, *, full_sst: bool, deadline: float) -> None:
+        """Start a node that was in the cluster: after a crash with the
+        position recovered from InnoDB (so that it catches up by IST), or
+        without any state (``full_sst``: it takes a full SST)."""
+        args: list[str] = []
+        if full_sst:
+            self.forget_state()
+        else:
+            position = self.recover_position(mariadbd, max(1.0, deadline - time.monotonic()))
+            if position:
+                # Galera reads its saved state, which a crash soon after a
+                # join leaves "undefined" (all-zero uuid), over the option.
+                self.save_state(position)
+                args.append(f"--wsrep-start-position={position}")
+        self.spawn(mariadbd, *args)
+
     def recover_position(self, mariadbd: str, timeout: float = 60.0) -> str | None:
         """After a crash, the last committed position (``uuid:seqno``) read
         from InnoDB by ``mariadbd --wsrep-recover`` (what systemd's
@@ -352,11 +372,31 @@ class Node:
         conn.connect(sock)  # closes the socket itself if the handshake fails
         return conn
 
+    def rotate_binary_logs(self, password: str) -> None:
+        """``FLUSH LOCAL BINARY LOGS``: afterwards a DDL log copied by an SST
+        from this node holds no entry of a committed statement."""
+        with self.admin(password) as conn, conn.cursor() as cur:
+            cur.execute("FLUSH LOCAL BINARY LOGS")
+
     def status(self, password: str) -> NodeStatus:
         """The node's wsrep status, read as root."""
         with self.admin(password) as conn, conn.cursor() as cur:
             cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep%'")
             return NodeStatus.from_rows(cur.fetchall())
+
+
+class Reaper:
+    """Kills the nodes' processes and removes the cluster's folder, whatever
+    happened (`GaleraCluster.cleanup`, or a finalizer at exit)."""
+
+    def __init__(self, root: str, nodes: list[Node]) -> None:
+        self.root = root
+        self.nodes = nodes
+
+    def __call__(self) -> None:
+        for node in self.nodes:
+            node.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def chown_tree(top: str, user: str = "mysql") -> None:
