@@ -365,7 +365,7 @@ class SlowSet(Base):
 
     async def get(self) -> None:
         await asyncio.sleep(float(self.get_argument("wait", "0.3")))
-        self.session["slow"] = True
+        self.session["slow"] = json.loads(self.get_argument("v", "true"))
         self.write({"ok": True})
 
 

@@ -37,11 +37,23 @@ def test_wheel_installs_and_a_users_app_works(tmp_path: Path) -> None:
         "py.typed",
         "mixin.py",
         "testing.py",
-        "stores/mysql.py",
+        "values.py",
+        "saves.py",
+        "stores/mysql/__init__.py",
+        "stores/mysql/store.py",
+        "stores/mysql/admin.py",
+        "stores/mysql/batching.py",
+        "stores/mysql/cluster.py",
+        "stores/mysql/connection.py",
+        "stores/mysql/hints.py",
+        "stores/mysql/schema.py",
+        "stores/mysql/statements.py",
         "stores/memory.py",
         "__main__.py",
     ):
         assert f"tornado_sessions/{module}" in names, module
+    # 0.1's single module must not linger beside the package.
+    assert "tornado_sessions/stores/mysql.py" not in names
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
     env["PYTHONPATH"] = str(tmp_path / "site")
     env["SESSION_SECRET"] = "a-users-own-secret-W0efHCzqmEprqtijMTVDn2I6A7fuBa3DVJ6FZHuKJUM"

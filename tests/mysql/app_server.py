@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,24 @@ class AppProcess:
     """``with AppProcess(settings, table) as app:`` runs this module in a
     subprocess on the given server and table; ``app.url`` is its address."""
 
-    def __init__(self, settings: dict[str, Any], table: str, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        table: str,
+        workdir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.table = table
         self.workdir = workdir or REPO / "tests"  # no .env there
+        self.extra_env = env or {}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        # The log goes to a file: a pipe nobody reads fills up (64 KiB) under
+        # a flood of 503 log lines and blocks the server in its next write.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
+            mode="w+", prefix="tornado-sessions-app-", suffix=".log"
+        )
 
     def __enter__(self) -> AppProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
@@ -54,12 +67,13 @@ class AppProcess:
             SESSION_TABLE=self.table,
             SESSION_DB_TIMEOUT="5",
         )
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.mysql.app_server"],
             cwd=self.workdir,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             text=True,
         )
         assert self.proc.stdout is not None
@@ -67,8 +81,8 @@ class AppProcess:
         line = self.proc.stdout.readline() if ready else ""
         if not line.startswith("PORT "):
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=10)
-            raise RuntimeError(f"the app process did not start: {line!r} {err[-2000:]}")
+            self.proc.communicate(timeout=10)
+            raise RuntimeError(f"the app process did not start: {line!r} {self.log_tail()}")
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
         return self
 
@@ -82,7 +96,15 @@ class AppProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate(timeout=10)
-        assert self.proc.returncode == 0, self.proc.returncode
+        tail = self.log_tail()
+        self.log.close()
+        assert self.proc.returncode == 0, (self.proc.returncode, tail)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the process's log (standard error)."""
+        self.log.flush()
+        with open(self.log.name, encoding="utf-8", errors="replace") as fh:
+            return fh.read()[-chars:]
 
 
 async def main() -> None:

@@ -13,6 +13,8 @@ import asyncio
 import logging
 import random
 import re
+import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ from ...errors import StoreError
 from ...values import user_arg
 from ..base import SessionInfo
 from . import statements
-from .connection import Connections, NoAnswer, Result
+from .connection import Connections, Duplicate, NoAnswer, Result
 from .hints import DEADLOCK, LOCK_WAIT
 
 __all__ = ["AdminQueries"]
@@ -28,16 +30,23 @@ __all__ = ["AdminQueries"]
 log = logging.getLogger("tornado_sessions.stores.mysql")
 
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{12}\Z")
-#: Slices of the key space a cleanup run takes in random order.
-SLICES = 16
+#: The key of the row that holds the cleanup lease while a run goes on: 32
+#: zero bytes, which no SHA-256 of a session id is.  The row never counts as a
+#: session (its ``expires_at`` is 0, the cleanup and the counts skip it); its
+#: ``data`` and ``updated_at`` hold the holder's token and the lease's end,
+#: and the run deletes it when it ends.
+LEASE_KEY = "00" * 32
+#: How long a cleanup lease lasts unless renewed (each batch renews it).
+LEASE_SECONDS = 60
 #: The most rows one cleanup batch deletes on a cluster.
 CLUSTER_BATCH = 200
+#: The longest pause between two batches of a cleanup run (seconds).
+MAX_PAUSE = 1.0
 
 
-def _slice(index: int) -> tuple[str, str]:
-    """The first and last key (hex) of slice ``index``."""
-    digit = f"{index:x}"
-    return digit + "0" * 63, digit + "f" * 63
+def _is_conflict(exc: StoreError) -> bool:
+    """A conflict with another writer, which a cleanup run yields to."""
+    return exc.code in (DEADLOCK, LOCK_WAIT) or isinstance(exc, NoAnswer)
 
 
 class AdminQueries:
@@ -50,6 +59,8 @@ class AdminQueries:
     _cleanup_task: asyncio.Task[None] | None
     _sql: statements.Statements
     _conns: Connections
+    #: The last `clear_expired` run skipped: another instance held the lease.
+    cleanup_skipped: bool = False
 
     if TYPE_CHECKING:
 
@@ -114,38 +125,50 @@ class AdminQueries:
     ) -> int:
         """Delete expired rows in batches; return how many were deleted.
 
-        Several processes (on several nodes of a cluster) may run it at once.
-        The key space is cut into `SLICES` slices, taken in a random order
-        by each run, so that cleaners started together delete different
-        rows.  Each batch is a non-locking read of the expired keys of a slice
-        (on the ``expires_at`` index), then one ``DELETE`` of those keys by
-        primary key (still only if expired), so no statement locks a row it
-        does not delete.  On a Galera cluster a batch is at most
-        `CLUSTER_BATCH` rows, so that foreground saves interleave with the
-        cleanup's write sets.  A conflict with another cleaner (a deadlock or
-        certification conflict, a lock wait timeout) ends the run quietly;
-        the next run picks up.
+        One instance at a time cleans a table: a run first takes the cleanup
+        lease (a reserved row, see `LEASE_KEY`), renews it after each batch
+        and gives it back at the end, so that cleaners started at once in
+        several processes, or on several nodes of a cluster, do not multiply
+        the load: the others skip their run quietly (``cleanup_skipped``).  A
+        lease whose holder died lapses after `LEASE_SECONDS`.
+
+        Each batch is a non-locking read of the oldest expired keys (on the
+        ``expires_at`` index), then one ``DELETE`` of those keys by primary key
+        (still only if expired), so no statement locks a row it does not
+        delete; after each batch the run pauses as long as the batch took, so
+        foreground saves keep at least half the time.  On a Galera cluster a
+        batch is at most `CLUSTER_BATCH` rows (small write sets).  A conflict
+        (a deadlock or certification conflict, a lock wait timeout, no answer
+        in time) ends the run quietly; the next run picks up.
 
         :param batch_size: rows per batch (default: ``cleanup_batch``).
         :param progress: called with the running total after each batch.
 
         .. versionadded:: 0.1
         .. versionchanged:: 0.2
-           Safe to run in several processes at once; slices in random order.
+           One instance at a time (the cleanup lease); paced; quiet on conflicts.
         """
         batch = batch_size or self.cleanup_batch
         if self._conns.cluster is not None and batch_size is None:
             batch = min(batch, CLUSTER_BATCH)
         now = self.now()
+        token = await self._take_lease(now)
+        self.cleanup_skipped = token is None
+        if token is None:
+            log.info(
+                "Cleanup of expired sessions skipped: another instance holds the cleanup "
+                "lease (%s)",
+                self._conns.where(),
+            )
+            return 0
         total = 0
-        first = random.randrange(SLICES)
-        for step in range(SLICES):
-            low, high = _slice((first + step) % SLICES)
+        try:
             while True:
+                started = time.monotonic()
                 found = await self._execute(
                     "finding expired sessions",
                     self._sql.expired_keys,
-                    (now, low, high, batch),
+                    (now, LEASE_KEY, batch),
                     fetch=True,
                 )
                 keys = tuple(str(key) for (key,) in found.rows)
@@ -159,22 +182,70 @@ class AdminQueries:
                         deadlock_retries=0,
                     )
                 except StoreError as exc:
-                    if exc.code not in (DEADLOCK, LOCK_WAIT) and not isinstance(exc, NoAnswer):
+                    if not _is_conflict(exc):
                         raise
                     log.info(
-                        "A cleanup run met another cleaner or a locked row (%s) and ended "
-                        "after deleting %d expired sessions; the next run picks up",
+                        "A cleanup run met a conflict (%s) and ended after deleting %d expired "
+                        "sessions; the next run picks up",
                         f"error {exc.code}" if exc.code else "no answer in time",
                         total,
                     )
-                    return total
+                    break
                 total += result.rowcount
                 if progress is not None:
                     progress(total)
-                if len(keys) < batch:
+                if len(keys) < batch or not await self._renew_lease(token, now):
                     break
-                await asyncio.sleep(0)  # let foreground work go first
+                await asyncio.sleep(min(MAX_PAUSE, time.monotonic() - started))
+        finally:
+            await self._release_lease(token, now)
         return total
+
+    async def _take_lease(self, now: int) -> str | None:
+        """Take the cleanup lease if it is free or lapsed; return its token."""
+        token = secrets.token_hex(8)
+        until = now + LEASE_SECONDS
+        try:
+            try:
+                await self._execute(
+                    "taking the cleanup lease",
+                    self._sql.insert_lease,
+                    (LEASE_KEY, token, now, until),
+                    deadlock_retries=0,
+                )
+                return token
+            except Duplicate:  # held, or its holder died: take it over if lapsed
+                taken = await self._execute(
+                    "taking the cleanup lease",
+                    self._sql.take_lease,
+                    (token, until, LEASE_KEY, now),
+                    deadlock_retries=0,
+                )
+                return token if taken.rowcount else None
+        except StoreError as exc:
+            if _is_conflict(exc):
+                return None  # another cleaner took it at the same moment
+            raise
+
+    async def _renew_lease(self, token: str, now: int) -> bool:
+        result = await self._execute(
+            "renewing the cleanup lease",
+            self._sql.renew_lease,
+            (max(now, self.now()) + LEASE_SECONDS, LEASE_KEY, token),
+            deadlock_retries=0,
+        )
+        return result.rowcount > 0
+
+    async def _release_lease(self, token: str, now: int) -> None:
+        try:
+            await self._execute(
+                "giving back the cleanup lease",
+                self._sql.release_lease,
+                (LEASE_KEY, token),
+                deadlock_retries=0,
+            )
+        except StoreError as exc:  # it lapses by itself
+            log.info("Could not give back the cleanup lease (it lapses by itself): %s", exc)
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return await self._infos(
@@ -234,8 +305,9 @@ class AdminQueries:
         counts = await self._execute(
             "counting sessions",
             f"SELECT (SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at > %s), "
-            f"(SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at <= %s)",
-            (now, now),
+            f"(SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at <= %s "
+            "AND id <> UNHEX(%s))",
+            (now, now, LEASE_KEY),
             fetch=True,
         )
         size = await self._execute(

@@ -63,12 +63,22 @@ class Statements:
         )
         self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"
         self.clear = f"DELETE FROM {t}"
-        # The cleanup: the expired keys of a slice of the key space (a
-        # non-locking read), then a delete of those keys, still if expired.
+        # The cleanup: the oldest expired keys (a non-locking read on the
+        # expires_at index, the lease row left out), then a delete of those
+        # keys, still if expired.  The lease: a reserved row (admin.py).
         self.expired_keys = (
-            f"SELECT LOWER(HEX(id)) FROM {t} "
-            "WHERE expires_at <= %s AND id BETWEEN UNHEX(%s) AND UNHEX(%s) LIMIT %s"
+            f"SELECT LOWER(HEX(id)) FROM {t} WHERE expires_at <= %s AND id <> UNHEX(%s) "
+            "ORDER BY expires_at LIMIT %s"
         )
+        self.take_lease = (
+            f"UPDATE {t} SET data = %s, updated_at = %s WHERE id = UNHEX(%s) AND updated_at <= %s"
+        )
+        self.insert_lease = (
+            f"INSERT INTO {t} (id, data, created_at, updated_at, expires_at, version) "
+            "VALUES (UNHEX(%s), %s, %s, %s, 0, 1)"
+        )
+        self.renew_lease = f"UPDATE {t} SET updated_at = %s WHERE id = UNHEX(%s) AND data = %s"
+        self.release_lease = f"DELETE FROM {t} WHERE id = UNHEX(%s) AND data = %s"
         self.destroy_user = f"DELETE FROM {t} WHERE user_id = %s"
         self.destroy_user_except = f"DELETE FROM {t} WHERE user_id = %s AND id <> UNHEX(%s)"
         # The user's other sessions but the most recently used: the derived
