@@ -29,6 +29,7 @@ def test_defaults_are_secure(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.secure and config.httponly
     assert config.samesite == "lax"
     assert config.path == "/" and config.domain is None
+    assert config.persistent is True
     assert config.cookie_name == "__Host-session"
     assert config.max_age == 2_628_000
     assert not config.resave and not config.save_uninitialized and not config.rolling
@@ -48,6 +49,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "SESSION_COOKIE_SAMESITE": "Strict",
         "SESSION_COOKIE_DOMAIN": "example.com",
         "SESSION_COOKIE_PATH": "/app",
+        "SESSION_COOKIE_PERSISTENT": "off",
         "SESSION_RESAVE": "1",
         "SESSION_SAVE_UNINITIALIZED": "on",
         "SESSION_ROLLING": "yes",
@@ -83,6 +85,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "example.com",
         "/app",
     )
+    assert c.persistent is False
     assert (c.resave, c.save_uninitialized, c.rolling) == (True, True, True)
     assert (c.max_data_size, c.user_key, c.track_client) == (2048, "uid", True)
     assert (c.host, c.port, c.user, c.password, c.database) == (
@@ -154,6 +157,7 @@ def test_short_fallback() -> None:
         ("SESSION_PORT", "70000", "between 1 and 65535"),
         ("SESSION_COOKIE_SAMESITE", "sometimes", "accepted values: lax, strict, none"),
         ("SESSION_COOKIE_SECURE", "maybe", "accepted values: true, false"),
+        ("SESSION_COOKIE_PERSISTENT", "browser", "accepted values: true, false"),
         ("SESSION_MAX_AGE", "-5", "positive whole number"),
         ("SESSION_MAX_AGE", "99999999999", "400 days"),
         ("SESSION_DB_TIMEOUT", "soon", "number of seconds"),

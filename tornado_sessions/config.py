@@ -96,6 +96,7 @@ ENV_NAMES: dict[str, str] = {
     "samesite": "SESSION_COOKIE_SAMESITE",
     "domain": "SESSION_COOKIE_DOMAIN",
     "path": "SESSION_COOKIE_PATH",
+    "persistent": "SESSION_COOKIE_PERSISTENT",
     "resave": "SESSION_RESAVE",
     "save_uninitialized": "SESSION_SAVE_UNINITIALIZED",
     "rolling": "SESSION_ROLLING",
@@ -230,6 +231,8 @@ class SessionConfig(DatabaseConfig):
     .. versionchanged:: 0.2
        The secret and each fallback must look random (`.crypto.secret_problem`),
        and the fallbacks must differ from the secret and from each other.
+    .. versionchanged:: 0.2
+       ``persistent`` (``SESSION_COOKIE_PERSISTENT``): browser-session cookies.
     """
 
     #: The current secret (``SESSION_SECRET``): random, at least 32 characters.
@@ -251,6 +254,14 @@ class SessionConfig(DatabaseConfig):
     samesite: SameSite = "lax"
     domain: str | None = None
     path: str = "/"
+    #: Give the cookie ``Max-Age`` and ``Expires`` (the session's expiry), so
+    #: that it outlives the browser.  False: a browser-session cookie (no
+    #: ``Max-Age`` nor ``Expires``, gone when the browser closes; express's
+    #: ``cookie.maxAge`` unset), except for a session given a lifetime of
+    #: its own with `.Session.set_expiry` ("remember me"), whose cookie lasts
+    #: exactly that lifetime.  The server ends every session after ``max_age``
+    #: idle (and at ``absolute_max_age``) either way.
+    persistent: bool = True
     #: Write unmodified sessions back on every request (express ``resave``).
     resave: bool = False
     #: Store new sessions that were never modified (express ``saveUninitialized``).
@@ -371,7 +382,15 @@ _INT_FIELDS = {
     "port",
     "pool_size",
 }
-_BOOL_FIELDS = {"secure", "httponly", "resave", "save_uninitialized", "rolling", "track_client"}
+_BOOL_FIELDS = {
+    "secure",
+    "httponly",
+    "persistent",
+    "resave",
+    "save_uninitialized",
+    "rolling",
+    "track_client",
+}
 
 
 def _parse(field: str, raw: str) -> Any:

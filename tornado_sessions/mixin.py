@@ -312,13 +312,13 @@ class SessionMixin(_HandlerBase):
         manager = self.get_session_manager()
         config = manager.config
         if action is CookieAction.SET:
-            max_age = manager.cookie_max_age(session)
+            max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
             self.set_cookie(
                 config.cookie_name,
                 manager.cookie_value(session),
                 domain=config.domain,
                 path=config.path,
-                expires=manager.now() + max_age,
+                expires=None if max_age is None else manager.now() + max_age,
                 max_age=max_age,
                 httponly=config.httponly,
                 secure=config.secure,
