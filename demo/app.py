@@ -17,7 +17,6 @@ import tornado.web
 
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
 from tornado_sessions.config import ENV_NAMES, config, generate_secret
-from tornado_sessions.errors import SessionNotLoadedError
 
 __all__ = ["demo_config", "make_app"]
 
@@ -61,11 +60,9 @@ class BaseHandler(SessionMixin, tornado.web.RequestHandler):
         self.set_header("X-Frame-Options", "DENY")
 
     def get_current_user(self) -> str | None:
-        try:
-            session = self.session
-        except SessionNotLoadedError:  # an error raised before prepare() (e.g. XSRF)
-            return None
-        username = session.get("username")
+        # Also on an error page Tornado sends before prepare() (an XSRF
+        # failure): the session is then an empty one, so nobody is signed in.
+        username = self.session.get("username")
         return username if isinstance(username, str) else None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
