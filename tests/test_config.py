@@ -139,6 +139,41 @@ def test_missing_secret_says_how_to_make_one() -> None:
     assert "secrets.token_urlsafe" in message
 
 
+def test_missing_secret_names_the_env_file_looked_in(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    message = _error({})
+    assert f"looked for in the environment and in {env_file}, which does not exist" in message
+    env_file.write_text("SESSION_MAX_AGE=600\n")
+    assert f"in {env_file}, which does not set it" in _error({})
+    env_file.write_text("SESSION_SECRET=\n")
+    assert f"in {env_file}, which sets it empty" in _error({})
+
+
+def test_missing_secret_through_a_config_callable_says_so() -> None:
+    with pytest.raises(ConfigError, match="through the config callable given to from_env"):
+        SessionConfig.from_env(lambda name, default=None: default)
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("2628000000", "2628000000 ms would be 2628000 (30.4 days)"),  # express's maxAge
+        ("86400000", "86400000 ms would be 86400 (1.0 days)"),
+        ("99999999999", None),  # too long in milliseconds too: no hint
+    ],
+)
+def test_a_max_age_in_milliseconds_gets_a_hint(value: str, hint: str | None) -> None:
+    message = _error({"SESSION_SECRET": GOOD, "SESSION_MAX_AGE": value})
+    assert "SESSION_MAX_AGE" in message and "at most 34560000 seconds" in message
+    if hint is None:
+        assert "milliseconds" not in message
+    else:
+        assert "in seconds here, not milliseconds as in express-session" in message
+        assert hint in message
+    with pytest.raises(ConfigError, match="milliseconds" if hint else "400 days"):
+        SessionConfig(secret=GOOD, max_age=int(value))
+
+
 def test_short_secret() -> None:
     message = _error({"SESSION_SECRET": "short"})
     assert "SESSION_SECRET" in message and "at least 32" in message

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import ENV_NAMES, DatabaseConfig, generate_secret
+from .config import ENV_NAMES, DatabaseConfig, _looked_in, generate_secret
 from .errors import ConfigError, SessionError, StoreError
 
 if TYPE_CHECKING:
@@ -77,8 +77,9 @@ def _require_database(config: DatabaseConfig) -> None:
         if getattr(config, field) is None:
             var = ENV_NAMES[field]
             raise CLIError(
-                f"{var} is not set: set {_DB_VARIABLES} (in the environment or in .env) "
-                "to reach the MySQL/MariaDB server that holds the sessions table",
+                f"{var} is not set ({_looked_in(var)}): set {_DB_VARIABLES} (in the "
+                "environment or in .env) to reach the MySQL/MariaDB server that holds the "
+                "sessions table",
                 EXIT_USAGE,
             )
 

@@ -262,6 +262,8 @@ def test_missing_host_names_the_variable(tmp_path: Path, command: str) -> None:
     result = cli(*command.split(), env=_env(), cwd=tmp_path)
     assert_one_line_error(result, "SESSION_HOST is not set")
     assert result.returncode == 2
+    # Where it was looked for: the .env a new user may have put elsewhere.
+    assert f"in the environment and in {tmp_path / '.env'}, which does not exist" in result.stderr
 
 
 def test_bad_port_names_the_variable(server: dict[str, Any], tmp_path: Path) -> None:
