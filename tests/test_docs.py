@@ -69,3 +69,27 @@ def test_the_api_page_puts_each_object_under_its_heading(built: Path) -> None:
         for object_id in ids:
             assert f'id="{object_id}"' in page[heading], (heading, object_id)
     assert 'id="tornado_sessions.crypto.CookieCipher"' not in page["Testing helpers"]
+
+
+RECIPES = [
+    "recipe-current-user",
+    "recipe-login",
+    "recipe-remember-me",
+    "recipe-log-out-everywhere",
+    "recipe-json-api",
+    "recipe-websocket",
+    "recipe-testing",
+]
+
+
+def test_the_quickstart_links_every_recipe(built: Path) -> None:
+    recipes = (built / "recipes.html").read_text(encoding="utf-8")
+    quickstart = (built / "quickstart.html").read_text(encoding="utf-8")
+    for label in RECIPES:
+        assert f'id="{label}"' in recipes, label
+        assert f'href="recipes.html#{label}"' in quickstart, label
+    # The recipes show the tested program itself, not a copy that could drift.
+    program = (ROOT / "docs" / "recipes" / "myapp.py").read_text(encoding="utf-8")
+    for name in ("class BaseHandler", "class CartSocket", "def local_url"):
+        assert name in program
+        assert html.escape(name, quote=False).split()[-1] in recipes

@@ -200,7 +200,7 @@ def test_a_new_user_runs_the_readme_commands_in_order(
     assert "installing Sphinx" in docs.stdout
     assert "docs: built docs/_build/html/index.html" in docs.stdout
     html = fresh_clone / "docs" / "_build" / "html"
-    for page_name in ("index.html", "quickstart.html", "configuration.html", "api.html"):
+    for page_name in ("index.html", "quickstart.html", "recipes.html", "api.html"):
         assert (html / page_name).is_file(), page_name
     again = run(DOCS, fresh_clone)  # a second time: nothing more to install
     assert again.returncode == 0, again.stdout + again.stderr

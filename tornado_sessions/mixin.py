@@ -81,7 +81,8 @@ class SessionMixin(_HandlerBase):
        session.
     .. versionchanged:: 0.2
        The session of an error page sent before the session was loaded is
-       an empty stand-in (it raised `.SessionNotLoadedError`).
+       an empty stand-in (it raised `.SessionNotLoadedError`); a WebSocket
+       handshake saves nothing (see `finish`).
     """
 
     _session: Session | None = None
@@ -522,6 +523,13 @@ class SessionMixin(_HandlerBase):
 
         Returns a future that resolves when the response has been sent, as
         `tornado.web.RequestHandler.finish` does.
+
+        A WebSocket handshake (status 101) finishes at once and saves
+        nothing: the connection passes to the socket as soon as this
+        returns, and the socket saves with ``await self.session.save()``.
+
+        .. versionchanged:: 0.2
+           A WebSocket handshake does not wait for a save.
         """
         session = self._session
         if session is None or self._session_done:
@@ -531,6 +539,8 @@ class SessionMixin(_HandlerBase):
         if chunk is not None:
             self.write(chunk)
         self._session_done = True
+        if self.get_status() == 101:
+            return self._session_handshake(session)
         if self._session_pending is None:
             manager = self.get_session_manager()
             try:
@@ -562,6 +572,26 @@ class SessionMixin(_HandlerBase):
                     log.debug("Client went away before the response was sent")
 
         return self._session_chain(step)
+
+    def _session_handshake(self, session: Session) -> asyncio.Future[None]:
+        """Finish a WebSocket handshake (status 101) at once.
+
+        The connection passes to the socket the moment ``finish()`` returns,
+        so nothing may wait here: the cookie decision is applied if it needs
+        no write, and a write (a change, a due touch) is left to the
+        socket's own ``await self.session.save()``.
+        """
+        manager = self.get_session_manager()
+        plan = manager.plan(session, status=101, headers_sent=False)
+        if plan.write == "none":
+            self._session_apply(plan.cookie)
+        elif plan.write != "touch":
+            log.warning(
+                "Session %s was changed before a WebSocket handshake, which saves nothing: "
+                "call 'await self.session.save()' before the handshake or in the socket",
+                session.fingerprint,
+            )
+        return super().finish()
 
     def on_finish(self) -> None:
         """Safety net: save a session still unsaved after the response left.
