@@ -191,6 +191,7 @@ def test_a_new_user_runs_the_readme_commands_in_order(
         assert response.status == 200
         page = response.read().decode()
     assert 'id="visits">1<' in page
+    assert "What this demo shows" in page and "<strong>MemoryStore</strong>" in page
     assert demo.interrupt() == 0
     assert (fresh_clone / ".venv" / "bin" / "python").exists()
 
