@@ -29,6 +29,7 @@ __all__ = [
     "make_app",
     "secure_over_http",
     "short_agent",
+    "store_details",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,20 +56,26 @@ def demo_config(env: Callable[..., Any] = config, **overrides: Any) -> tuple[Ses
     return SessionConfig.from_env(env, **values), generated
 
 
-def describe_store(store: Any, session_config: SessionConfig) -> str:
-    """One line saying where the demo keeps its sessions."""
+def store_details(store: Any, session_config: SessionConfig) -> tuple[str, str]:
+    """The store's class name, and where it keeps the sessions."""
+    name = type(store).__name__
     if isinstance(store, MemoryStore):
-        return (
-            "MemoryStore, in this process: sessions are lost at every restart "
+        return name, (
+            "in this process: sessions are lost at every restart "
             "(set SESSION_HOST to keep them in MySQL/MariaDB)"
         )
-    name = type(store).__name__
     if not session_config.host:
-        return name
-    return (
-        f"{name}, {session_config.user or '?'}@{session_config.host}:{session_config.port}/"
+        return name, ""
+    return name, (
+        f"{session_config.user or '?'}@{session_config.host}:{session_config.port}/"
         f"{session_config.database or '?'}, table {session_config.table}"
     )
+
+
+def describe_store(store: Any, session_config: SessionConfig) -> str:
+    """One line saying where the demo keeps its sessions."""
+    name, where = store_details(store, session_config)
+    return f"{name}, {where}" if where else name
 
 
 def secure_over_http(host: str) -> bool:
@@ -187,12 +194,8 @@ class HomeHandler(BaseHandler):
         visits = self.session.get("visits", 0) + 1
         self.session["visits"] = visits
         manager = self.get_session_manager()
-        self.render(
-            "home.html",
-            visits=visits,
-            store_name=type(manager.store).__name__,
-            store_text=describe_store(manager.store, manager.config),
-        )
+        store_name, store_where = store_details(manager.store, manager.config)
+        self.render("home.html", visits=visits, store_name=store_name, store_where=store_where)
 
 
 class LoginHandler(BaseHandler):
