@@ -16,5 +16,13 @@ bench: .venv/bin/python
 .venv/bin/python:
 	python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]"
 
+# The docs (the README's docs command), with warnings as errors.  Works
+# right after the demo command: it makes .venv if there is none, and
+# installs Sphinx (the "docs" extra) into it when it is missing.
 docs:
-	.venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@test -x .venv/bin/python || python3 -m venv .venv
+	@.venv/bin/python -c "import sphinx, tornado_sessions.stores.mysql" 2>/dev/null \
+		|| { echo "docs: installing Sphinx into .venv (pip install -e '.[docs]')"; \
+		     .venv/bin/pip install -q -e ".[docs]"; }
+	.venv/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: built docs/_build/html/index.html"

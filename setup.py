@@ -3,6 +3,9 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+#: What building the docs needs (make docs installs it): Sphinx alone.
+DOCS = ["sphinx>=7"]
+
 here = Path(__file__).parent
 version = re.search(
     r'^__version__ = "([^"]+)"', (here / "tornado_sessions" / "__init__.py").read_text(), re.M
@@ -33,9 +36,10 @@ setup(
             # Pinned: a new release may lint or format differently.
             "mypy==2.4.1",
             "ruff==0.17.6",
-            "sphinx>=7",
             "selenium>=4.20",
+            *DOCS,  # scripts/test builds the docs too
         ],
+        "docs": DOCS,
     },
     entry_points={"console_scripts": ["tornado-sessions=tornado_sessions.__main__:main"]},
     classifiers=[

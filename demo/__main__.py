@@ -23,7 +23,7 @@ import tornado.netutil
 from tornado_sessions import ConfigError, MemoryStore, StoreError
 from tornado_sessions.config import config
 
-from .app import demo_config, make_app
+from .app import demo_config, describe_store, make_app, secure_over_http
 
 SECRET_HELP = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
@@ -62,10 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def open_store(session_config: Any) -> tuple[Any, str]:
     """Return the store and a one-line description of it for the banner."""
     if not session_config.host:
-        return MemoryStore(), (
-            "MemoryStore (in this process: sessions are lost at every restart; "
-            "set SESSION_HOST to use MySQL/MariaDB)"
-        )
+        store = MemoryStore()
+        return store, describe_store(store, session_config)
     where = (
         f"{session_config.user or '?'}@{session_config.host}:{session_config.port}/"
         f"{session_config.database or '?'}, table {session_config.table}"
@@ -93,7 +91,7 @@ async def open_store(session_config: Any) -> tuple[Any, str]:
         fail(f"cannot connect to MySQL/MariaDB at {where}: {detail}")
     finally:
         lib_log.setLevel(level)
-    return store, f"MySQLStore ({where})"
+    return store, describe_store(store, session_config)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -122,14 +120,16 @@ async def serve(args: argparse.Namespace) -> None:
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]  # the real one when --port 0
 
-    local = ("localhost", "127.0.0.1", "::1", "", "0.0.0.0", "::")
-    host = "localhost" if args.host in local else args.host
+    every_interface = args.host in ("", "0.0.0.0", "::")
+    local = ("localhost", "127.0.0.1", "::1")
+    host = "localhost" if every_interface or args.host in local else args.host
+    lifetime = "persistent" if session_config.persistent else "browser-session"
     lines = [
         "tornado_sessions demo",
         f"  open:       http://{host}:{port}/",
         f"  store:      {store_text}",
         f"  cookie:     {session_config.cookie_name} (Secure={session_config.secure}, "
-        f"max age {session_config.max_age} s, save uninitialized "
+        f"{lifetime}, max age {session_config.max_age} s, save uninitialized "
         f"{session_config.save_uninitialized}, resave {session_config.resave})",
         f"  autoreload: {'off' if args.no_reload else 'on (edit a file under demo/ to restart)'}",
         f"  debug:      {'on (never expose it)' if args.debug else 'off (--debug turns it on)'}",
@@ -140,18 +140,27 @@ async def serve(args: argparse.Namespace) -> None:
             "will not survive a restart. Put one in .env (generate it with: "
             f"{SECRET_HELP})"
         )
-    if session_config.secure and host not in ("localhost",):
+    refused = session_config.secure and (every_interface or not secure_over_http(args.host))
+    if refused:
+        where = (
+            f"from other machines (http://<this machine's address>:{port}/)"
+            if every_interface
+            else f"on http://{args.host}:{port}/"
+        )
         lines.append(
-            "  note:       the session cookie is Secure: over plain http browsers keep it "
-            "only for localhost"
+            "  WARNING:    the session cookie is Secure, and over plain http browsers keep "
+            f"Secure cookies only on localhost: {where} they refuse it (and the XSRF "
+            "cookie), so the counter stays at 1 and every form fails its XSRF check. "
+            f"Open http://localhost:{port}/ on this machine, put https in front, or set "
+            "SESSION_COOKIE_SECURE=false (development only)."
         )
     lines.append("  Press Ctrl+C to stop.")
-    print("\n".join(lines), flush=True)
-
+    # The handlers are in place before the banner says Ctrl+C stops it.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print("\n".join(lines), flush=True)
     await stop.wait()
     print("demo: stopping", flush=True)
     server.stop()

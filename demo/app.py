@@ -8,18 +8,29 @@ on a page that sees the write.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
+import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import tornado.httputil
 import tornado.web
 
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
 from tornado_sessions.config import ENV_NAMES, config, generate_secret
-from tornado_sessions.errors import SessionNotLoadedError
 
-__all__ = ["demo_config", "make_app"]
+__all__ = [
+    "demo_config",
+    "describe_store",
+    "local_url",
+    "make_app",
+    "secure_over_http",
+    "short_agent",
+    "store_details",
+]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,6 +56,88 @@ def demo_config(env: Callable[..., Any] = config, **overrides: Any) -> tuple[Ses
     return SessionConfig.from_env(env, **values), generated
 
 
+def store_details(store: Any, session_config: SessionConfig) -> tuple[str, str]:
+    """The store's class name, and where it keeps the sessions."""
+    name = type(store).__name__
+    if isinstance(store, MemoryStore):
+        return name, (
+            "in this process: sessions are lost at every restart "
+            "(set SESSION_HOST to keep them in MySQL/MariaDB)"
+        )
+    if not session_config.host:
+        return name, ""
+    return name, (
+        f"{session_config.user or '?'}@{session_config.host}:{session_config.port}/"
+        f"{session_config.database or '?'}, table {session_config.table}"
+    )
+
+
+def describe_store(store: Any, session_config: SessionConfig) -> str:
+    """One line saying where the demo keeps its sessions."""
+    name, where = store_details(store, session_config)
+    return f"{name}, {where}" if where else name
+
+
+def secure_over_http(host: str) -> bool:
+    """Whether browsers keep a ``Secure`` cookie that ``host`` sends over
+    plain http: only on a loopback name or address (localhost,
+    ``*.localhost``, 127.0.0.0/8, ::1), which they count as secure."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def local_url(url: str) -> str:
+    """``url`` if it is a path on this site, else ``/``: a login's
+    ``?next=`` must never send the browser to another site."""
+    parts = urllib.parse.urlsplit(url)
+    if (
+        url.startswith("/")
+        and not url.startswith("//")
+        and "\\" not in url  # browsers read "/\evil.example" as "//evil.example"
+        and not any(ord(c) < 0x21 or ord(c) == 0x7F for c in url)
+        and not parts.scheme
+        and not parts.netloc
+    ):
+        return url
+    return "/"
+
+
+_BROWSERS = [
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chromium/", "Chromium"),
+    ("Chrome/", "Chrome"),
+    ("Version/", "Safari"),  # Safari's own version; Chrome's UA names Safari too
+]
+_SYSTEMS = [
+    ("Windows", "Windows"),
+    ("Android", "Android"),  # before Linux, which Android's UA also names
+    ("iPhone", "iOS"),  # before Mac OS X, likewise
+    ("iPad", "iPadOS"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+]
+SHORT_AGENT = 32
+
+
+def short_agent(agent: str) -> str:
+    """A User-Agent in a few words (``Chrome 131 on Linux``), or its first
+    characters when it names no browser the demo knows."""
+    for token, browser in _BROWSERS:
+        match = re.search(re.escape(token) + r"(\d+)", agent)
+        if match:
+            system = next((name for key, name in _SYSTEMS if key in agent), None)
+            return f"{browser} {match.group(1)}" + (f" on {system}" if system else "")
+    return agent if len(agent) <= SHORT_AGENT else agent[: SHORT_AGENT - 1] + "\u2026"
+
+
 def utc(timestamp: int | float) -> str:
     """Format epoch seconds as a readable UTC time."""
     moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
@@ -61,28 +154,58 @@ class BaseHandler(SessionMixin, tornado.web.RequestHandler):
         self.set_header("X-Frame-Options", "DENY")
 
     def get_current_user(self) -> str | None:
-        try:
-            session = self.session
-        except SessionNotLoadedError:  # an error raised before prepare() (e.g. XSRF)
-            return None
-        username = session.get("username")
+        # Also on an error page Tornado sends before prepare() (an XSRF
+        # failure): the session is then an empty one, so nobody is signed in.
+        username = self.session.get("username")
         return username if isinstance(username, str) else None
 
+    def refused_host(self) -> str | None:
+        """The host name this page was asked for, if browsers refuse the
+        demo's Secure cookies (the session's and the XSRF token's) there:
+        plain http on anything but localhost.  Shown on every page."""
+        session_config: SessionConfig = self.settings["session_config"]
+        host = self.request.host_name
+        if session_config.secure and self.request.protocol == "http":
+            if not secure_over_http(host):
+                return host
+        return None
+
+    def localhost_url(self) -> str:
+        """This page's site as seen from the machine the demo runs on."""
+        port = tornado.httputil.split_host_and_port(self.request.host)[1]
+        return f"http://localhost:{port}/" if port else "http://localhost/"
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        message = error.log_message if isinstance(error, tornado.web.HTTPError) else None
         # write, not render: send_error() finishes the response itself.
-        self.write(self.render_string("error.html", status_code=status_code, reason=self._reason))
+        self.write(
+            self.render_string(
+                "error.html",
+                status_code=status_code,
+                reason=self._reason,
+                xsrf="xsrf" in (message or "").lower(),
+            )
+        )
 
 
 class HomeHandler(BaseHandler):
     async def get(self) -> None:
         visits = self.session.get("visits", 0) + 1
         self.session["visits"] = visits
-        self.render("home.html", visits=visits)
+        manager = self.get_session_manager()
+        store_name, store_where = store_details(manager.store, manager.config)
+        self.render("home.html", visits=visits, store_name=store_name, store_where=store_where)
 
 
 class LoginHandler(BaseHandler):
+    def next_url(self) -> str:
+        """Where to go after the login: ``?next=`` (set by
+        ``@tornado.web.authenticated``) if it is a page of this site."""
+        return local_url(self.get_argument("next", "/"))
+
     async def get(self) -> None:
-        self.render("login.html", error=None, username="")
+        self.render("login.html", error=None, username="", next_url=self.next_url())
 
     async def post(self) -> None:
         username = self.get_body_argument("username", "").strip()
@@ -92,6 +215,7 @@ class LoginHandler(BaseHandler):
                 "login.html",
                 error=f"Enter a user name of 1 to {MAX_USERNAME} characters.",
                 username=username[:MAX_USERNAME],
+                next_url=self.next_url(),
             )
             return
         user_id = username.lower()
@@ -105,7 +229,7 @@ class LoginHandler(BaseHandler):
         await self.session.regenerate(keep_data=same, restart_lifetime=not same)
         self.session["user_id"] = user_id
         self.session["username"] = username
-        self.redirect("/")
+        self.redirect(self.next_url())
 
 
 class LogoutHandler(BaseHandler):
@@ -173,7 +297,11 @@ class SessionsHandler(BaseHandler):
                     "created": utc(info.created_at),
                     "last_seen": utc(info.updated_at),
                     "expires": utc(info.expires_at),
-                    "client": " · ".join(filter(None, [info.ip, info.user_agent])) or unknown,
+                    "client": " · ".join(
+                        filter(None, [info.ip, info.user_agent and short_agent(info.user_agent)])
+                    )
+                    or unknown,
+                    "client_full": " · ".join(filter(None, [info.ip, info.user_agent])),
                 }
                 for info in sessions
             ],

@@ -29,6 +29,7 @@ def test_defaults_are_secure(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.secure and config.httponly
     assert config.samesite == "lax"
     assert config.path == "/" and config.domain is None
+    assert config.persistent is True
     assert config.cookie_name == "__Host-session"
     assert config.max_age == 2_628_000
     assert not config.resave and not config.save_uninitialized and not config.rolling
@@ -48,6 +49,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "SESSION_COOKIE_SAMESITE": "Strict",
         "SESSION_COOKIE_DOMAIN": "example.com",
         "SESSION_COOKIE_PATH": "/app",
+        "SESSION_COOKIE_PERSISTENT": "off",
         "SESSION_RESAVE": "1",
         "SESSION_SAVE_UNINITIALIZED": "on",
         "SESSION_ROLLING": "yes",
@@ -84,6 +86,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "example.com",
         "/app",
     )
+    assert c.persistent is False
     assert (c.resave, c.save_uninitialized, c.rolling) == (True, True, True)
     assert (c.max_data_size, c.user_key, c.track_client) == (2048, "uid", True)
     assert c.max_sessions_per_user == 3
@@ -138,6 +141,41 @@ def test_missing_secret_says_how_to_make_one() -> None:
     assert "secrets.token_urlsafe" in message
 
 
+def test_missing_secret_names_the_env_file_looked_in(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    message = _error({})
+    assert f"looked for in the environment and in {env_file}, which does not exist" in message
+    env_file.write_text("SESSION_MAX_AGE=600\n")
+    assert f"in {env_file}, which does not set it" in _error({})
+    env_file.write_text("SESSION_SECRET=\n")
+    assert f"in {env_file}, which sets it empty" in _error({})
+
+
+def test_missing_secret_through_a_config_callable_says_so() -> None:
+    with pytest.raises(ConfigError, match="through the config callable given to from_env"):
+        SessionConfig.from_env(lambda name, default=None: default)
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("2628000000", "2628000000 ms would be 2628000 (30.4 days)"),  # express's maxAge
+        ("86400000", "86400000 ms would be 86400 (1.0 days)"),
+        ("99999999999", None),  # too long in milliseconds too: no hint
+    ],
+)
+def test_a_max_age_in_milliseconds_gets_a_hint(value: str, hint: str | None) -> None:
+    message = _error({"SESSION_SECRET": GOOD, "SESSION_MAX_AGE": value})
+    assert "SESSION_MAX_AGE" in message and "at most 34560000 seconds" in message
+    if hint is None:
+        assert "milliseconds" not in message
+    else:
+        assert "in seconds here, not milliseconds as in express-session" in message
+        assert hint in message
+    with pytest.raises(ConfigError, match="milliseconds" if hint else "400 days"):
+        SessionConfig(secret=GOOD, max_age=int(value))
+
+
 def test_short_secret() -> None:
     message = _error({"SESSION_SECRET": "short"})
     assert "SESSION_SECRET" in message and "at least 32" in message
@@ -156,6 +194,7 @@ def test_short_fallback() -> None:
         ("SESSION_PORT", "70000", "between 1 and 65535"),
         ("SESSION_COOKIE_SAMESITE", "sometimes", "accepted values: lax, strict, none"),
         ("SESSION_COOKIE_SECURE", "maybe", "accepted values: true, false"),
+        ("SESSION_COOKIE_PERSISTENT", "browser", "accepted values: true, false"),
         ("SESSION_MAX_AGE", "-5", "positive whole number"),
         ("SESSION_MAX_AGE", "99999999999", "400 days"),
         ("SESSION_DB_TIMEOUT", "soon", "number of seconds"),

@@ -6,7 +6,7 @@ Subcommands::
     tornado-sessions create-table            # print the DDL of the sessions table
     tornado-sessions create-table --apply    # ... and run it against the database
     tornado-sessions clear-expired           # delete expired sessions, in batches
-    tornado-sessions stats                   # live sessions, expired rows, table size
+    tornado-sessions stats                   # live and expired sessions, table size
 
 The database commands read the same settings as the library, through
 `.DatabaseConfig.from_env` (environment variables, then ``.env`` in the
@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import ENV_NAMES, DatabaseConfig, generate_secret
+from .config import ENV_NAMES, DatabaseConfig, _looked_in, generate_secret
 from .errors import ConfigError, SessionError, StoreError
 
 if TYPE_CHECKING:
@@ -77,8 +77,9 @@ def _require_database(config: DatabaseConfig) -> None:
         if getattr(config, field) is None:
             var = ENV_NAMES[field]
             raise CLIError(
-                f"{var} is not set: set {_DB_VARIABLES} (in the environment or in .env) "
-                "to reach the MySQL/MariaDB server that holds the sessions table",
+                f"{var} is not set ({_looked_in(var)}): set {_DB_VARIABLES} (in the "
+                "environment or in .env) to reach the MySQL/MariaDB server that holds the "
+                "sessions table",
                 EXIT_USAGE,
             )
 
@@ -165,11 +166,18 @@ def _cmd_create_table(args: argparse.Namespace) -> int:
         return EXIT_OK
     _require_database(config)
 
-    async def apply(store: MySQLStore) -> None:
-        pass  # opening the store created the table, or checked the existing one
+    async def apply(store: MySQLStore) -> str | None:
+        # Opening the store created the table, upgraded it or checked it.
+        return store.table_state
 
-    _run(config, apply, create_table=True)
-    print(f"created {_where(config)} (or it already existed)")
+    state = _run(config, apply, create_table=True)
+    where = _where(config)
+    if state == "created":
+        print(f"created {where}")
+    elif state == "upgraded":
+        print(f"upgraded {where}: added the columns this version needs, rows intact")
+    else:
+        print(f"{where} already exists with every column the store needs: nothing to do")
     return EXIT_OK
 
 
@@ -182,13 +190,18 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
     result = _run(config, stats)
     if args.json:
-        print(json.dumps({"table": config.table, "database": config.database, **result}))
+        document = {"table": config.table, "database": config.database, **result}
+        print(json.dumps({**document, "estimated": ["table_bytes"]}))
         return EXIT_OK
     size = int(result.get("table_bytes", 0))
     print(f"{_where(config)}")
     print(f"live sessions:  {int(result.get('live', 0)):,}")
     print(f"expired rows:   {int(result.get('expired', 0)):,}")
-    print(f"table size:     {_human_bytes(size)} ({size:,} bytes)")
+    print(f"table size:     ~{_human_bytes(size)} ({size:,} bytes)")
+    print(
+        "(the two counts are exact; the size is the server's estimate, which it refreshes "
+        f"only now and then: ANALYZE TABLE `{config.table}` refreshes it)"
+    )
     return EXIT_OK
 
 
@@ -283,7 +296,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("secret", help="print a new random secret for SESSION_SECRET")
+    p = sub.add_parser(
+        "secret",
+        help="print a new random secret for SESSION_SECRET",
+        description="Print a new random secret (64 url-safe characters, 384 bits) to put in "
+        "SESSION_SECRET, in the environment or in .env. Every process of the application "
+        "needs the same one. Needs no database and no configuration.",
+    )
     p.set_defaults(func=_cmd_secret)
 
     def table_option(p: argparse.ArgumentParser) -> None:
@@ -291,14 +310,29 @@ def _parser() -> argparse.ArgumentParser:
             "--table", help="the sessions table (default: SESSION_TABLE, else 'sessions')"
         )
 
-    p = sub.add_parser("create-table", help="print the CREATE TABLE statement (--apply: run it)")
+    p = sub.add_parser(
+        "create-table",
+        help="print the CREATE TABLE statement (--apply: run it)",
+        description="Print the CREATE TABLE statement of the sessions table (no database "
+        "needed), to run it yourself or put it in your migrations. With --apply, connect "
+        f"({_DB_VARIABLES}) and create the table if it is missing, upgrade a table made by "
+        "an earlier version (rows intact), or check the columns of an existing one; it "
+        "says which it did.",
+    )
     p.add_argument(
         "--apply", action="store_true", help="create the table in the configured database"
     )
     table_option(p)
     p.set_defaults(func=_cmd_create_table)
 
-    p = sub.add_parser("clear-expired", help="delete expired sessions in batches")
+    p = sub.add_parser(
+        "clear-expired",
+        help="delete expired sessions in batches",
+        description="Delete the expired sessions of the table, a batch of rows per "
+        "statement (so that no statement holds many locks), and print how many went. "
+        "Safe to run while the application serves, and from several machines at once "
+        "(a cron job, say); MySQLStore also does it by itself, every 15 minutes by default.",
+    )
     p.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -315,7 +349,13 @@ def _parser() -> argparse.ArgumentParser:
     table_option(p)
     p.set_defaults(func=_cmd_clear_expired)
 
-    p = sub.add_parser("stats", help="show live sessions, expired rows and the table size")
+    p = sub.add_parser(
+        "stats",
+        help="show live sessions, expired rows and the table size",
+        description="Show the number of live sessions and of expired rows not yet deleted "
+        "(exact counts, read from the expiry index), and the table's size on disk (the "
+        "server's estimate, which it refreshes only now and then).",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     table_option(p)
     p.set_defaults(func=_cmd_stats)

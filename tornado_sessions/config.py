@@ -58,11 +58,27 @@ class _DotEnvInCwd(RepositoryEmpty):  # type: ignore[misc]
         self._repo: Any = RepositoryEmpty()
 
     def _current(self) -> Any:
-        path = os.path.join(os.getcwd(), ".env")
+        path = self.path()
         if path != self._path:
             self._path = path
             self._repo = RepositoryEnv(path) if os.path.isfile(path) else RepositoryEmpty()
         return self._repo
+
+    @staticmethod
+    def path() -> str:
+        """The ``.env`` file read now: the one in the current directory."""
+        return os.path.join(os.getcwd(), ".env")
+
+    def looked_in(self, var: str) -> str:
+        """Where ``var`` was looked for, for an error saying it is not set."""
+        path = self.path()
+        if not os.path.isfile(path):
+            found = "which does not exist"
+        elif var in RepositoryEnv(path):
+            found = "which sets it empty"
+        else:
+            found = "which does not set it"
+        return f"looked for in the environment and in {path}, {found}"
 
     def __contains__(self, key: str) -> bool:
         return key in self._current()
@@ -73,7 +89,27 @@ class _DotEnvInCwd(RepositoryEmpty):  # type: ignore[misc]
 
 #: The python-decouple ``config`` callable: environment first, then ``.env``
 #: in the current working directory.  ``config(name, default=..., cast=...)``.
-config: Callable[..., Any] = Config(_DotEnvInCwd())
+_DOTENV = _DotEnvInCwd()
+config: Callable[..., Any] = Config(_DOTENV)
+
+
+def _looked_in(var: str, source: Callable[..., Any] | None = None) -> str:
+    """Where a missing variable was looked for (the ``.env`` path included)."""
+    if source is not None and source is not config:
+        return "looked for through the config callable given to from_env()"
+    return _DOTENV.looked_in(var)
+
+
+def _seconds_hint(value: int) -> str:
+    """A hint for a lifetime too long in seconds that would fit in
+    milliseconds, express-session's unit (``2628000000`` for 30.4 days)."""
+    if value <= MAX_COOKIE_LIFETIME or value // 1000 > MAX_COOKIE_LIFETIME:
+        return ""
+    seconds = value // 1000
+    return (
+        f"; times are in seconds here, not milliseconds as in express-session: "
+        f"{value} ms would be {seconds} ({seconds / 86400:.1f} days)"
+    )
 
 
 def generate_secret() -> str:
@@ -96,6 +132,7 @@ ENV_NAMES: dict[str, str] = {
     "samesite": "SESSION_COOKIE_SAMESITE",
     "domain": "SESSION_COOKIE_DOMAIN",
     "path": "SESSION_COOKIE_PATH",
+    "persistent": "SESSION_COOKIE_PERSISTENT",
     "resave": "SESSION_RESAVE",
     "save_uninitialized": "SESSION_SAVE_UNINITIALIZED",
     "rolling": "SESSION_ROLLING",
@@ -207,7 +244,8 @@ class DatabaseConfig:
             values[field.name] = _parse(field.name, str(raw))
         values.update(overrides)
         if "secret" in {f.name for f in dataclasses.fields(cls)} and "secret" not in values:
-            raise ConfigError(f"{_name('secret')} is not set: {_SECRET_HELP}")
+            where = _looked_in(ENV_NAMES["secret"], cfg)
+            raise ConfigError(f"{_name('secret')} is not set ({where}): {_SECRET_HELP}")
         return cls(**values)
 
 
@@ -231,6 +269,8 @@ class SessionConfig(DatabaseConfig):
     .. versionchanged:: 0.2
        The secret and each fallback must look random (`.crypto.secret_problem`),
        and the fallbacks must differ from the secret and from each other.
+    .. versionchanged:: 0.2
+       ``persistent`` (``SESSION_COOKIE_PERSISTENT``): browser-session cookies.
     """
 
     #: The current secret (``SESSION_SECRET``): random, at least 32 characters.
@@ -252,6 +292,14 @@ class SessionConfig(DatabaseConfig):
     samesite: SameSite = "lax"
     domain: str | None = None
     path: str = "/"
+    #: Give the cookie ``Max-Age`` and ``Expires`` (the session's expiry), so
+    #: that it outlives the browser.  False: a browser-session cookie (no
+    #: ``Max-Age`` nor ``Expires``, gone when the browser closes; express's
+    #: ``cookie.maxAge`` unset), except for a session given a lifetime of
+    #: its own with `.Session.set_expiry` ("remember me"), whose cookie lasts
+    #: exactly that lifetime.  The server ends every session after ``max_age``
+    #: idle (and at ``absolute_max_age``) either way.
+    persistent: bool = True
     #: Write unmodified sessions back on every request (express ``resave``).
     resave: bool = False
     #: Store new sessions that were never modified (express ``saveUninitialized``).
@@ -288,8 +336,8 @@ class SessionConfig(DatabaseConfig):
                 raise ConfigError(f"{_name(label)} must be a positive whole number, not {value!r}")
         if self.max_age > MAX_COOKIE_LIFETIME:
             raise ConfigError(
-                f"{_name('max_age')} must be at most {MAX_COOKIE_LIFETIME} (400 days, the "
-                f"browsers' cap), not {self.max_age}"
+                f"{_name('max_age')} must be at most {MAX_COOKIE_LIFETIME} seconds (400 days, "
+                f"the browsers' cap), not {self.max_age}{_seconds_hint(self.max_age)}"
             )
         if self.absolute_max_age is not None and (
             not isinstance(self.absolute_max_age, int) or self.absolute_max_age <= 0
@@ -386,7 +434,15 @@ _INT_FIELDS = {
     "port",
     "pool_size",
 }
-_BOOL_FIELDS = {"secure", "httponly", "resave", "save_uninitialized", "rolling", "track_client"}
+_BOOL_FIELDS = {
+    "secure",
+    "httponly",
+    "persistent",
+    "resave",
+    "save_uninitialized",
+    "rolling",
+    "track_client",
+}
 
 
 def _parse(field: str, raw: str) -> Any:

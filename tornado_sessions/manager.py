@@ -243,8 +243,22 @@ class SessionManager:
         }
         return self.cipher.encrypt(payload)
 
-    def cookie_max_age(self, session: Session) -> int:
-        """Seconds until the session expires (the cookie's Max-Age)."""
+    def cookie_max_age(self, session: Session) -> int | None:
+        """The cookie's ``Max-Age``: seconds until the session expires, or
+        None for a browser-session cookie (neither ``Max-Age`` nor
+        ``Expires``).
+
+        The cookie is a browser-session one when ``SESSION_COOKIE_PERSISTENT``
+        is false and the session has no lifetime of its own; a session given
+        one with `.Session.set_expiry` ("remember me") always gets a
+        persistent cookie, issued with exactly that lifetime (less only
+        where the absolute timeout ends the session sooner).
+
+        .. versionchanged:: 0.2
+           None for a browser-session cookie.
+        """
+        if session.ttl is None and not self.config.persistent:
+            return None
         return max(1, session.expires_at - self.now())
 
     # -- committing ------------------------------------------------------------

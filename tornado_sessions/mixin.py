@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,11 @@ class SessionMixin(_HandlerBase):
     cookie is sent for data that was not stored.  Nothing is saved when the
     response status is 500 or more.
 
+    When Tornado answers a request with an error before the session is
+    loaded (an XSRF failure, a method not allowed: it checks those before
+    ``prepare()``), the error page can still read `session` (and so
+    ``current_user``): it is an empty session that is never saved.
+
     A response that reads the session, or sets or clears its cookie, gets
     ``Vary: Cookie`` and ``Cache-Control: private``, so that no shared cache
     serves one user's page or cookie to another.  A handler that sets its
@@ -73,11 +79,21 @@ class SessionMixin(_HandlerBase):
     .. versionchanged:: 0.2
        ``Cache-Control: private`` also on responses that only read the
        session.
+    .. versionchanged:: 0.2
+       The session of an error page sent before the session was loaded is
+       an empty stand-in (it raised `.SessionNotLoadedError`); a WebSocket
+       handshake saves nothing (see `finish`).
     """
 
     _session: Session | None = None
     _session_done = False
     _session_pending: asyncio.Future[None] | None = None
+    # prepare() has started loading the session.
+    _session_loading = False
+    # An error response began before the session was loaded, and the empty
+    # session that stands in for it on the error page.
+    _session_rejected = False
+    _session_standin: Session | None = None
 
     # -- hooks -----------------------------------------------------------------
 
@@ -125,19 +141,86 @@ class SessionMixin(_HandlerBase):
 
     @property
     def session(self) -> Session:
-        """The current request's `.Session` (a mutable mapping).
+        """The current request's `.Session` (a mutable mapping), loaded by
+        `prepare`.
 
-        Raises `.SessionNotLoadedError` if used before `prepare` has loaded it.
+        Before it is loaded, ``self.session`` follows one rule: on an error
+        page sent before the load (`send_error`, when Tornado rejected the
+        request before ``prepare()`` ran, or a ``prepare()`` raised before
+        calling ``super().prepare()``), it is an empty session that is
+        never saved and sets no cookie, so that `write_error`,
+        ``get_current_user`` and templates work as for an anonymous
+        visitor; anywhere else it raises `.SessionNotLoadedError` naming
+        the cause.
+
+        .. versionchanged:: 0.2
+           The empty session of an early error page; the error names the
+           cause that applies.
         """
         session = self._session
         if session is None:
-            raise SessionNotLoadedError(
-                f"{type(self).__name__}.session was used before the session was loaded: "
-                "if the handler overrides prepare(), it must call 'await super().prepare()' "
-                "first; SessionMixin must come before RequestHandler in the class bases; and "
-                "the session cannot be used in initialize()"
-            )
+            return self._session_unloaded()
         return session
+
+    def _session_unloaded(self) -> Session:
+        """``self.session`` before the session is loaded: the stand-in of an
+        early error page, or the error that says why it is not loaded."""
+        if self._session_rejected:
+            if self._session_standin is None:
+                now = int(time.time())
+                self._session_standin = Session(
+                    _StandIn(self.get_status()), "", created_at=now, expires_at=now
+                )
+            return self._session_standin
+        raise SessionNotLoadedError(self._session_not_loaded_cause())
+
+    def _session_not_loaded_cause(self) -> str:
+        cls = type(self)
+        name = cls.__name__
+        mro = cls.__mro__
+        base = next((c for c in mro if c.__dict__.get("session") is not None), SessionMixin)
+        if tornado.web.RequestHandler in mro and mro.index(tornado.web.RequestHandler) < mro.index(
+            base
+        ):
+            return (
+                f"{name}.session cannot load: SessionMixin comes after RequestHandler in the "
+                f"bases of {name}, so its prepare() never runs; list it first, as in "
+                f"class {name}(SessionMixin, tornado.web.RequestHandler)"
+            )
+        if getattr(self, "path_args", None) is None:
+            return (
+                f"{name}.session was used in initialize() (or __init__): the session is "
+                "loaded later, by prepare(); read it in prepare() after "
+                "'await super().prepare()', or in the handler's methods"
+            )
+        if self._session_loading:
+            return (
+                f"{name}.session was used while prepare() was still loading it (from a "
+                "hook such as get_session_store() or get_session_config()?)"
+            )
+        owner = next((c for c in mro if "prepare" in c.__dict__), SessionMixin)
+        if owner is SessionMixin:
+            return (
+                f"{name}.session was used before prepare() ran: Tornado calls "
+                "check_xsrf_cookie() and parses the body before it, so the session cannot "
+                "be used there"
+            )
+        return (
+            f"{name}.session was used before the session was loaded: "
+            f"{owner.__name__}.prepare() overrides SessionMixin.prepare() and has not called "
+            "it; call 'await super().prepare()' first in it"
+        )
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Send an error page, as `tornado.web.RequestHandler.send_error`
+        does; if the session was not loaded yet, the page sees an empty
+        session (see `session`).
+
+        .. versionadded:: 0.2
+        """
+        if self._session is None:
+            self._session_rejected = True
+        super().send_error(status_code, **kwargs)
 
     def _session_cookie(self, name: str) -> tuple[str | None, bool]:
         """Return (the cookie's value, whether it was sent more than once).
@@ -169,6 +252,7 @@ class SessionMixin(_HandlerBase):
         Handlers that override ``prepare()`` call ``await super().prepare()``
         before they touch ``self.session``.
         """
+        self._session_loading = True
         manager = self.get_session_manager()
         value, duplicated = self._session_cookie(manager.config.cookie_name)
         client = self.request.remote_ip
@@ -312,13 +396,13 @@ class SessionMixin(_HandlerBase):
         manager = self.get_session_manager()
         config = manager.config
         if action is CookieAction.SET:
-            max_age = manager.cookie_max_age(session)
+            max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
             self.set_cookie(
                 config.cookie_name,
                 manager.cookie_value(session),
                 domain=config.domain,
                 path=config.path,
-                expires=manager.now() + max_age,
+                expires=None if max_age is None else manager.now() + max_age,
                 max_age=max_age,
                 httponly=config.httponly,
                 secure=config.secure,
@@ -439,6 +523,13 @@ class SessionMixin(_HandlerBase):
 
         Returns a future that resolves when the response has been sent, as
         `tornado.web.RequestHandler.finish` does.
+
+        A WebSocket handshake (status 101) finishes at once and saves
+        nothing: the connection passes to the socket as soon as this
+        returns, and the socket saves with ``await self.session.save()``.
+
+        .. versionchanged:: 0.2
+           A WebSocket handshake does not wait for a save.
         """
         session = self._session
         if session is None or self._session_done:
@@ -448,6 +539,8 @@ class SessionMixin(_HandlerBase):
         if chunk is not None:
             self.write(chunk)
         self._session_done = True
+        if self.get_status() == 101:
+            return self._session_handshake(session)
         if self._session_pending is None:
             manager = self.get_session_manager()
             try:
@@ -480,6 +573,26 @@ class SessionMixin(_HandlerBase):
 
         return self._session_chain(step)
 
+    def _session_handshake(self, session: Session) -> asyncio.Future[None]:
+        """Finish a WebSocket handshake (status 101) at once.
+
+        The connection passes to the socket the moment ``finish()`` returns,
+        so nothing may wait here: the cookie decision is applied if it needs
+        no write, and a write (a change, a due touch) is left to the
+        socket's own ``await self.session.save()``.
+        """
+        manager = self.get_session_manager()
+        plan = manager.plan(session, status=101, headers_sent=False)
+        if plan.write == "none":
+            self._session_apply(plan.cookie)
+        elif plan.write != "touch":
+            log.warning(
+                "Session %s was changed before a WebSocket handshake, which saves nothing: "
+                "call 'await self.session.save()' before the handshake or in the socket",
+                session.fingerprint,
+            )
+        return super().finish()
+
     def on_finish(self) -> None:
         """Safety net: save a session still unsaved after the response left.
 
@@ -505,6 +618,35 @@ class SessionMixin(_HandlerBase):
                 _BACKGROUND.add(task)
                 task.add_done_callback(_late_save_done)
         super().on_finish()
+
+
+class _StandIn:
+    """The owner of the empty session an early error page sees: it has no
+    store behind it, so its verbs say why."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def _refuse(self) -> SessionNotLoadedError:
+        return SessionNotLoadedError(
+            f"this request was answered with an error ({self.status}) before its session "
+            "was loaded, so self.session is an empty stand-in that cannot be saved, "
+            "reloaded, regenerated or destroyed"
+        )
+
+    async def _session_save(self, session: Session) -> None:
+        raise self._refuse()
+
+    async def _session_reload(self, session: Session) -> None:
+        raise self._refuse()
+
+    async def _session_regenerate(
+        self, session: Session, keep_data: bool, restart_lifetime: bool
+    ) -> None:
+        raise self._refuse()
+
+    async def _session_destroy(self, session: Session) -> None:
+        raise self._refuse()
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()

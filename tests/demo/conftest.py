@@ -108,9 +108,13 @@ class Visitor:
         return self.jar.get(COOKIE)
 
     async def fetch(
-        self, path: str, method: str = "GET", body: str | None = None
+        self,
+        path: str,
+        method: str = "GET",
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tornado.httpclient.HTTPResponse:
-        headers = {}
+        headers = dict(headers or {})
         if self.jar:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
         if body is not None:
@@ -135,11 +139,18 @@ class Visitor:
             self.xsrf = html.unescape(token.group(1).decode())
         return response
 
-    async def get(self, path: str) -> tornado.httpclient.HTTPResponse:
-        return await self.fetch(path)
+    async def get(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tornado.httpclient.HTTPResponse:
+        return await self.fetch(path, headers=headers)
 
     async def post(
-        self, path: str, fields: dict[str, str] | None = None, *, xsrf: bool = True
+        self,
+        path: str,
+        fields: dict[str, str] | None = None,
+        *,
+        xsrf: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> tornado.httpclient.HTTPResponse:
         """POST a form; with ``xsrf`` it carries the token of the last page
         seen that had a form (the login page is fetched first if none)."""
@@ -149,7 +160,7 @@ class Visitor:
                 await self.get("/login")
             assert self.xsrf is not None
             data["_xsrf"] = self.xsrf
-        return await self.fetch(path, "POST", urllib.parse.urlencode(data))
+        return await self.fetch(path, "POST", urllib.parse.urlencode(data), headers)
 
 
 @pytest.fixture

@@ -184,10 +184,16 @@ def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> Non
         field.send_keys(note)
         click_and_load("add-note")
 
-    # 1. First visit: a session is made and counted.
+    # 1. First visit: a session is made and counted, and the page says what
+    # the demo shows, on which store, and where its code is.
     driver.get(f"{demo_url}/")
     assert text_of("visits") == "1"
     assert text_of("user") == "Not signed in"
+    about = text_of("about")
+    assert "What this demo shows" in about and "regenerate()" in about
+    assert text_of("store").startswith("Sessions are kept in MemoryStore")
+    assert "demo/app.py" in text_of("code")
+    assert driver.find_elements(By.ID, "secure-hint") == []  # localhost keeps Secure cookies
 
     # The Secure, HttpOnly __Host- cookie is kept on http://localhost ...
     cookie = session_cookie()
@@ -252,3 +258,12 @@ def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> Non
     assert text_of("no-notes") == "No notes yet."
     assert notes() == []
     assert driver.find_elements(By.ID, "logout") == []
+
+    # 8. A page that needs a login sends the browser to it, and back after.
+    driver.get(f"{demo_url}/sessions")
+    assert driver.current_url == f"{demo_url}/login?next=%2Fsessions"
+    wait.until(EC.visibility_of_element_located((By.ID, "username"))).send_keys("Bob")
+    click_and_load("login")
+    assert driver.current_url == f"{demo_url}/sessions"
+    assert text_of("user") == "Signed in as Bob"
+    wait.until(EC.visibility_of_element_located((By.ID, "sessions")))

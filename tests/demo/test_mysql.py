@@ -84,6 +84,9 @@ def test_python_m_demo_uses_mysql_and_creates_its_table(
     page, cookie = fetch(url.group(1), None)
     assert 'id="visits">1<' in page
     assert cookie
+    # The home page says which store it runs on, and where.
+    assert "Sessions are kept in <strong>MySQLStore</strong>" in page
+    assert f"table {demo_table}" in page and "lost at every restart" not in page
     page, _ = fetch(url.group(1), cookie)
     assert 'id="visits">2<' in page
     assert query(mysql_settings, f"SELECT COUNT(*) FROM `{demo_table}`") == [(1,)]

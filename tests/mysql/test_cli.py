@@ -188,14 +188,54 @@ def test_create_table_apply_creates_the_table(
     assert not _table_exists(server, table)
     result = cli("create-table", "--apply", env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert table in result.stdout
+    assert result.stdout == f"created table {table!r} in database {server['database']!r} on " + (
+        f"{server['host']}:{server['port']}\n"
+    )
     assert _table_exists(server, table)
-    # Running it again is harmless, and the table works with the store.
+    # Running it again is harmless, says so, and the table works with the store.
     again = cli("create-table", "--apply", env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stderr == ""
+    assert "already exists with every column the store needs: nothing to do" in again.stdout
+    assert "created" not in again.stdout
     _fill(server, table, live=1, expired=0)
     assert _count(server, table) == 1
+
+
+def test_create_table_apply_says_it_upgraded_a_table_of_0_1(
+    server: dict[str, Any], table: str, tmp_path: Path
+) -> None:
+    from tests.mysql.test_schema_upgrade import OLD_DDL
+
+    conn = connect(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(OLD_DDL.format(t=table))
+    finally:
+        conn.close()
+    result = cli("create-table", "--apply", env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"upgraded table {table!r}")
+    assert "rows intact" in result.stdout
+    again = cli("create-table", "--apply", env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
+    assert "already exists" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("secret", "Print a new random secret"),
+        ("create-table", "upgrade a table made by an earlier version"),
+        ("clear-expired", "Delete the expired sessions"),
+        ("stats", "exact counts"),
+    ],
+)
+def test_each_subcommand_help_describes_it(tmp_path: Path, command: str, says: str) -> None:
+    result = cli(command, "--help", env=_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    usage, description = result.stdout.split("\n\n")[:2]
+    assert usage.startswith(f"usage: tornado-sessions {command}")
+    assert says in " ".join(description.split())
 
 
 # -- stats and clear-expired ---------------------------------------------------
@@ -211,13 +251,17 @@ def test_stats_counts_live_and_expired_sessions(
     assert text.returncode == 0, text.stderr
     assert re.search(r"^live sessions:\s+3$", text.stdout, re.M)
     assert re.search(r"^expired rows:\s+5$", text.stdout, re.M)
-    assert re.search(r"^table size:\s+\S+ \S+ \([\d,]+ bytes\)$", text.stdout, re.M)
+    assert re.search(r"^table size:\s+~\S+ \S+ \([\d,]+ bytes\)$", text.stdout, re.M)
+    # Which figures are exact and which the server's estimate.
+    assert "the two counts are exact; the size is the server's estimate" in text.stdout
+    assert f"ANALYZE TABLE `{table}`" in text.stdout
 
     as_json = cli("stats", "--json", env=env, cwd=tmp_path)
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert (data["table"], data["live"], data["expired"]) == (table, 3, 5)
     assert data["table_bytes"] > 0
+    assert data["estimated"] == ["table_bytes"]
 
 
 def test_clear_expired_deletes_only_expired_rows_in_batches(
@@ -262,6 +306,8 @@ def test_missing_host_names_the_variable(tmp_path: Path, command: str) -> None:
     result = cli(*command.split(), env=_env(), cwd=tmp_path)
     assert_one_line_error(result, "SESSION_HOST is not set")
     assert result.returncode == 2
+    # Where it was looked for: the .env a new user may have put elsewhere.
+    assert f"in the environment and in {tmp_path / '.env'}, which does not exist" in result.stderr
 
 
 def test_bad_port_names_the_variable(server: dict[str, Any], tmp_path: Path) -> None:

@@ -296,27 +296,24 @@ class AdminQueries:
     async def stats(self) -> dict[str, int]:
         """Return ``{"live": ..., "expired": ..., "table_bytes": ...}``.
 
-        ``table_bytes`` is the server's estimate of the table's data and
-        index size.
+        ``live`` and ``expired`` are exact counts at this moment, both from
+        one statement that reads only the ``expires_at`` index (a range of
+        it for each), so its time grows with the index, never with the
+        session data.  ``table_bytes``, the data and index size, is the
+        server's *estimate* (``information_schema.TABLES``), which InnoDB
+        refreshes only now and then, and MySQL 8 also caches for a day
+        (``information_schema_stats_expiry``): a table just filled can show
+        a fraction of its size until ``ANALYZE TABLE`` refreshes it.
 
         .. versionadded:: 0.1
+        .. versionchanged:: 0.2
+           The counts come from the expiry index alone.
         """
         now = self.now()
         counts = await self._execute(
-            "counting sessions",
-            f"SELECT (SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at > %s), "
-            f"(SELECT COUNT(*) FROM {self._sql.table} WHERE expires_at <= %s "
-            "AND id <> UNHEX(%s))",
-            (now, now, LEASE_KEY),
-            fetch=True,
+            "counting sessions", self._sql.counts, (now, now, LEASE_KEY), fetch=True
         )
-        size = await self._execute(
-            "measuring the table",
-            "SELECT COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) "
-            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-            (self.table,),
-            fetch=True,
-        )
+        size = await self._execute("measuring the table", self._sql.size, (self.table,), fetch=True)
         live, expired = counts.rows[0]
         return {
             "live": int(live or 0),

@@ -62,6 +62,17 @@ class Statements:
             "WHERE id = UNHEX(%s) AND expires_at > %s"
         )
         self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"
+        # stats(): exact counts of live and expired rows, each read from the
+        # expires_at index alone (a range of it, never the rows), then the
+        # server's estimate of the table's size.
+        self.counts = (
+            f"SELECT (SELECT COUNT(*) FROM {t} WHERE expires_at > %s), "
+            f"(SELECT COUNT(*) FROM {t} WHERE expires_at <= %s AND id <> UNHEX(%s))"
+        )
+        self.size = (
+            "SELECT COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+        )
         self.clear = f"DELETE FROM {t}"
         # The cleanup: the oldest expired keys (a non-locking read on the
         # expires_at index, the lease row left out), then a delete of those

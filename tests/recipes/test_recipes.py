@@ -1,0 +1,296 @@
+"""Each recipe of docs/recipes.rst runs: the program behind them,
+docs/recipes/myapp.py, on a real server, driven by a client that keeps
+cookies and sends the XSRF token as a browser's form or script does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+from typing import Any
+
+import myapp
+import pytest
+import tornado.httpclient
+import tornado.web
+import tornado.websocket
+
+from tests.conftest import SECRET, Browser, FakeClock, RecordingStore, set_cookies
+from tornado_sessions import SessionConfig
+from tornado_sessions.testing import session_manager
+
+NAME = "__Host-session"
+WAIT = 10  # seconds, for any one WebSocket message
+
+
+@pytest.fixture
+def config(clock: FakeClock) -> SessionConfig:
+    return SessionConfig(secret=SECRET, clock=clock, persistent=False)
+
+
+@pytest.fixture
+def users() -> myapp.Users:
+    users = myapp.Users()
+    users.set_password("alice", "wonderland")
+    users.set_password("bob", "builder")
+    return users
+
+
+@pytest.fixture
+def app(store: RecordingStore, config: SessionConfig, users: myapp.Users) -> Any:
+    return myapp.make_app(store, config, users)
+
+
+def xsrf(browser: Browser) -> str:
+    return browser.jar["_xsrf"]
+
+
+async def post(browser: Browser, path: str, **fields: str) -> tornado.httpclient.HTTPResponse:
+    """Submit a form of the app, as a browser does (the login page first, for
+    the XSRF cookie, if none was seen yet)."""
+    if "_xsrf" not in browser.jar:
+        await browser.get("/login")
+    body = urllib.parse.urlencode({"_xsrf": xsrf(browser), **fields})
+    return await browser.get(path, method="POST", body=body)
+
+
+async def log_in(
+    browser: Browser, name: str = "alice", password: str = "wonderland", **more: str
+) -> tornado.httpclient.HTTPResponse:
+    response = await post(browser, "/login", name=name, password=password, **more)
+    assert response.code == 302, response.body
+    return response
+
+
+def session_cookie(response: tornado.httpclient.HTTPResponse) -> Any:
+    (cookie,) = [c for c in set_cookies(response) if c.key == NAME]
+    return cookie
+
+
+def sid(app: tornado.web.Application, cookie: str) -> str:
+    payload = session_manager(app).decode_cookie(cookie)
+    assert payload is not None
+    return str(payload["i"])
+
+
+# -- who is signed in: get_current_user, @authenticated, login_url --------------------
+
+
+@pytest.mark.gen_test
+async def test_authenticated_sends_visitors_to_the_login_url_and_back(browser: Browser) -> None:
+    response = await browser.get("/")
+    assert response.code == 302
+    assert response.headers["Location"] == "/login?next=%2F"
+    page = (await browser.get("/login?next=%2F")).body.decode()
+    assert '<input type="hidden" name="next" value="/">' in page
+    response = await log_in(browser, next="/")
+    assert response.headers["Location"] == "/"
+    home = await browser.get("/")
+    assert home.code == 200 and b"Signed in as alice" in home.body
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example", "https://evil.example", "/\\evil.example", "/\t/evil.example", "evil"],
+)
+async def test_the_login_never_redirects_to_another_site(browser: Browser, target: str) -> None:
+    response = await log_in(browser, next=target)
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.gen_test
+async def test_an_xsrf_failure_renders_a_page_that_reads_current_user(
+    browser: Browser,
+) -> None:
+    await log_in(browser)
+    response = await browser.get("/logout", method="POST", body="")  # no _xsrf
+    assert response.code == 403
+    assert b"<h1>403 Forbidden</h1>" in response.body
+    assert b'<p id="who">Not signed in</p>' in response.body  # the empty stand-in
+    assert (await browser.get("/")).code == 200  # still signed in
+
+
+# -- log in with regenerate(), log out with destroy() ---------------------------------
+
+
+@pytest.mark.gen_test
+async def test_login_regenerates_the_id_and_logout_destroys_the_session(
+    browser: Browser, app: Any, store: RecordingStore
+) -> None:
+    await browser.get("/login")
+    wrong = await post(browser, "/login", name="alice", password="guess")
+    assert wrong.code == 403 and b"Wrong user name or password." in wrong.body
+    api = await browser.get("/api/cart")  # a visitor's session, before logging in
+    assert api.code == 401
+    await browser.get("/nowhere")
+    before = browser.jar.get(NAME)
+
+    await log_in(browser)
+    after = browser.jar[NAME]
+    assert after != before
+    record = await store.inner.get(sid(app, after))
+    assert record is not None and json.loads(record.data)["user_id"] == "alice"
+
+    response = await post(browser, "/logout")
+    assert response.code == 302 and response.headers["Location"] == "/login"
+    assert NAME not in browser.jar  # the cookie was cleared
+    assert await store.inner.get(sid(app, after)) is None  # and the record deleted
+    assert (await browser.get("/")).code == 302
+
+
+# -- remember me ------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_remember_me_ticked_or_not(
+    http_client: tornado.httpclient.AsyncHTTPClient, base_url: str
+) -> None:
+    unticked = await log_in(Browser(http_client, base_url))
+    cookie = session_cookie(unticked)
+    assert cookie["max-age"] == "" and cookie["expires"] == ""  # ends with the browser
+
+    ticked = await log_in(Browser(http_client, base_url), remember="1")
+    cookie = session_cookie(ticked)
+    assert cookie["max-age"] == str(myapp.REMEMBER_ME)  # exactly 30 days
+
+
+# -- a password change logs out everywhere ---------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_password_change_logs_out_every_other_browser(
+    http_client: tornado.httpclient.AsyncHTTPClient, base_url: str, users: myapp.Users
+) -> None:
+    laptop, phone, thief = (Browser(http_client, base_url) for _ in range(3))
+    for browser in (laptop, phone):
+        await log_in(browser)
+    thief.jar[NAME] = phone.jar[NAME]  # a stolen cookie
+    bob = Browser(http_client, base_url)
+    await log_in(bob, "bob", "builder")
+    old_cookie = laptop.jar[NAME]
+
+    response = await post(laptop, "/password", old="wonderland", new="looking-glass")
+    assert response.code == 302 and response.headers["Location"] == "/?ended=1"
+    assert laptop.jar[NAME] != old_cookie  # a new id, as at login
+    home = await laptop.get("/?ended=1")
+    assert home.code == 200 and b"Logged out 1 other session(s)." in home.body
+    for browser in (phone, thief):
+        assert (await browser.get("/")).code == 302  # signed out
+    assert (await bob.get("/")).code == 200  # another user's sessions are untouched
+    assert users.check("alice", "looking-glass") and not users.check("alice", "wonderland")
+
+    wrong = await post(laptop, "/password", old="wonderland", new="x")
+    assert wrong.code == 403 and b"Wrong password" in wrong.body
+
+
+# -- a JSON API on the same sessions ---------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_the_json_api_shares_the_pages_session(browser: Browser) -> None:
+    anonymous = await browser.get("/api/cart")
+    assert anonymous.code == 401
+    assert json.loads(anonymous.body) == {"error": "Log in first"}
+
+    await log_in(browser)
+    home = (await browser.get("/")).body.decode()
+    token = home.split('<meta name="xsrf" content="')[1].split('"')[0]  # as a script reads it
+    script = {"X-XSRFToken": token, "Content-Type": "application/json"}
+    for sku in ("tea", "scones"):
+        response = await browser.get(
+            "/api/cart", method="POST", body=json.dumps({"sku": sku}), headers=script
+        )
+        assert response.code == 200
+    assert json.loads((await browser.get("/api/cart")).body) == {
+        "user": "alice",
+        "cart": [{"sku": "tea"}, {"sku": "scones"}],
+    }
+    assert b"2 item(s) in the cart" in (await browser.get("/")).body  # the page sees it
+
+    no_token = await browser.get("/api/cart", method="POST", body="{}")
+    assert no_token.code == 403 and "error" in json.loads(no_token.body)
+    bad = await browser.get("/api/cart", method="POST", body="not json", headers=script)
+    assert bad.code == 400 and json.loads(bad.body) == {"error": "The body is not JSON"}
+
+
+# -- a WebSocket on the same sessions ---------------------------------------------------
+
+
+def cookie_header(browser: Browser) -> str:
+    return "; ".join(f"{k}={v}" for k, v in browser.jar.items())
+
+
+async def connect(browser: Browser, base_url: str) -> tornado.websocket.WebSocketClientConnection:
+    url = base_url.replace("http://", "ws://") + "/ws/cart"
+    request = tornado.httpclient.HTTPRequest(
+        url, headers={"Cookie": cookie_header(browser)}, request_timeout=WAIT
+    )
+    return await tornado.websocket.websocket_connect(request)
+
+
+async def receive(socket: tornado.websocket.WebSocketClientConnection) -> Any:
+    message = await asyncio.wait_for(socket.read_message(), WAIT)
+    return None if message is None else json.loads(message)
+
+
+@pytest.mark.gen_test
+async def test_the_websocket_reads_and_saves_the_session(
+    browser: Browser, base_url: str, store: RecordingStore
+) -> None:
+    await log_in(browser)
+    socket = await connect(browser, base_url)
+    try:
+        await socket.write_message("tea")
+        assert await receive(socket) == {"cart": ["tea"]}
+        # An HTTP request in between: the socket reloads before it writes.
+        await browser.get(
+            "/api/cart",
+            method="POST",
+            body='"jam"',
+            headers={"X-XSRFToken": xsrf(browser)},
+        )
+        await socket.write_message("scones")
+        assert await receive(socket) == {"cart": ["tea", "jam", "scones"]}
+    finally:
+        socket.close()
+    # Saved in the store: the pages see it.
+    cart = json.loads((await browser.get("/api/cart")).body)["cart"]
+    assert cart == ["tea", "jam", "scones"]
+
+
+@pytest.mark.gen_test
+async def test_the_websocket_refuses_visitors_and_closes_after_a_logout(
+    browser: Browser, base_url: str
+) -> None:
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await connect(browser, base_url)
+    assert refused.value.code == 403
+
+    await log_in(browser)
+    socket = await connect(browser, base_url)
+    try:
+        await post(browser, "/logout")  # in another tab
+        await socket.write_message("tea")
+        assert await receive(socket) is None  # closed
+        assert socket.close_code == 4001
+    finally:
+        socket.close()
+
+
+@pytest.mark.gen_test
+async def test_the_websocket_opens_when_the_expiry_is_due_to_slide(
+    browser: Browser, base_url: str, clock: FakeClock, app: Any, store: RecordingStore
+) -> None:
+    await log_in(browser)
+    clock.advance(300_000)  # past the touch interval: the handshake would write
+    socket = await connect(browser, base_url)  # the handshake does not wait for it...
+    try:
+        await socket.write_message("tea")
+        assert await receive(socket) == {"cart": ["tea"]}
+    finally:
+        socket.close()
+    # ... the socket's save slid the expiry.
+    record = await store.inner.get(sid(app, browser.jar[NAME]))
+    assert record is not None and record.expires_at == int(clock()) + 2_628_000
