@@ -1,16 +1,18 @@
 """Fixtures for the Galera tests: a real 3-node MariaDB Galera cluster, never mocked.
 
-* ``galera``: the `GaleraCluster` (cluster.py), started once per test run, on
-  first use (so only when a test that needs it is selected), and removed at
-  the end of the run.  It fails, never skips, the tests that need it when it
-  cannot start, saying what to do.
-* ``galera_settings``: ``galera_settings(2)`` is node 2's connection settings
-  for the test user (`MySQLStore` keyword arguments).
+* ``galera`` (session): the `GaleraCluster` (cluster.py), started once per
+  test run on first use (so only when a test that needs it is selected), and
+  removed at the end of the run.  When it cannot start, the tests that need
+  it fail, never skip, with a message saying what to do.
+* ``galera_settings`` (session): ``galera_settings(2)`` is node 2's
+  connection settings for the test user (`MySQLStore` keyword arguments).
 * ``galera_table``: a table name of the test's own, dropped at the end.
 
-The cluster is shared: a test may kill, stop and start nodes, and after each
-test every node is started again and the three are waited for until Synced, so
-the next test finds a healthy cluster whatever the last one did.
+The cluster is shared, and a test may kill, stop and start nodes: before each
+test that uses it (directly or through other fixtures) all three nodes must be
+Synced, and after it every node that is down is started again and all three
+are waited for, so the next test finds a healthy cluster whatever the last one
+did.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ Settings = dict[str, Any]
 
 
 @pytest.fixture(scope="session")
-def _galera_cluster() -> Iterator[GaleraCluster]:
+def galera() -> Iterator[GaleraCluster]:
+    """The private 3-node cluster, for the whole test run."""
     try:
         cluster = GaleraCluster()
         cluster.setup()
@@ -45,13 +48,17 @@ def _galera_cluster() -> Iterator[GaleraCluster]:
         cluster.cleanup()
 
 
-@pytest.fixture
-def galera(_galera_cluster: GaleraCluster) -> Iterator[GaleraCluster]:
-    """The cluster, all three nodes Synced at the start of the test and again
-    after it (nodes it killed or stopped are started again)."""
-    _galera_cluster.wait_synced(size=len(_galera_cluster.nodes), timeout=60)
-    yield _galera_cluster
-    _recover(_galera_cluster)
+@pytest.fixture(autouse=True)
+def _galera_healthy(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a test that uses ``galera``: all nodes Synced before it, and
+    started again and Synced after it."""
+    if "galera" not in request.fixturenames:
+        yield
+        return
+    cluster: GaleraCluster = request.getfixturevalue("galera")
+    cluster.wait_synced(size=len(cluster.nodes), timeout=60)
+    yield
+    _recover(cluster)
 
 
 def _recover(cluster: GaleraCluster) -> None:
@@ -63,7 +70,7 @@ def _recover(cluster: GaleraCluster) -> None:
         pytest.fail(f"the Galera cluster did not recover after the test: {exc}", pytrace=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def galera_settings(galera: GaleraCluster) -> Callable[[int], Settings]:
     """``galera_settings(node)``: the test user's settings on node 1, 2 or 3."""
     return galera.settings
