@@ -19,6 +19,7 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
+import tornado_sessions.ui
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
 from tornado_sessions.config import ENV_NAMES, config, generate_secret
 
@@ -229,12 +230,16 @@ class LoginHandler(BaseHandler):
         await self.session.regenerate(keep_data=same, restart_lifetime=not same)
         self.session["user_id"] = user_id
         self.session["username"] = username
+        # A one-time message, shown by the next page (base.html).
+        self.session.flash(f"Welcome, {username}.", "success")
         self.redirect(self.next_url())
 
 
 class LogoutHandler(BaseHandler):
     async def post(self) -> None:
         await self.session.destroy()
+        # The fresh session carries the message to the next page.
+        self.session.flash("You are signed out.", "info")
         self.redirect("/")
 
 
@@ -270,6 +275,7 @@ class NotesHandler(BaseHandler):
             return
         # A nested edit: the session notices the change without any call.
         self.session.setdefault("notes", []).append(text)
+        self.session.flash("Note saved.", "success")
         self.redirect("/notes")
 
 
@@ -307,6 +313,7 @@ class SessionsHandler(BaseHandler):
             ],
             ended=self.get_argument("ended", None),
             tracking=tracking,
+            limit=self.get_session_manager().config.max_sessions_per_user,
         )
 
 
@@ -360,6 +367,8 @@ def make_app(
         "login_url": "/login",
         "session_store": store if store is not None else MemoryStore(),
         "session_config": config,
+        # pop_flashes() in templates: the one-time messages (base.html).
+        "ui_methods": tornado_sessions.ui,
     }
     app_settings.update(settings)
     return tornado.web.Application(

@@ -17,6 +17,7 @@ import pytest
 import tornado.httpclient
 import tornado.web
 
+import tornado_sessions.ui
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin, StoreError
 from tornado_sessions.stores.base import SessionInfo, SessionRecord, SessionStore
 
@@ -89,6 +90,10 @@ class RecordingStore(SessionStore):
 
     async def destroy_user_session(self, user_id: str, fingerprint: str) -> bool:
         return await self.inner.destroy_user_session(user_id, fingerprint)
+
+    async def limit_user_sessions(self, user_id: str, limit: int, *, current_sid: str) -> int:
+        self._call("limit_user_sessions")
+        return await self.inner.limit_user_sessions(user_id, limit, current_sid=current_sid)
 
 
 # -- handlers of the test application ------------------------------------------
@@ -287,7 +292,13 @@ def store(clock: FakeClock) -> RecordingStore:
 
 @pytest.fixture
 def app(store: SessionStore, config: SessionConfig) -> tornado.web.Application:
-    return tornado.web.Application(ROUTES, session_store=store, session_config=config, debug=False)
+    return tornado.web.Application(
+        ROUTES,
+        session_store=store,
+        session_config=config,
+        debug=False,
+        ui_methods=tornado_sessions.ui,
+    )
 
 
 class Browser:
@@ -370,3 +381,79 @@ class SlowSet(Base):
 
 
 ROUTES += [(r"/incr", Increment), (r"/slow-set", SlowSet)]
+
+
+# -- flash messages and lazy handlers (0.2) --------------------------------------
+
+
+class FlashAdd(Base):
+    """Queues a flash message, then redirects to the page that shows them."""
+
+    async def get(self) -> None:
+        self.session.flash(self.get_argument("m"), self.get_argument("c", "message"))
+        self.redirect(self.get_argument("next", "/flash/show"))
+
+
+class FlashShow(Base):
+    async def get(self) -> None:
+        self.write({"flashes": self.session.pop_flashes()})
+
+
+class FlashPage(Base):
+    """A page whose template shows the flashes through the ui_method."""
+
+    async def get(self) -> None:
+        self.write(
+            self.render_string_template(
+                "{% for category, message in pop_flashes() %}"
+                "<p class='{{ category }}'>{{ message }}</p>{% end %}"
+            )
+        )
+
+    def render_string_template(self, source: str) -> bytes:
+        import tornado.template
+
+        namespace = self.get_template_namespace()
+        return tornado.template.Template(source).generate(**namespace)
+
+
+class LazyNothing(Base):
+    lazy_session = True
+
+    async def get(self) -> None:
+        self.write("no session needed")
+
+
+class LazyReads(Base):
+    lazy_session = True
+
+    async def get(self) -> None:
+        session = await self.load_session()
+        self.write({"n": session.get("n"), "same": session is self.session})
+
+
+class LazyWrites(Base):
+    lazy_session = True
+
+    async def get(self) -> None:
+        session = await self.load_session()
+        session["lazy"] = session.get("lazy", 0) + 1
+        self.write({"lazy": session["lazy"]})
+
+
+class LazyForgets(Base):
+    lazy_session = True
+
+    async def get(self) -> None:
+        self.write({"n": self.session.get("n")})  # without load_session()
+
+
+ROUTES += [
+    (r"/flash/add", FlashAdd),
+    (r"/flash/show", FlashShow),
+    (r"/flash/page", FlashPage),
+    (r"/lazy/nothing", LazyNothing),
+    (r"/lazy/reads", LazyReads),
+    (r"/lazy/writes", LazyWrites),
+    (r"/lazy/forgets", LazyForgets),
+]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
 import tornado.web
 
+from . import response, unloaded
 from .config import SessionConfig
 from .errors import SessionNotLoadedError, StoreError
 from .manager import CookieAction, SessionManager, _Plan
 from .session import Session
-from .stores.base import SessionInfo
+from .users import UserSessionsMixin
 
 __all__ = ["SessionMixin"]
 
@@ -29,7 +29,7 @@ else:
 _MANAGER_ATTR = "_tornado_sessions_manager"
 
 
-class SessionMixin(_HandlerBase):
+class SessionMixin(UserSessionsMixin, _HandlerBase):
     """Gives a `~tornado.web.RequestHandler` a server-side ``self.session``.
 
     List it *before* ``RequestHandler`` in the bases::
@@ -94,6 +94,15 @@ class SessionMixin(_HandlerBase):
     # session that stands in for it on the error page.
     _session_rejected = False
     _session_standin: Session | None = None
+    _session_prepared = False
+
+    #: Load the session only when `load_session` is awaited, not in
+    #: `prepare`: a handler that never needs it (a health check, a static-like
+    #: endpoint, one of many handlers sharing a base class) then costs no
+    #: store call at all.  ``self.session`` works once it is loaded.
+    #:
+    #: .. versionadded:: 0.2
+    lazy_session: bool = False
 
     # -- hooks -----------------------------------------------------------------
 
@@ -167,48 +176,16 @@ class SessionMixin(_HandlerBase):
         early error page, or the error that says why it is not loaded."""
         if self._session_rejected:
             if self._session_standin is None:
-                now = int(time.time())
-                self._session_standin = Session(
-                    _StandIn(self.get_status()), "", created_at=now, expires_at=now
-                )
+                self._session_standin = unloaded.standin(self.get_status())
             return self._session_standin
-        raise SessionNotLoadedError(self._session_not_loaded_cause())
-
-    def _session_not_loaded_cause(self) -> str:
-        cls = type(self)
-        name = cls.__name__
-        mro = cls.__mro__
-        base = next((c for c in mro if c.__dict__.get("session") is not None), SessionMixin)
-        if tornado.web.RequestHandler in mro and mro.index(tornado.web.RequestHandler) < mro.index(
-            base
-        ):
-            return (
-                f"{name}.session cannot load: SessionMixin comes after RequestHandler in the "
-                f"bases of {name}, so its prepare() never runs; list it first, as in "
-                f"class {name}(SessionMixin, tornado.web.RequestHandler)"
+        if self.lazy_session and self._session_prepared and not self._session_loading:
+            raise SessionNotLoadedError(
+                f"{type(self).__name__}.session is not loaded: the handler has "
+                "lazy_session = True, so it loads only when asked: call "
+                "'session = await self.load_session()' first"
             )
-        if getattr(self, "path_args", None) is None:
-            return (
-                f"{name}.session was used in initialize() (or __init__): the session is "
-                "loaded later, by prepare(); read it in prepare() after "
-                "'await super().prepare()', or in the handler's methods"
-            )
-        if self._session_loading:
-            return (
-                f"{name}.session was used while prepare() was still loading it (from a "
-                "hook such as get_session_store() or get_session_config()?)"
-            )
-        owner = next((c for c in mro if "prepare" in c.__dict__), SessionMixin)
-        if owner is SessionMixin:
-            return (
-                f"{name}.session was used before prepare() ran: Tornado calls "
-                "check_xsrf_cookie() and parses the body before it, so the session cannot "
-                "be used there"
-            )
-        return (
-            f"{name}.session was used before the session was loaded: "
-            f"{owner.__name__}.prepare() overrides SessionMixin.prepare() and has not called "
-            "it; call 'await super().prepare()' first in it"
+        raise SessionNotLoadedError(
+            unloaded.not_loaded_cause(self, self._session_loading, SessionMixin)
         )
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
@@ -222,39 +199,49 @@ class SessionMixin(_HandlerBase):
             self._session_rejected = True
         super().send_error(status_code, **kwargs)
 
-    def _session_cookie(self, name: str) -> tuple[str | None, bool]:
-        """Return (the cookie's value, whether it was sent more than once).
-
-        Only our cookie is looked for, in one pass over the header (parsing
-        every cookie, as ``get_cookie`` does, costs more than the rest of a
-        returning visitor's session handling).  The value is returned
-        exactly as sent: its form, surrounding quotes and any whitespace
-        included, is checked by the cookie cipher alone.
-        """
-        header = self.request.headers.get("Cookie")
-        if not header or name not in header:
-            return None, False
-        value: str | None = None
-        count = 0
-        for line in self.request.headers.get_list("Cookie"):
-            for part in line.split(";"):
-                key, sep, found = part.partition("=")
-                if sep and key.strip(" \t") == name:
-                    count += 1
-                    value = found
-        if count > 1:
-            return None, True
-        return value, False
-
     async def prepare(self) -> None:
-        """Load the session, then run the next ``prepare()`` in the MRO.
+        """Load the session (unless `lazy_session`), then run the next
+        ``prepare()`` in the MRO.
 
         Handlers that override ``prepare()`` call ``await super().prepare()``
         before they touch ``self.session``.
         """
+        self._session_prepared = True
+        if not self.lazy_session:
+            await self._session_load()
+        result = super().prepare()
+        if result is not None:
+            await result
+
+    async def load_session(self) -> Session:
+        """Return the session, loading it now if it is not loaded yet.
+
+        The way to the session in a `lazy_session` handler, which pays for
+        the load (one ``SELECT`` for a returning visitor) only when it calls
+        this.  In other handlers the session is already loaded and this
+        returns it at once::
+
+            class Health(BaseHandler):  # BaseHandler has SessionMixin
+                lazy_session = True
+
+                async def get(self):
+                    if self.get_argument("who", None):
+                        session = await self.load_session()
+                        self.write({"user": session.get("user_id")})
+                    else:
+                        self.write("ok")  # no store call at all
+
+        .. versionadded:: 0.2
+        """
+        if self._session is None:
+            await self._session_load()
+        assert self._session is not None
+        return self._session
+
+    async def _session_load(self) -> None:
         self._session_loading = True
         manager = self.get_session_manager()
-        value, duplicated = self._session_cookie(manager.config.cookie_name)
+        value, duplicated = response.cookie_value(self.request, manager.config.cookie_name)
         client = self.request.remote_ip
         if duplicated:
             manager.log_rejected(
@@ -272,70 +259,7 @@ class SessionMixin(_HandlerBase):
         if manager.config.track_client:
             session._client = (client, self.request.headers.get("User-Agent"))
         self._session = session
-        result = super().prepare()
-        if result is not None:
-            await result
-
-    # -- the user's sessions -------------------------------------------------
-
-    async def get_user_sessions(self, user_id: str | None = None) -> list[SessionInfo]:
-        """List the live sessions of a user (by default the current one's).
-
-        Each `.SessionInfo` carries a fingerprint, never a session id, so a
-        "my sessions" page can show them and offer to end one with
-        `end_user_session`.  Returns ``[]`` when no user is logged in.
-        """
-        manager = self.get_session_manager()
-        user = user_id if user_id is not None else manager.user_of(self.session)
-        if user is None:
-            return []
-        try:
-            return await manager.user_sessions(user)
-        except StoreError as exc:
-            raise self._session_store_failed("listing a user's sessions", exc) from None
-
-    async def end_user_sessions(
-        self, user_id: str | None = None, *, keep_current: bool = True
-    ) -> int:
-        """End every session of a user: "log out everywhere".
-
-        :param user_id: whose sessions; by default the current session's user.
-        :param keep_current: keep this request's session (the default), as
-            after a password change; False ends it too (its cookie is then
-            cleared).
-        :returns: how many sessions were ended.  Their cookies get a fresh,
-            empty session on their next request, in every process.
-        """
-        manager = self.get_session_manager()
-        session = self.session
-        user = user_id if user_id is not None else manager.user_of(session)
-        if user is None:
-            return 0
-        current_is_users = manager.user_of(session) == user
-        try:
-            count = await manager.end_user_sessions(
-                user, except_session=session if keep_current else None
-            )
-            if not keep_current and current_is_users:
-                await manager.destroy(session)
-        except StoreError as exc:
-            raise self._session_store_failed("ending a user's sessions", exc) from None
-        return count
-
-    async def end_user_session(self, fingerprint: str, user_id: str | None = None) -> bool:
-        """End one session of a user, named by its fingerprint (from
-        `get_user_sessions`); return whether one was ended."""
-        manager = self.get_session_manager()
-        user = user_id if user_id is not None else manager.user_of(self.session)
-        if user is None:
-            return False
-        if fingerprint == self.session.fingerprint:
-            await self.session.destroy()
-            return True
-        try:
-            return await manager.store.destroy_user_session(user, fingerprint)
-        except StoreError as exc:
-            raise self._session_store_failed("ending a session", exc) from None
+        self._session_loading = False
 
     # -- explicit verbs (called by Session) ----------------------------------
 
@@ -376,61 +300,7 @@ class SessionMixin(_HandlerBase):
 
     def _session_apply(self, action: CookieAction) -> None:
         """Put the cookie decision and the caching headers on the response."""
-        session = self._session
-        if session is None or self._headers_written:
-            if action is CookieAction.SET and session is not None and session._cookie_dirty:
-                log.warning("Session cookie could not be updated: headers were already sent")
-            return
-        if session.accessed or action is not CookieAction.NONE:
-            vary = self._headers.get("Vary")
-            if not vary:
-                self.set_header("Vary", "Cookie")
-            elif "cookie" not in vary.lower():
-                self.set_header("Vary", f"{vary}, Cookie")
-        if action is CookieAction.NONE:
-            # A response built from one user's session is that user's: no
-            # shared cache may keep it, unless the handler chose otherwise.
-            if session.accessed and "Cache-Control" not in self._headers:
-                self.set_header("Cache-Control", "private")
-            return
-        manager = self.get_session_manager()
-        config = manager.config
-        if action is CookieAction.SET:
-            max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
-            self.set_cookie(
-                config.cookie_name,
-                manager.cookie_value(session),
-                domain=config.domain,
-                path=config.path,
-                expires=None if max_age is None else manager.now() + max_age,
-                max_age=max_age,
-                httponly=config.httponly,
-                secure=config.secure,
-                samesite=config.samesite.capitalize(),
-            )
-            session._cookie_dirty = False
-            session._stale_cookie = False
-        else:
-            self.clear_cookie(
-                config.cookie_name,
-                domain=config.domain,
-                path=config.path,
-                httponly=config.httponly,
-                secure=config.secure,
-                samesite=config.samesite.capitalize(),
-            )
-            session._stale_cookie = False
-        # A response that sets a cookie must not be stored by shared caches.
-        directives = [
-            d.strip()
-            for d in self._headers.get("Cache-Control", "").split(",")
-            if d.strip()
-            and d.strip().lower() != "public"
-            and not d.strip().lower().startswith("s-maxage")
-        ]
-        if not any(d.lower() in ("private", "no-store") for d in directives):
-            directives.insert(0, "private")
-        self.set_header("Cache-Control", ", ".join(directives))
+        response.apply(self, self.get_session_manager(), self._session, action)
 
     def _session_fail(self, status: int) -> None:
         """Replace the response with an error page and no session cookie."""
@@ -618,35 +488,6 @@ class SessionMixin(_HandlerBase):
                 _BACKGROUND.add(task)
                 task.add_done_callback(_late_save_done)
         super().on_finish()
-
-
-class _StandIn:
-    """The owner of the empty session an early error page sees: it has no
-    store behind it, so its verbs say why."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-    def _refuse(self) -> SessionNotLoadedError:
-        return SessionNotLoadedError(
-            f"this request was answered with an error ({self.status}) before its session "
-            "was loaded, so self.session is an empty stand-in that cannot be saved, "
-            "reloaded, regenerated or destroyed"
-        )
-
-    async def _session_save(self, session: Session) -> None:
-        raise self._refuse()
-
-    async def _session_reload(self, session: Session) -> None:
-        raise self._refuse()
-
-    async def _session_regenerate(
-        self, session: Session, keep_data: bool, restart_lifetime: bool
-    ) -> None:
-        raise self._refuse()
-
-    async def _session_destroy(self, session: Session) -> None:
-        raise self._refuse()
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()

@@ -68,13 +68,23 @@ def local_url(url: str) -> str:
     return "/"
 
 
-def html_page(handler: tornado.web.RequestHandler, title: str, body: str) -> str:
+def html_page(handler: BaseHandler, title: str, body: str) -> str:
     user = handler.current_user
     who = f"Signed in as {tornado.escape.xhtml_escape(user)}" if user else "Not signed in"
     return (
         f"<!doctype html><title>{tornado.escape.xhtml_escape(title)}</title>"
         f'<meta name="xsrf" content="{tornado.escape.xhtml_escape(handler.xsrf_token)}">'
-        f'<p id="who">{who}</p><h1>{tornado.escape.xhtml_escape(title)}</h1>{body}'
+        f'<p id="who">{who}</p>{flashes(handler)}<h1>{tornado.escape.xhtml_escape(title)}</h1>'
+        f"{body}"
+    )
+
+
+def flashes(handler: BaseHandler) -> str:
+    """The one-time messages queued for this visitor, shown (and gone)."""
+    return "".join(
+        f'<p class="flash {tornado.escape.xhtml_escape(category)}">'
+        f"{tornado.escape.xhtml_escape(message)}</p>"
+        for category, message in handler.session.pop_flashes()
     )
 
 
@@ -160,13 +170,17 @@ class LoginHandler(BaseHandler):
             # has persistent=False, i.e. SESSION_COOKIE_PERSISTENT=false).
             self.session.set_expiry(REMEMBER_ME)
         self.session["signed_in_at"] = int(time.time())  # a datetime would be a TypeError
+        # Shown once, by the page the redirect lands on.
+        self.session.flash(f"Welcome back, {name}.", "success")
         self.redirect(local_url(self.get_body_argument("next", "/")))
 
 
 class LogoutHandler(BaseHandler):
     async def post(self) -> None:
-        # Deletes the stored session now and clears the cookie.
+        # Deletes the stored session now; the fresh one that replaces it
+        # carries only the message to the login page.
         await self.session.destroy()
+        self.session.flash("You are logged out.", "info")
         self.redirect("/login")
 
 
@@ -186,6 +200,7 @@ class PasswordHandler(BaseHandler):
         ended = await self.end_user_sessions(keep_current=True)
         # ...under a new session id, as after a login.
         await self.session.regenerate()
+        self.session.flash(f"Password changed; {ended} other session(s) logged out.", "success")
         self.redirect(f"/?ended={ended}")
 
 
@@ -217,6 +232,33 @@ class CartAPI(BaseHandler):
         # A nested edit: noticed and saved, before the response, without a call.
         self.session.setdefault("cart", []).append(item)
         self.write({"cart": self.session["cart"]})
+
+
+# -- a handler that needs no session ------------------------------------------------
+
+
+class HealthHandler(BaseHandler):
+    """``/health`` for a load balancer: it shares the pages' base class, but
+    never needs the session, so it never loads it (no store call, even when
+    the browser sends its cookie)."""
+
+    lazy_session = True
+
+    async def get(self) -> None:
+        self.write("ok")
+
+
+class WhoAmI(BaseHandler):
+    """``/whoami``: loads the session only when asked to (``?check=1``)."""
+
+    lazy_session = True
+
+    async def get(self) -> None:
+        if self.get_argument("check", None):
+            session = await self.load_session()  # one SELECT, now
+            self.write({"user": session.get("user_id")})
+        else:
+            self.write({"user": "not checked"})
 
 
 # -- a WebSocket on the same sessions ----------------------------------------------
@@ -268,14 +310,22 @@ def make_app(
             (r"/password", PasswordHandler),
             (r"/api/cart", CartAPI),
             (r"/ws/cart", CartSocket),
+            (r"/health", HealthHandler),
+            (r"/whoami", WhoAmI),
         ],
         login_url="/login",  # where @tornado.web.authenticated sends visitors
         xsrf_cookies=True,
         session_store=store if store is not None else MemoryStore(),
         # Read now, so that a missing SESSION_SECRET stops the app before it
         # serves.  persistent=False: cookies end with the browser unless
-        # "remember me" is ticked (as SESSION_COOKIE_PERSISTENT=false does).
-        session_config=config if config is not None else SessionConfig.from_env(persistent=False),
+        # "remember me" is ticked (as SESSION_COOKIE_PERSISTENT=false does);
+        # max_sessions_per_user: a sixth login ends the least recently used
+        # of a user's sessions (as SESSION_MAX_PER_USER=5 does).
+        session_config=(
+            config
+            if config is not None
+            else SessionConfig.from_env(persistent=False, max_sessions_per_user=5)
+        ),
         users=users,
     )
 

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,7 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -164,17 +165,44 @@ def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> Non
     def text_of(element_id: str) -> str:
         return str(wait.until(EC.visibility_of_element_located((By.ID, element_id))).text)
 
+    def replaced(element: Any) -> Callable[[Any], bool]:
+        """Like EC.staleness_of, but also for chromedriver's other way of
+        saying it (156 sometimes reports a node of the old page as "does not
+        belong to the document" instead of a stale element)."""
+
+        def check(_: Any) -> bool:
+            try:
+                element.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+            return False
+
+        return check
+
     def click_and_load(element_id: str) -> None:
         """Click, then wait for the next page to replace this one."""
         page = driver.find_element(By.TAG_NAME, "html")
         wait.until(EC.element_to_be_clickable((By.ID, element_id))).click()
-        wait.until(EC.staleness_of(page))
+        wait.until(replaced(page))
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def session_cookie() -> dict[str, Any]:
         cookies = {c["name"]: c for c in driver.get_cookies()}
         assert COOKIE in cookies, f"no {COOKIE} cookie; the browser has {sorted(cookies)}"
         return cookies[COOKIE]
+
+    def flashes() -> list[str]:
+        return [str(p.text) for p in driver.find_elements(By.CSS_SELECTOR, "#flashes p.flash")]
+
+    def screenshot(name: str) -> None:
+        """Kept for a human to look at: $TORNADO_SESSIONS_SCREENSHOTS/name.png."""
+        folder = os.environ.get("TORNADO_SESSIONS_SCREENSHOTS")
+        if folder:
+            driver.save_screenshot(os.path.join(folder, f"{name}.png"))
 
     def notes() -> list[str]:
         return [str(li.text) for li in driver.find_elements(By.CSS_SELECTOR, "li.note")]
@@ -216,6 +244,9 @@ def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> Non
     assert driver.current_url == f"{demo_url}/"
     assert text_of("user") == "Signed in as Alice"
     assert text_of("visits") == "3"
+    # A one-time message, carried across the redirect by the session.
+    assert flashes() == ["Welcome, Alice."]
+    screenshot("flash-after-login")
     logged_in_value = session_cookie()["value"]
     assert logged_in_value != first_value
 
@@ -224,12 +255,15 @@ def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> Non
     assert text_of("no-notes") == "No notes yet."
     add_note("first note")
     assert notes() == ["first note"]
+    assert flashes() == ["Note saved."]
     add_note("second <note> & more")
     assert notes() == ["first note", "second <note> & more"]  # escaped, shown as typed
 
-    # 4. Reload: the notes are in the session on the server, not in the page.
+    # 4. Reload: the notes are in the session on the server, not in the page;
+    # the message was shown once.
     driver.refresh()
     wait.until(EC.visibility_of_element_located((By.ID, "notes")))
+    assert flashes() == []
     assert notes() == ["first note", "second <note> & more"]
     assert text_of("user") == "Signed in as Alice"
 
@@ -252,6 +286,7 @@ def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> Non
     assert text_of("user") == "Not signed in"
     assert text_of("visits") == "1"  # a fresh session, counted from one
     assert session_cookie()["value"] not in (first_value, logged_in_value)
+    assert flashes() == ["You are signed out."]
 
     # 7. The notes went with it.
     click_and_load("nav-notes")

@@ -38,6 +38,19 @@ def notes(response: Response) -> list[str]:
     return [html.unescape(n) for n in re.findall(r'<li class="note">([^<]*)</li>', text(response))]
 
 
+def flashes(response: Response) -> list[tuple[str, str]]:
+    """The one-time messages a page shows (base.html)."""
+    found = re.findall(r'<p class="flash ([a-z]+)">([^<]*)</p>', text(response))
+    return [(category, html.unescape(message)) for category, message in found]
+
+
+async def read_session(manager: SessionManager, cookie: str | None) -> object:
+    """The stored data of the session a cookie names."""
+    record = await manager.store.get(sid_of(manager, cookie))
+    assert record is not None
+    return json.loads(record.data)
+
+
 def sid_of(manager: SessionManager, cookie: str | None) -> str:
     assert cookie
     payload = manager.decode_cookie(cookie)
@@ -169,7 +182,7 @@ async def test_login_without_a_name_is_refused(visitor: Visitor) -> None:
 
 
 @pytest.mark.gen_test
-async def test_logout_destroys_the_session_and_clears_the_cookie(
+async def test_logout_destroys_the_session_and_a_fresh_one_carries_the_message(
     visitor: Visitor,
     new_visitor: Callable[[], Visitor],
     manager: SessionManager,
@@ -186,17 +199,22 @@ async def test_logout_destroys_the_session_and_clears_the_cookie(
     response = await visitor.post("/logout")
     assert response.code == 302
     assert response.headers["Location"] == "/"
-    (cleared,) = session_cookies(response)
-    assert cleared.value == ""
-    assert is_removal(cleared)  # expires in the past
-    assert cleared["secure"] and cleared["path"] == "/"  # else __Host- would refuse it
-    assert visitor.session_cookie is None
+    # The old session is gone; its cookie is replaced by a fresh session's,
+    # which carries only the one-time message to the next page.
+    (fresh,) = session_cookies(response)
+    assert fresh.value and fresh.value != cookie and not is_removal(fresh)
     assert await demo_store.get(sid) is None
-    assert await demo_store.length() == 0  # no empty session stored in its place
+    (left,) = await demo_store.all()
+    assert left.user_id is None
+    assert await read_session(manager, visitor.session_cookie) == {
+        "__flashes__": [["info", "You are signed out."]]
+    }
 
     after = await visitor.get("/")
     assert signed_in_as(after) is None
     assert visits(after) == 1
+    assert flashes(after) == [("info", "You are signed out.")]
+    assert flashes(await visitor.get("/")) == []  # once
 
     # The old cookie, replayed, no longer shows the user.
     replay = new_visitor()
@@ -408,3 +426,25 @@ async def test_an_unknown_page_is_a_404_page_with_the_nav(visitor: Visitor) -> N
     assert response.code == 404
     assert "404 Not Found" in text(response)
     assert 'href="/notes"' in text(response)
+
+
+# -- flash messages (0.2) ----------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_login_logout_and_a_saved_note_each_show_a_message_once(visitor: Visitor) -> None:
+    await visitor.get("/login")
+    response = await visitor.post("/login", {"username": "Eve <&>"})
+    assert response.code == 302
+    home = await visitor.get(response.headers["Location"])
+    assert flashes(home) == [("success", "Welcome, Eve <&>.")]  # escaped in the page
+    assert "Welcome, Eve &lt;&amp;&gt;." in text(home)
+    assert flashes(await visitor.get("/")) == []
+    await visitor.get("/notes")
+    saved = await visitor.post("/notes", {"note": "buy milk"})
+    notes_page = await visitor.get(saved.headers["Location"])
+    assert flashes(notes_page) == [("success", "Note saved.")]
+    assert notes(notes_page) == ["buy milk"]
+    assert flashes(await visitor.get("/notes")) == []
+    out = await visitor.post("/logout")
+    assert flashes(await visitor.get(out.headers["Location"])) == [("info", "You are signed out.")]

@@ -37,10 +37,11 @@ async def login(visitor: Visitor, username: str) -> None:
 
 @pytest.fixture
 def demo_session_config(demo_clock: Clock, request: pytest.FixtureRequest) -> SessionConfig:
-    """The demo's config; parametrized indirectly with ``track_client``."""
-    return SessionConfig(
-        secret=SECRET, clock=demo_clock, track_client=getattr(request, "param", False)
-    )
+    """The demo's config; parametrized indirectly with ``track_client`` (a
+    bool) or with a dict of fields."""
+    param = getattr(request, "param", False)
+    fields = param if isinstance(param, dict) else {"track_client": param}
+    return SessionConfig(secret=SECRET, clock=demo_clock, **fields)
 
 
 @pytest.mark.parametrize("demo_session_config", [True], indirect=True)
@@ -113,3 +114,27 @@ async def test_revoke_forms_need_the_xsrf_token(
     response = await visitor.post("/sessions/end-all", {}, xsrf=False)
     assert response.code == 403
     assert signed_in(await other.get("/"))
+
+
+@pytest.mark.gen_test
+async def test_the_page_says_there_is_no_limit_by_default(visitor: Visitor) -> None:
+    await login(visitor, "Alice")
+    page = (await visitor.get("/sessions")).body.decode()
+    assert re.search(r'id="limit">No limit on sessions per user', page)
+
+
+@pytest.mark.parametrize("demo_session_config", [{"max_sessions_per_user": 2}], indirect=True)
+@pytest.mark.gen_test
+async def test_the_page_shows_the_limit_and_a_login_past_it_ends_the_oldest(
+    demo_session_config: SessionConfig, demo_clock: Clock, new_visitor: Callable[[], Visitor]
+) -> None:
+    assert demo_session_config.max_sessions_per_user == 2
+    browsers = [new_visitor() for _ in range(3)]
+    for browser in browsers:
+        demo_clock.now += 5
+        await login(browser, "Grace")
+    page = await browsers[2].get("/sessions")
+    assert "at most <strong>2</strong>" in page.body.decode()
+    assert len(rows(page)) == 2
+    assert not signed_in(await browsers[0].get("/"))  # the oldest was ended
+    assert signed_in(await browsers[1].get("/"))

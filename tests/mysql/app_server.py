@@ -24,6 +24,7 @@ from typing import Any
 import tornado.httpserver
 import tornado.web
 
+import tornado_sessions.ui
 from tests.conftest import SECRET
 from tornado_sessions import SessionConfig
 from tornado_sessions.stores.mysql import MySQLStore
@@ -121,7 +122,9 @@ async def main() -> None:
         (r"/u/end-one", EndOne),
         (r"/u/whoami", WhoAmI),
     ]
-    app = tornado.web.Application(routes, session_store=store, session_config=config)
+    app = tornado.web.Application(
+        routes, session_store=store, session_config=config, ui_methods=tornado_sessions.ui
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

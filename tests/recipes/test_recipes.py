@@ -25,8 +25,9 @@ WAIT = 10  # seconds, for any one WebSocket message
 
 
 @pytest.fixture
-def config(clock: FakeClock) -> SessionConfig:
-    return SessionConfig(secret=SECRET, clock=clock, persistent=False)
+def config(clock: FakeClock, request: pytest.FixtureRequest) -> SessionConfig:
+    limit = request.node.callspec.params.get("limit") if hasattr(request.node, "callspec") else None
+    return SessionConfig(secret=SECRET, clock=clock, persistent=False, max_sessions_per_user=limit)
 
 
 @pytest.fixture
@@ -135,8 +136,11 @@ async def test_login_regenerates_the_id_and_logout_destroys_the_session(
 
     response = await post(browser, "/logout")
     assert response.code == 302 and response.headers["Location"] == "/login"
-    assert NAME not in browser.jar  # the cookie was cleared
-    assert await store.inner.get(sid(app, after)) is None  # and the record deleted
+    assert await store.inner.get(sid(app, after)) is None  # the record is deleted
+    fresh = browser.jar[NAME]  # the cookie names a fresh session: the message only
+    assert fresh != after
+    record = await store.inner.get(sid(app, fresh))
+    assert record is not None and "user_id" not in json.loads(record.data)
     assert (await browser.get("/")).code == 302
 
 
@@ -294,3 +298,62 @@ async def test_the_websocket_opens_when_the_expiry_is_due_to_slide(
     # ... the socket's save slid the expiry.
     record = await store.inner.get(sid(app, browser.jar[NAME]))
     assert record is not None and record.expires_at == int(clock()) + 2_628_000
+
+
+# -- flash messages ---------------------------------------------------------------------
+
+
+def flash_texts(response: tornado.httpclient.HTTPResponse) -> list[str]:
+    import re
+
+    return re.findall(r'<p class="flash [a-z]+">([^<]*)</p>', response.body.decode())
+
+
+@pytest.mark.gen_test
+async def test_flash_messages_show_once_after_login_logout_and_a_password_change(
+    browser: Browser,
+) -> None:
+    landed = await browser.get((await log_in(browser)).headers["Location"])
+    assert flash_texts(landed) == ["Welcome back, alice."]
+    assert flash_texts(await browser.get("/")) == []  # once
+    other = Browser(browser.client, browser.base_url)
+    await log_in(other)
+    changed = await post(browser, "/password", old="wonderland", new="looking-glass")
+    home = await browser.get(changed.headers["Location"])
+    assert flash_texts(home) == ["Password changed; 1 other session(s) logged out."]
+    out = await post(browser, "/logout")
+    assert flash_texts(await browser.get(out.headers["Location"])) == ["You are logged out."]
+
+
+# -- handlers that need no session -----------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_lazy_handler_pays_for_the_session_only_when_it_asks(
+    browser: Browser, store: RecordingStore
+) -> None:
+    await log_in(browser)
+    store.calls.clear()
+    assert (await browser.get("/health")).body == b"ok"  # the cookie is sent...
+    assert json.loads((await browser.get("/whoami")).body) == {"user": "not checked"}
+    assert store.calls == []  # ...and no store call is made
+    assert json.loads((await browser.get("/whoami?check=1")).body) == {"user": "alice"}
+    assert store.calls == ["get"]
+
+
+# -- a limit on sessions per user --------------------------------------------------------
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limit", [2])
+async def test_the_limit_on_sessions_per_user(
+    http_client: Any, base_url: str, limit: int, config: SessionConfig, clock: FakeClock
+) -> None:
+    assert config.max_sessions_per_user == limit
+    browsers = [Browser(http_client, base_url) for _ in range(3)]
+    for browser in browsers:
+        clock.advance(5)
+        await log_in(browser)
+    assert (await browsers[0].get("/")).code == 302  # the oldest was logged out
+    for browser in browsers[1:]:
+        assert (await browser.get("/")).code == 200

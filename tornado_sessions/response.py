@@ -1,0 +1,107 @@
+"""The session's part of the HTTP exchange: finding its cookie in the
+request, and putting the cookie decision and the caching headers on the
+response (``Set-Cookie``, ``Vary: Cookie``, ``Cache-Control: private``).
+
+.. versionadded:: 0.2
+   (Moved out of ``mixin.py``; the behaviour is 0.1's, with 0.2's rules for
+   ``Cache-Control`` and browser-session cookies.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .manager import CookieAction
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
+    from .session import Session
+
+__all__ = ["apply", "cookie_value"]
+
+log = logging.getLogger("tornado_sessions")
+
+
+def cookie_value(request: Any, name: str) -> tuple[str | None, bool]:
+    """Return (the cookie's value, whether it was sent more than once).
+
+    Only our cookie is looked for, in one pass over the header (parsing
+    every cookie, as ``get_cookie`` does, costs more than the rest of a
+    returning visitor's session handling).  The value is returned
+    exactly as sent: its form, surrounding quotes and any whitespace
+    included, is checked by the cookie cipher alone.
+    """
+    header = request.headers.get("Cookie")
+    if not header or name not in header:
+        return None, False
+    value: str | None = None
+    count = 0
+    for line in request.headers.get_list("Cookie"):
+        for part in line.split(";"):
+            key, sep, found = part.partition("=")
+            if sep and key.strip(" \t") == name:
+                count += 1
+                value = found
+    if count > 1:
+        return None, True
+    return value, False
+
+
+def apply(
+    handler: Any, manager: SessionManager, session: Session | None, action: CookieAction
+) -> None:
+    """Put the cookie decision and the caching headers on the response."""
+    if session is None or handler._headers_written:
+        if action is CookieAction.SET and session is not None and session._cookie_dirty:
+            log.warning("Session cookie could not be updated: headers were already sent")
+        return
+    if session.accessed or action is not CookieAction.NONE:
+        vary = handler._headers.get("Vary")
+        if not vary:
+            handler.set_header("Vary", "Cookie")
+        elif "cookie" not in vary.lower():
+            handler.set_header("Vary", f"{vary}, Cookie")
+    if action is CookieAction.NONE:
+        # A response built from one user's session is that user's: no
+        # shared cache may keep it, unless the handler chose otherwise.
+        if session.accessed and "Cache-Control" not in handler._headers:
+            handler.set_header("Cache-Control", "private")
+        return
+    config = manager.config
+    if action is CookieAction.SET:
+        max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
+        handler.set_cookie(
+            config.cookie_name,
+            manager.cookie_value(session),
+            domain=config.domain,
+            path=config.path,
+            expires=None if max_age is None else manager.now() + max_age,
+            max_age=max_age,
+            httponly=config.httponly,
+            secure=config.secure,
+            samesite=config.samesite.capitalize(),
+        )
+        session._cookie_dirty = False
+        session._stale_cookie = False
+    else:
+        handler.clear_cookie(
+            config.cookie_name,
+            domain=config.domain,
+            path=config.path,
+            httponly=config.httponly,
+            secure=config.secure,
+            samesite=config.samesite.capitalize(),
+        )
+        session._stale_cookie = False
+    # A response that sets a cookie must not be stored by shared caches.
+    directives = [
+        d.strip()
+        for d in handler._headers.get("Cache-Control", "").split(",")
+        if d.strip()
+        and d.strip().lower() != "public"
+        and not d.strip().lower().startswith("s-maxage")
+    ]
+    if not any(d.lower() in ("private", "no-store") for d in directives):
+        directives.insert(0, "private")
+    handler.set_header("Cache-Control", ", ".join(directives))
