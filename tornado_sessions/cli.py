@@ -34,7 +34,8 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import ENV_NAMES, DatabaseConfig, _looked_in, generate_secret
+from .config import ENV_NAMES, DatabaseConfig, generate_secret
+from .env import looked_in as _looked_in
 from .errors import ConfigError, SessionError, StoreError
 
 if TYPE_CHECKING:

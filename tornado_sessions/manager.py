@@ -9,16 +9,13 @@ it returns.  The testing helpers use it directly.
 from __future__ import annotations
 
 import enum
-import functools
 import json
 import logging
-import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
-from ._ratelimit import RateLimitedLog
 from .config import SessionConfig
+from .cookies import CookieRules
 from .crypto import CookieCipher
 from .errors import SessionExists, SessionGone, SessionTooLarge
 from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
@@ -29,9 +26,6 @@ from .values import user_text
 __all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
 
 log = logging.getLogger("tornado_sessions")
-
-_SID = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
-_PAYLOAD_VERSION = 1
 
 
 class CookieAction(enum.Enum):
@@ -62,7 +56,7 @@ def new_sid() -> str:
     return secrets.token_urlsafe(32)
 
 
-class SessionManager:
+class SessionManager(CookieRules):
     """Loads and saves sessions for one application.
 
     :param store: where session records live.
@@ -84,10 +78,6 @@ class SessionManager:
             max_size=config.max_data_size,
             user_key=config.user_key,
         )
-
-    def now(self) -> int:
-        """The current time in whole seconds, from the configured clock."""
-        return int(self.config.clock())
 
     # -- expiry ----------------------------------------------------------------
 
@@ -126,62 +116,6 @@ class SessionManager:
         )
         session._stale_cookie = stale_cookie
         return session
-
-    @functools.cached_property
-    def _rejections(self) -> RateLimitedLog:
-        return RateLimitedLog(log, clock=self.config.clock)
-
-    def log_rejected(self, kind: str, message: str, client: str | None) -> None:
-        """Log a rejected cookie at WARNING, at most once per ``kind`` a minute.
-
-        ``message`` has one ``%s`` for the client's address; the cookie's
-        value never goes in.  Rejections held back are counted, and the
-        count is added to the next line of their kind.
-        """
-        self._rejections.warning(kind, message, client or "unknown client")
-
-    def decode_cookie(self, value: str, client: str | None = None) -> dict[str, Any] | None:
-        """Return the checked payload of a cookie value, or None (logged,
-        rate-limited: see `log_rejected`)."""
-        result = self.cipher.decrypt(value, self.config.cookie_ttl)
-        if result is None:
-            self.log_rejected(
-                "token",
-                "Rejected a session cookie from %s: not a valid token for this application "
-                "(not in the form it issues, tampered, truncated, expired, or made with an "
-                "unknown secret); starting a fresh session",
-                client,
-            )
-            return None
-        payload, rotated = result
-        sid, created, expires, ttl = (payload.get(k) for k in ("i", "c", "e", "t"))
-        if (
-            payload.get("v") != _PAYLOAD_VERSION
-            or not isinstance(sid, str)
-            or not _SID.match(sid)
-            or not isinstance(created, int)
-            or not isinstance(expires, int)
-            or not (ttl is None or isinstance(ttl, int))
-        ):
-            self.log_rejected(
-                "payload",
-                "Rejected a session cookie from %s: unexpected payload; starting a fresh session",
-                client,
-            )
-            return None
-        now = self.now()
-        absolute = self.config.absolute_max_age
-        if expires <= now or (absolute is not None and created + absolute <= now):
-            timeout = "idle" if expires <= now else "absolute"
-            self.log_rejected(
-                f"expired-{timeout}",
-                f"Rejected an expired session cookie from %s ({timeout} timeout); "
-                "starting a fresh session",
-                client,
-            )
-            return None
-        payload["rotated"] = rotated
-        return payload
 
     async def load(
         self, owner: _Owner, cookie: str | None, *, client: str | None = None
@@ -232,34 +166,6 @@ class SessionManager:
         session._load(record, data)
         session._cookie_dirty = bool(payload["rotated"])
         return session
-
-    def cookie_value(self, session: Session) -> str:
-        """Return the encrypted cookie value naming ``session``."""
-        payload: dict[str, Any] = {
-            "v": _PAYLOAD_VERSION,
-            "i": session.id,
-            "c": session.created_at,
-            "e": session.expires_at,
-        }
-        return self.cipher.encrypt(payload)
-
-    def cookie_max_age(self, session: Session) -> int | None:
-        """The cookie's ``Max-Age``: seconds until the session expires, or
-        None for a browser-session cookie (neither ``Max-Age`` nor
-        ``Expires``).
-
-        The cookie is a browser-session one when ``SESSION_COOKIE_PERSISTENT``
-        is false and the session has no lifetime of its own; a session given
-        one with `.Session.set_expiry` ("remember me") always gets a
-        persistent cookie, issued with exactly that lifetime (less only
-        where the absolute timeout ends the session sooner).
-
-        .. versionchanged:: 0.2
-           None for a browser-session cookie.
-        """
-        if session.ttl is None and not self.config.persistent:
-            return None
-        return max(1, session.expires_at - self.now())
 
     # -- committing ------------------------------------------------------------
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
@@ -13,7 +11,8 @@ import tornado.web
 from . import response, unloaded
 from .config import SessionConfig
 from .errors import SessionNotLoadedError, StoreError
-from .manager import CookieAction, SessionManager, _Plan
+from .finishing import SessionFinishing
+from .manager import SessionManager
 from .session import Session
 from .users import UserSessionsMixin
 
@@ -29,7 +28,7 @@ else:
 _MANAGER_ATTR = "_tornado_sessions_manager"
 
 
-class SessionMixin(UserSessionsMixin, _HandlerBase):
+class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
     """Gives a `~tornado.web.RequestHandler` a server-side ``self.session``.
 
     List it *before* ``RequestHandler`` in the bases::
@@ -85,9 +84,7 @@ class SessionMixin(UserSessionsMixin, _HandlerBase):
        handshake saves nothing (see `finish`).
     """
 
-    _session: Session | None = None
-    _session_done = False
-    _session_pending: asyncio.Future[None] | None = None
+    # (_session, _session_done and _session_pending: see SessionFinishing.)
     # prepare() has started loading the session.
     _session_loading = False
     # An error response began before the session was loaded, and the empty
@@ -295,211 +292,3 @@ class SessionMixin(UserSessionsMixin, _HandlerBase):
             await self.get_session_manager().destroy(session)
         except StoreError as exc:
             raise self._session_store_failed("destroying the session", exc) from None
-
-    # -- response plumbing -----------------------------------------------------
-
-    def _session_apply(self, action: CookieAction) -> None:
-        """Put the cookie decision and the caching headers on the response."""
-        response.apply(self, self.get_session_manager(), self._session, action)
-
-    def _session_fail(self, status: int) -> None:
-        """Replace the response with an error page and no session cookie."""
-        if self._headers_written:
-            log.error("The session could not be saved after the response headers were sent")
-            if not self._finished:
-                try:
-                    super().finish()
-                except Exception:  # pragma: no cover - the connection is already broken
-                    log.debug("Could not finish the response", exc_info=True)
-            return
-        self.clear()
-        if hasattr(self, "_new_cookie"):
-            del self._new_cookie
-        self.send_error(status)
-
-    def _session_chain(self, step: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
-        """Run ``step`` after any deferred flush still in flight."""
-        previous = self._session_pending
-        if previous is None:
-            first: asyncio.Future[None] = asyncio.ensure_future(step())
-            self._session_pending = first
-            return first
-
-        async def run() -> None:
-            if previous is not None:
-                try:
-                    await previous
-                except Exception:
-                    pass
-            await step()
-
-        task: asyncio.Future[None] = asyncio.ensure_future(run())
-        self._session_pending = task
-        return task
-
-    async def _session_commit(self, plan: _Plan | None, final: bool) -> bool:
-        """Plan (unless given) and carry out the commit; on failure answer
-        the error and return False."""
-        session = self._session
-        assert session is not None
-        manager = self.get_session_manager()
-        try:
-            if plan is None:
-                plan = manager.plan(
-                    session, status=self.get_status(), headers_sent=self._headers_written
-                )
-            action = await manager.run(session, plan)
-        except StoreError as exc:
-            log.error("Session store failed while saving the session: %s", exc)
-            self._session_done = True
-            self._session_fail(503)
-            return False
-        except Exception:
-            log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
-            self._session_done = True
-            self._session_fail(500)
-            return False
-        self._session_apply(action)
-        return True
-
-    def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
-        """Flush the output, deciding (and if need be saving) the session
-        first so its cookie goes out with the headers."""
-        session = self._session
-        # include_footers: called by RequestHandler.finish(), which goes on
-        # synchronously; only our own finish() may defer the response.
-        if session is None or self._headers_written or self._session_done or include_footers:
-            return super().flush(include_footers)
-        if self._session_pending is None:
-            manager = self.get_session_manager()
-            plan = manager.plan(session, status=self.get_status(), headers_sent=False)
-            if plan.write == "none":
-                self._session_apply(plan.cookie)
-                return super().flush(include_footers)
-        else:
-            plan = None
-
-        async def step() -> None:
-            if not self._headers_written and not self._session_done:
-                if not await self._session_commit(plan, final=False):
-                    return
-            if not self._finished:
-                await super(SessionMixin, self).flush(include_footers)
-
-        return self._session_chain(step)
-
-    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
-        """Finish the response once the session is saved.
-
-        Returns a future that resolves when the response has been sent, as
-        `tornado.web.RequestHandler.finish` does.
-
-        A WebSocket handshake (status 101) finishes at once and saves
-        nothing: the connection passes to the socket as soon as this
-        returns, and the socket saves with ``await self.session.save()``.
-
-        .. versionchanged:: 0.2
-           A WebSocket handshake does not wait for a save.
-        """
-        session = self._session
-        if session is None or self._session_done:
-            return super().finish(chunk)
-        if self._finished:
-            raise RuntimeError("finish() called twice")
-        if chunk is not None:
-            self.write(chunk)
-        self._session_done = True
-        if self.get_status() == 101:
-            return self._session_handshake(session)
-        if self._session_pending is None:
-            manager = self.get_session_manager()
-            try:
-                plan = manager.plan(
-                    session, status=self.get_status(), headers_sent=self._headers_written
-                )
-            except Exception:
-                log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
-                self._session_fail(500)
-                return _done()
-            if plan.write == "none":
-                self._session_apply(plan.cookie)
-                return super().finish()
-        else:
-            plan = None
-
-        # Until the save is done the handler counts as finished, so that
-        # write() after finish() fails as usual and Tornado's auto-finish (or
-        # a second finish() from redirect-then-return code) does not send the
-        # response early.
-        self._finished = True
-
-        async def step() -> None:
-            self._finished = False
-            if await self._session_commit(plan, final=True) and not self._finished:
-                try:
-                    await super(SessionMixin, self).finish()
-                except tornado.iostream.StreamClosedError:
-                    log.debug("Client went away before the response was sent")
-
-        return self._session_chain(step)
-
-    def _session_handshake(self, session: Session) -> asyncio.Future[None]:
-        """Finish a WebSocket handshake (status 101) at once.
-
-        The connection passes to the socket the moment ``finish()`` returns,
-        so nothing may wait here: the cookie decision is applied if it needs
-        no write, and a write (a change, a due touch) is left to the
-        socket's own ``await self.session.save()``.
-        """
-        manager = self.get_session_manager()
-        plan = manager.plan(session, status=101, headers_sent=False)
-        if plan.write == "none":
-            self._session_apply(plan.cookie)
-        elif plan.write != "touch":
-            log.warning(
-                "Session %s was changed before a WebSocket handshake, which saves nothing: "
-                "call 'await self.session.save()' before the handshake or in the socket",
-                session.fingerprint,
-            )
-        return super().finish()
-
-    def on_finish(self) -> None:
-        """Safety net: save a session still unsaved after the response left.
-
-        This only happens when `finish` was bypassed; the save then races the
-        client's next request, so a warning is logged.
-        """
-        session = self._session
-        if session is not None and not self._session_done and self.get_status() < 500:
-            self._session_done = True
-            manager = self.get_session_manager()
-            try:
-                plan = manager.plan(session, status=self.get_status(), headers_sent=True)
-            except Exception:
-                log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
-                plan = None
-            if plan is not None and plan.write != "none":
-                log.warning(
-                    "Session %s was still unsaved after the response was sent (was finish() "
-                    "bypassed?); saving it now, after the response",
-                    session.fingerprint,
-                )
-                task = asyncio.ensure_future(manager.run(session, plan))
-                _BACKGROUND.add(task)
-                task.add_done_callback(_late_save_done)
-        super().on_finish()
-
-
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def _late_save_done(task: asyncio.Future[Any]) -> None:
-    _BACKGROUND.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("Late session save failed: %s", task.exception())
-
-
-def _done() -> asyncio.Future[None]:
-    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    future.set_result(None)
-    return future
