@@ -25,28 +25,13 @@ import statistics
 import time
 from typing import Any
 
-import tornado.httpclient
-
 from tests.conftest import FakeClock
 from tests.galera.cluster import GaleraCluster
+from tests.galera.http import client, cookie_of, fetch
 from tests.mysql.app_server import AppProcess
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import SessionRecord
 from tornado_sessions.stores.mysql import MySQLStore, statements
-
-NAME = "__Host-session"
-
-
-async def fetch(
-    http: tornado.httpclient.AsyncHTTPClient, url: str, cookie: str | None = None
-) -> tornado.httpclient.HTTPResponse:
-    headers = {"Cookie": f"{NAME}={cookie}"} if cookie else {}
-    return await http.fetch(url, headers=headers, raise_error=False, request_timeout=60)
-
-
-def cookie_of(response: tornado.httpclient.HTTPResponse) -> str:
-    (line,) = [h for h in response.headers.get_list("Set-Cookie") if h.startswith(NAME)]
-    return line.split(";", 1)[0].split("=", 1)[1]
 
 
 async def stale_and_lost(
@@ -57,7 +42,7 @@ async def stale_and_lost(
         AppProcess(cluster.settings(1), table, env=env) as a,
         AppProcess(cluster.settings(2), table, env=env) as b,
     ):
-        http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=25)
+        http = client(25)
         stale = 0
 
         async def pairs() -> None:

@@ -11,13 +11,12 @@ import time
 from typing import Any
 
 import pytest
-import tornado.httpclient
 
 from tests.conftest import body
 from tests.galera.cluster import GaleraCluster
+from tests.galera.http import NAME, client, cookie_of, fetch
 from tests.mysql.app_server import AppProcess
 
-NAME = "__Host-session"
 Settings = dict[str, Any]
 
 
@@ -26,22 +25,6 @@ def rows(galera: GaleraCluster, sql: str, args: Any = None, node: int = 1) -> li
         cur.execute("SET SESSION wsrep_sync_wait = 1")
         cur.execute(sql, args)
         return list(cur.fetchall())
-
-
-def client(n: int = 20) -> tornado.httpclient.AsyncHTTPClient:
-    return tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=n)
-
-
-async def fetch(
-    http: tornado.httpclient.AsyncHTTPClient, url: str, cookie: str | None = None
-) -> tornado.httpclient.HTTPResponse:
-    headers = {"Cookie": f"{NAME}={cookie}"} if cookie else {}
-    return await http.fetch(url, headers=headers, raise_error=False, request_timeout=30)
-
-
-def cookie_of(response: tornado.httpclient.HTTPResponse) -> str:
-    (line,) = [h for h in response.headers.get_list("Set-Cookie") if h.startswith(NAME)]
-    return line.split(";", 1)[0].split("=", 1)[1]
 
 
 @pytest.mark.gen_test(timeout=240)

@@ -251,3 +251,20 @@ def count_statements(private_server: MariaDBServer) -> Callable[[str], Any]:
     """``with count_statements(table) as seen: ...`` then ``seen.counts``
     (the private server only)."""
     return StatementCounter(private_server).count
+
+
+async def new_sessions(store: MySQLStore, clock: FakeClock, count: int) -> list[str]:
+    """``count`` new sessions in ``store``, session ``k`` holding ``{"k": k}``."""
+    from tests.contract import record
+    from tornado_sessions.manager import new_sid
+
+    sids = [new_sid() for _ in range(count)]
+    for k, sid in enumerate(sids):
+        assert await store.set(sid, record(clock, f'{{"k":{k}}}'), expected_version=None) == 1
+    return sids
+
+
+def versions(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
+    """``{hex key: (data, version)}`` of every row."""
+    found = query(settings, f"SELECT LOWER(HEX(id)), data, version FROM `{table}`")
+    return {key: (data, version) for key, data, version in found}

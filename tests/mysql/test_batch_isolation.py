@@ -20,7 +20,15 @@ from pymysql.constants import CLIENT
 
 from tests.conftest import FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, connect, create_pool, make_store, query
+from tests.mysql.conftest import (
+    Settings,
+    connect,
+    create_pool,
+    make_store,
+    new_sessions,
+    query,
+    versions,
+)
 from tornado_sessions import ConfigError, SessionConfig, SessionMixin, StoreError
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
@@ -46,18 +54,6 @@ def store(
     io_loop: tornado.ioloop.IOLoop, private_settings: Settings, private_table: str, clock: FakeClock
 ) -> Iterator[MySQLStore]:
     yield from make_store(io_loop, private_settings, table=private_table, clock=clock, timeout=2.0)
-
-
-async def new_sessions(store: MySQLStore, clock: FakeClock, count: int) -> list[str]:
-    sids = [new_sid() for _ in range(count)]
-    for k, sid in enumerate(sids):
-        await store.set(sid, record(clock, f'{{"k":{k}}}'), expected_version=None)
-    return sids
-
-
-def stored(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
-    rows = query(settings, f"SELECT LOWER(HEX(id)), data, version FROM `{table}`")
-    return {key: (data, version) for key, data, version in rows}
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -87,7 +83,7 @@ async def test_a_value_the_server_refuses_fails_only_its_own_save(
             assert "error 1644" in str(outcome) and "poisoned value refused" in str(outcome)
         else:
             assert outcome == 2, outcome
-    rows = stored(private_settings, private_table)
+    rows = versions(private_settings, private_table)
     assert rows[hash_sid(poisoned).hex()] == ('{"k":2}', 1)  # unchanged
     assert all(rows[hash_sid(sid).hex()] == ('{"x":"fine"}', 2) for sid in sids if sid != poisoned)
     # The batch, the five good saves again in one batch, the bad one alone.
@@ -124,7 +120,7 @@ async def test_a_row_locked_elsewhere_fails_only_its_own_save(
             assert "a lock wait timed out" in str(outcome)
         else:
             assert outcome == 2, outcome
-    rows = stored(private_settings, private_table)
+    rows = versions(private_settings, private_table)
     assert rows[hash_sid(locked).hex()][1] == 1
     assert sum(version == 2 for _, version in rows.values()) == 4
 

@@ -20,8 +20,10 @@ from tests.mysql.conftest import (
     connect,
     create_pool,
     make_store,
+    new_sessions,
     query,
     running_statement,
+    versions,
 )
 from tornado_sessions import StoreError
 from tornado_sessions.errors import SessionConflict, SessionGone
@@ -37,19 +39,6 @@ def store(
     io_loop: tornado.ioloop.IOLoop, private_settings: Settings, private_table: str, clock: FakeClock
 ) -> Iterator[MySQLStore]:
     yield from make_store(io_loop, private_settings, table=private_table, clock=clock)
-
-
-async def new_sessions(store: MySQLStore, clock: FakeClock, count: int) -> list[str]:
-    sids = [new_sid() for _ in range(count)]
-    for k, sid in enumerate(sids):
-        assert await store.set(sid, record(clock, f'{{"k":{k}}}'), expected_version=None) == 1
-    return sids
-
-
-def versions(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
-    """``{hex key: (data, version)}`` of every row."""
-    found = query(settings, f"SELECT LOWER(HEX(id)), data, version FROM `{table}`")
-    return {key: (data, version) for key, data, version in found}
 
 
 @pytest.mark.gen_test(timeout=60)
