@@ -365,3 +365,32 @@ class StoreContract:
         ]
         with pytest.raises(ValueError):
             await store.limit_user_sessions("alice", 0, current_sid=alice[1])
+
+    @pytest.mark.gen_test
+    async def test_an_update_does_not_undo_a_concurrent_touch(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        now = int(clock())
+        await store.set(
+            sid,
+            SessionRecord(data="{}", created_at=now, expires_at=now + 100),
+            expected_version=None,
+        )
+        assert await store.touch(sid, now + 500)  # another request slid it
+        # A save that loaded the older expiry, and does not slide it itself:
+        await store.set(
+            sid,
+            SessionRecord(data='{"a":1}', created_at=now, expires_at=now + 100),
+            expected_version=1,
+        )
+        got = await store.get(sid)
+        assert got is not None and (got.data, got.expires_at) == ('{"a":1}', now + 500)
+        # A new lifetime (set_expiry) is written exactly, shorter or not.
+        await store.set(
+            sid,
+            SessionRecord(data="{}", created_at=now, expires_at=now + 60, ttl=60),
+            expected_version=2,
+        )
+        got = await store.get(sid)
+        assert got is not None and (got.expires_at, got.ttl) == (now + 60, 60)

@@ -260,6 +260,7 @@ class SessionManager(CookieRules):
             session._snapshot = plan.text
             session._is_new = False
             session._base_exact = True
+            session._stored_ttl = session.ttl
             session._ttl_changed = False
             session.expires_at = plan.expires_at
             session._force_touch = False

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SessionConflict, SessionGone, SessionTooLarge, StoreError
-from .session import Session
+from .session import FLASH_KEY, Session
 from .stores.base import SessionRecord, SessionStore
 from .values import client_agent, client_ip, dumps, user_text
 
@@ -65,6 +65,7 @@ class SaveRequest:
     base_version: int = field(init=False)
     exact: bool = field(init=False)
     _delta: tuple[dict[str, Any], set[str]] | None = field(init=False, default=None)
+    _flashes: tuple[list[Any], list[Any]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.future = asyncio.get_running_loop().create_future()
@@ -72,12 +73,42 @@ class SaveRequest:
         self.exact = self.session._base_exact
 
     def delta(self) -> tuple[dict[str, Any], set[str]]:
-        """``({key: new value}, {deleted keys})`` against the request's snapshot."""
+        """``({key: new value}, {deleted keys})`` against the request's
+        snapshot, the flash queue left out (see `flash_delta`)."""
         if self._delta is None:
             changed, deleted = self.session.changed_keys()
             data = self.session._data
+            if FLASH_KEY in changed or FLASH_KEY in deleted:
+                before = json.loads(self.session._snapshot).get(FLASH_KEY) or []
+                after = data.get(FLASH_KEY) or []
+                if after[: len(before)] == before:
+                    self._flashes = ([], after[len(before) :])  # only added some
+                else:
+                    self._flashes = (before, after)  # showed the queue (then maybe added)
+                changed.discard(FLASH_KEY)
+                deleted.discard(FLASH_KEY)
             self._delta = ({key: data[key] for key in changed}, deleted)
         return self._delta
+
+    def apply(self, data: dict[str, Any]) -> None:
+        """Apply this request's change to ``data`` (the latest state): its keys,
+        and its flash messages as "these were shown, these are new", so that
+        concurrent requests neither show a message twice nor lose one."""
+        changed, deleted = self.delta()
+        data.update(changed)
+        for key in deleted:
+            data.pop(key, None)
+        if self._flashes is not None:
+            shown, added = self._flashes
+            queue = list(data.get(FLASH_KEY) or [])
+            for message in shown:
+                if message in queue:
+                    queue.remove(message)
+            queue.extend(added)
+            if queue:
+                data[FLASH_KEY] = queue
+            else:
+                data.pop(FLASH_KEY, None)
 
 
 @dataclass(slots=True)
@@ -96,7 +127,7 @@ class _State:
             session.version,
             session._snapshot if text is None else text,
             session.expires_at,
-            session.ttl,
+            session._stored_ttl,  # not ttl: set_expiry() may be unsaved
             session.created_at,
         )
 
@@ -164,18 +195,15 @@ class SaveCombiner:
             group.queue.append(request)
             await request.future
             return
-        # Nothing in flight: this request writes at once, and whatever queues
-        # behind it meanwhile is written by one task afterwards.
+        # Nothing in flight: a task of the session's writes this request's at
+        # once, then whatever queues behind it meanwhile.  The task, not the
+        # request, writes, so that a caller cancelled meanwhile (its own
+        # timeout) never interrupts a write that carries other requests.
         group = self._groups[sid] = _Group(self._start_state(sid, request))
-        try:
-            await self._write(sid, group, [request])
-        finally:
-            if group.queue:
-                task = asyncio.get_running_loop().create_task(self._drain(sid, group))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            else:
-                del self._groups[sid]
+        group.queue.append(request)
+        task = asyncio.get_running_loop().create_task(self._drain(sid, group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         await request.future
 
     # -- internals -----------------------------------------------------------
@@ -204,14 +232,21 @@ class SaveCombiner:
                 await self._write(sid, group, batch)
         finally:
             del self._groups[sid]
+            # Cancelled (the loop is closing): nothing may wait for ever.
+            for request in group.queue:
+                if not request.future.done():
+                    request.future.cancel()
 
     async def _write(self, sid: str, group: _Group, batch: list[SaveRequest]) -> None:
         """Write ``batch`` (one session's saves, in finishing order) and settle
         each request's future; never raises."""
+        # Every request this write takes on, those that ride along after a
+        # conflict included: on any failure each of them is settled.
+        carried = list(batch)
         try:
-            await self._write_batch(sid, group, batch)
+            await self._write_batch(sid, group, batch, carried)
         except BaseException as exc:
-            for request in batch:
+            for request in carried:
                 if not request.future.done():
                     if isinstance(exc, Exception):
                         request.future.set_exception(_copy(exc))
@@ -220,7 +255,9 @@ class SaveCombiner:
             if not isinstance(exc, Exception):
                 raise
 
-    async def _write_batch(self, sid: str, group: _Group, batch: list[SaveRequest]) -> None:
+    async def _write_batch(
+        self, sid: str, group: _Group, batch: list[SaveRequest], carried: list[SaveRequest]
+    ) -> None:
         conflicts = 0
         while True:
             if group.state is None:
@@ -268,7 +305,9 @@ class SaveCombiner:
                         "saves by other processes won the race in a row"
                     ) from None
                 group.state = None  # re-read, then apply the changes again
-                batch = batch + group.queue  # saves that arrived meanwhile ride along
+                # Saves that arrived meanwhile ride along.
+                batch = batch + group.queue
+                carried.extend(group.queue)
                 group.queue = []
                 if conflicts > 1:
                     cap = min(MAX_BACKOFF, 0.002 * 2 ** (conflicts - 2))
@@ -289,10 +328,7 @@ class SaveCombiner:
         data: dict[str, Any] = json.loads(state.text)
         ttl, slide = state.ttl, False
         for request in batch:
-            changed, deleted = request.delta()
-            data.update(changed)
-            for key in deleted:
-                data.pop(key, None)
+            request.apply(data)
             if request.session._ttl_changed:
                 ttl = request.session.ttl
             slide = slide or request.slide
@@ -305,10 +341,7 @@ class SaveCombiner:
         ttl, slide, kept = state.ttl, False, []
         for request in batch:
             trial = dict(data)
-            changed, deleted = request.delta()
-            trial.update(changed)
-            for key in deleted:
-                trial.pop(key, None)
+            request.apply(trial)
             size = len(dumps(trial).encode("utf-8"))
             if size > self._max_size:
                 if request.future.done():
@@ -354,7 +387,7 @@ def _saved(request: SaveRequest, state: _State) -> None:
     session = request.session
     session.version = state.version
     session.expires_at = state.expires_at
-    session._ttl = state.ttl
+    session._ttl = session._stored_ttl = state.ttl
     session._ttl_changed = False
     session._is_new = False
     session._force_touch = False

@@ -90,6 +90,8 @@ class Session(MutableMapping[str, Any]):
         self._user_key = user_key
         # set_expiry() was called: this request changes the session's lifetime.
         self._ttl_changed = False
+        # The lifetime the store holds (ttl is this request's, maybe unsaved).
+        self._stored_ttl = ttl
         # The snapshot is exactly the stored data at `version` (False after a
         # save that merged other requests' changes the handler has not seen).
         self._base_exact = True
@@ -352,6 +354,7 @@ class Session(MutableMapping[str, Any]):
         self.expires_at = record.expires_at
         self.version = record.version
         self._ttl = record.ttl
+        self._stored_ttl = record.ttl
         self._ttl_changed = False
         self._base_exact = True
         self._user_bound = False
@@ -363,6 +366,7 @@ class Session(MutableMapping[str, Any]):
             self._data = {}
             self._ttl = None
         self._snapshot = EMPTY
+        self._stored_ttl = None
         self._maybe_changed = True
         self._is_new = True
         self.version = 0

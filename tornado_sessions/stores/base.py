@@ -177,7 +177,9 @@ class SessionStore(abc.ABC):
         record raises `.SessionGone` (and is **not** recreated, so a
         concurrent logout wins), a different version raises
         `.SessionConflict`.  ``record.created_at`` is written at creation
-        only.
+        only.  An update never moves the expiry earlier unless it changes the
+        session's lifetime (``record.ttl``), so that it cannot undo a
+        concurrent `touch`.
         """
 
     @abc.abstractmethod

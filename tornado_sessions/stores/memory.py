@@ -84,8 +84,17 @@ class MemoryStore(SessionStore):
                 raise SessionGone("the session no longer exists")
             if current.version != expected_version:
                 raise SessionConflict("the session was saved by another request")
+            # The expiry never moves earlier unless the lifetime changes: a
+            # concurrent touch is not undone.
+            expires = record.expires_at
+            if record.ttl == current.ttl:
+                expires = max(expires, current.expires_at)
             new = _replace(
-                record, version=current.version + 1, updated_at=now, created_at=current.created_at
+                record,
+                version=current.version + 1,
+                updated_at=now,
+                created_at=current.created_at,
+                expires_at=expires,
             )
         self._records[key] = new
         return new.version

@@ -29,7 +29,7 @@ from .schema import check_table_name
 __all__ = ["KEY_INDEX", "Statements", "info", "key", "record", "update_args"]
 
 #: The position of the hex key in `update_args` (batches sort on it).
-KEY_INDEX = 8
+KEY_INDEX = 10
 
 
 class Statements:
@@ -48,8 +48,12 @@ class Statements:
             f"INSERT INTO {t} (id, data, created_at, updated_at, expires_at, version, ttl, "
             "user_id, ip, user_agent) VALUES (UNHEX(%s), %s, %s, %s, %s, 1, %s, %s, %s, %s)"
         )
+        # The expiry never moves earlier unless the lifetime changes (so a
+        # concurrent touch is not undone): expires_at is assigned before ttl,
+        # and so compares the stored ttl.
         self.update = (
-            f"UPDATE {t} SET data = %s, updated_at = %s, expires_at = %s, version = %s, "
+            f"UPDATE {t} SET data = %s, updated_at = %s, "
+            "expires_at = IF(ttl <=> %s, GREATEST(expires_at, %s), %s), version = %s, "
             "ttl = %s, user_id = %s, ip = %s, user_agent = %s "
             "WHERE id = UNHEX(%s) AND version = %s AND expires_at > %s"
         )
@@ -141,6 +145,8 @@ def update_args(
     return (
         record.data,
         now,
+        record.ttl,
+        record.expires_at,
         record.expires_at,
         new_version,
         record.ttl,

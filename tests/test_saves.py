@@ -1,0 +1,169 @@
+"""Combined saves of one session, where they go wrong: a save queued behind a
+write that then fails, a caller cancelled mid-write, an unsaved lifetime, a
+flash message shown by one request while another adds one.
+
+The store is a real `MemoryStore` whose writes take a moment (so that saves
+queue behind each other, as they do behind a database round trip) and can be
+told to conflict or fail: instrumentation, not a mock."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.conftest import SECRET, FakeClock
+from tornado_sessions import MemoryStore, SessionConfig, StoreError
+from tornado_sessions.errors import SessionConflict
+from tornado_sessions.manager import SessionManager
+from tornado_sessions.session import Session
+from tornado_sessions.testing import _NoOwner
+
+OWNER = _NoOwner()
+
+
+class SlowStore(MemoryStore):
+    """Each versioned write takes a moment; ``plan`` scripts what the next
+    ones do: ``"ok"``, ``"conflict"`` or ``"fail"``; ``fail_reads`` makes
+    every read fail."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.plan: list[str] = []
+        self.fail_reads = False
+
+    async def set(self, sid: str, record: Any, *, expected_version: int | None) -> int:
+        if expected_version is not None:
+            await asyncio.sleep(0.02)
+            step = self.plan.pop(0) if self.plan else "ok"
+            if step == "conflict":
+                self.fail_reads = "fail" in self.plan
+                raise SessionConflict("another process saved it")
+            if step == "fail":
+                raise StoreError("the database went away")
+        return await super().set(sid, record, expected_version=expected_version)
+
+    async def get(self, sid: str) -> Any:
+        if self.fail_reads:
+            raise StoreError("the database went away")
+        return await super().get(sid)
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> SlowStore:
+    return SlowStore(clock)
+
+
+@pytest.fixture
+def manager(store: SlowStore, clock: FakeClock) -> SessionManager:
+    return SessionManager(store, SessionConfig(secret=SECRET, clock=clock))
+
+
+async def stored(manager: SessionManager, data: dict[str, Any]) -> str:
+    session = manager.new_session(OWNER)
+    session.update(data)
+    await manager.run(session, manager.plan(session))
+    return manager.cookie_value(session)
+
+
+async def commit(manager: SessionManager, session: Session) -> Any:
+    return await manager.run(session, manager.plan(session))
+
+
+async def outcomes(*tasks: asyncio.Task[Any]) -> list[Any]:
+    """Each task's exception (or None); none may still be running after 5 s."""
+    done, pending = await asyncio.wait(tasks, timeout=5)
+    assert not pending, "a save never ended"
+    return [task.exception() for task in tasks]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("after_conflict", [["fail"], ["conflict"] * 16])
+async def test_a_save_queued_behind_a_failing_write_fails_too_and_never_hangs(
+    manager: SessionManager, store: SlowStore, after_conflict: list[str]
+) -> None:
+    cookie = await stored(manager, {"n": 1})
+    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    a["a"] = 1
+    b["b"] = 2
+    # A's write meets another process's save; B queues meanwhile and rides
+    # along with the retry, which then fails (the store, or 16 conflicts).
+    store.plan = ["conflict", *after_conflict]
+    ta = asyncio.ensure_future(commit(manager, a))
+    await asyncio.sleep(0.005)
+    tb = asyncio.ensure_future(commit(manager, b))
+    errors = await outcomes(ta, tb)
+    assert all(isinstance(error, StoreError) for error in errors), errors
+    assert manager.saves._groups == {}
+
+
+@pytest.mark.gen_test
+async def test_a_caller_cancelled_mid_write_does_not_fail_the_saves_it_carries(
+    manager: SessionManager, store: SlowStore
+) -> None:
+    cookie = await stored(manager, {"n": 1})
+    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    a["a"] = 1
+    b["b"] = 2
+
+    async def impatient() -> None:
+        async with asyncio.timeout(0.01):  # A's own timeout, mid-write
+            await commit(manager, a)
+
+    ta = asyncio.ensure_future(impatient())
+    await asyncio.sleep(0.005)
+    tb = asyncio.ensure_future(commit(manager, b))
+    error_a, error_b = await outcomes(ta, tb)
+    assert isinstance(error_a, TimeoutError) and error_b is None
+    data = (await manager.load(OWNER, cookie))._data
+    assert data == {"n": 1, "a": 1, "b": 2}  # both written, in one go
+
+
+@pytest.mark.gen_test
+async def test_a_failed_set_expiry_does_not_leak_into_the_saves_queued_behind_it(
+    manager: SessionManager, store: SlowStore
+) -> None:
+    cookie = await stored(manager, {"n": 1})
+    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    a.set_expiry(600)
+    a["remember"] = False
+    b["b"] = 2
+    store.plan = ["fail"]  # A's write fails: its request answers 503
+    ta = asyncio.ensure_future(commit(manager, a))
+    await asyncio.sleep(0.005)
+    tb = asyncio.ensure_future(commit(manager, b))
+    error_a, error_b = await outcomes(ta, tb)
+    assert isinstance(error_a, StoreError) and error_b is None
+    record = await store.get(b.id)
+    assert record is not None
+    assert record.ttl is None  # A's unsaved lifetime was not written by B
+    assert record.data == '{"b":2,"n":1}'
+
+
+@pytest.mark.gen_test
+async def test_a_flash_shown_by_one_request_is_not_brought_back_by_another(
+    manager: SessionManager,
+) -> None:
+    session = manager.new_session(OWNER)
+    session.flash("Welcome back.")
+    await manager.run(session, manager.plan(session))
+    cookie = manager.cookie_value(session)
+    page, xhr = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    assert page.pop_flashes() == [("message", "Welcome back.")]  # shown
+    xhr.flash("Item added.")  # meanwhile, a concurrent request adds one
+    await commit(manager, page)
+    await commit(manager, xhr)  # finishes last
+    following = await manager.load(OWNER, cookie)
+    assert following.pop_flashes() == [("message", "Item added.")]  # each shown once
+
+
+@pytest.mark.gen_test
+async def test_two_concurrent_flashes_are_both_kept(manager: SessionManager) -> None:
+    cookie = await stored(manager, {"n": 1})
+    first, second = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    first.flash("one")
+    second.flash("two", "error")
+    await asyncio.gather(commit(manager, first), commit(manager, second))
+    following = await manager.load(OWNER, cookie)
+    assert following.pop_flashes() == [("message", "one"), ("error", "two")]
