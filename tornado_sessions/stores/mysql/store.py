@@ -44,23 +44,17 @@ _FINGERPRINT = re.compile(r"[0-9a-fA-F]{12}\Z")
 class MySQLStore(AdminQueries, SessionStore):
     """Keeps sessions in a MySQL (5.7+, 8) or MariaDB (10.5+) table.
 
-    Give it connection settings and it makes its own aiomysql pool (created
-    on `open` or first use, with ``autocommit``, ``utf8mb4``,
-    ``pool_recycle`` and timeouts), or give it an existing ``pool`` created
-    with the options `pool_options` returns (``autocommit=True``,
-    ``charset="utf8mb4"``, ``client_flag=CLIENT.FOUND_ROWS``); a pool passed
-    in is checked at first use (another character set is a `.ConfigError`)
-    and never closed by the store.  The usual way is `from_config`::
+    It makes its own aiomysql pool from the connection settings, or uses a
+    ``pool`` made with `pool_options` (checked at first use, never closed by
+    the store).  The usual way is `from_config`::
 
         store = MySQLStore.from_config(SessionConfig.from_env())
         await store.open()  # optional: fail at startup if the database is unreachable
 
-    Every wait (a pool slot, a connection, a statement) is bounded by
-    ``timeout``; a lost connection is retried once on a fresh one and a
-    deadlock twice, and anything else raises `.StoreError`, whose message
-    names the host, port, database, user, table and error code, never the
-    password or a session id.  Once the database is back, the next call
-    works again without a restart.
+    Every wait is bounded by ``timeout``; a lost connection is retried once
+    and a deadlock twice; anything else is a `.StoreError` naming the host,
+    port, database, user, table and error code (never the password or a
+    session id).  Once the database is back, the next call works again.
 
     :param host: server host name or address.
     :param port: server TCP port.
@@ -82,22 +76,15 @@ class MySQLStore(AdminQueries, SessionStore):
         keep it below the server's ``wait_timeout``.
     :param unix_socket: connect through this Unix socket instead of TCP.
     :param clock: returns the current time in seconds; tests inject their own.
-    :param coalesce_reads: answer the session reads that concurrent requests
-        start in the same turn of the event loop with one
-        ``SELECT ... WHERE id IN (...)`` (up to 64 ids) instead of one
-        statement each.  A read alone is still one ``SELECT ... WHERE id = ?``,
-        and every read sees every save that finished before it started.
-    :param coalesce_writes: send the saves of existing sessions that
-        concurrent requests start in the same turn as one multi-statement
-        transaction (``START TRANSACTION; UPDATE ...; COMMIT``, up to 64
-        updates and 1 MiB), each caller getting the outcome it would have
-        had alone.  Turn it off on servers or proxies that refuse
-        multi-statement queries.
-    :param session_variables: server variables set on each connection of
-        the store's own pool (``SET SESSION name=value``), e.g.
-        ``{"max_statement_time": 5}``; names are identifiers, values whole
-        numbers or plain words.  On a Galera node the store sets
-        ``wsrep_sync_wait=1`` itself (causal reads), unless given here.
+    :param coalesce_reads: let the reads that concurrent requests start in
+        one turn of the event loop share one ``SELECT ... IN`` (see the
+        docs' coalescing section).
+    :param coalesce_writes: let their saves share one multi-statement
+        transaction, each keeping its own outcome; turn it off where
+        multi-statement queries are refused.
+    :param session_variables: ``SET SESSION`` variables of the store's own
+        connections, e.g. ``{"max_statement_time": 5}`` (on a Galera node
+        the store sets ``wsrep_sync_wait=1`` itself unless given here).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
