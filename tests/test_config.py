@@ -249,3 +249,15 @@ def test_absolute_timeout_zero_means_off(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SESSION_SECRET", GOOD)
     monkeypatch.setenv("SESSION_ABSOLUTE_MAX_AGE", "0")
     assert SessionConfig.from_env().absolute_max_age is None
+
+
+def test_a_table_name_with_a_trailing_newline_is_refused() -> None:
+    from tornado_sessions import ConfigError
+    from tornado_sessions.stores.mysql.schema import check_table_name
+
+    for bad in ("sessions\n", "sessions\r\n", "sess ions", ""):
+        with pytest.raises(ConfigError, match="SESSION_TABLE"):
+            SessionConfig(secret=GOOD, table=bad)
+        with pytest.raises(ConfigError, match="SESSION_TABLE"):
+            check_table_name(bad)
+    assert check_table_name("sessions_2") == "sessions_2"

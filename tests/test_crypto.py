@@ -6,7 +6,7 @@ import base64
 
 from cryptography.fernet import Fernet
 
-from tests.conftest import FakeClock
+from tests.conftest import SECRET, FakeClock
 from tornado_sessions.crypto import CookieCipher, derive_key
 
 A = "a" * 40
@@ -96,3 +96,15 @@ def test_verified_tokens_are_cached_but_still_age() -> None:
     assert both.decrypt(old, 7200) is None  # nor accept one from the future
     # a cipher with other keys does not share the cache
     assert CookieCipher([A], clock=FakeClock()).decrypt(old, 60) is None
+
+
+def test_a_payload_whose_session_id_ends_with_a_newline_is_refused() -> None:
+    from tornado_sessions import MemoryStore, SessionConfig
+    from tornado_sessions.manager import SessionManager, new_sid
+
+    config = SessionConfig(secret=SECRET)
+    manager = SessionManager(MemoryStore(), config)
+    good = {"v": 1, "i": new_sid(), "c": 1, "e": 2**40}
+    assert manager.decode_cookie(manager.cipher.encrypt(good)) is not None
+    for sid in (good["i"] + "\n", good["i"][:-1] + "\n", good["i"] + " "):
+        assert manager.decode_cookie(manager.cipher.encrypt({**good, "i": sid})) is None
