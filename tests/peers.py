@@ -33,6 +33,16 @@ async def test_a_flash_survives_a_redirect_and_shows_once(browser: Browser) -> N
 
 
 @pytest.mark.gen_test
+async def test_popping_an_empty_queue_writes_nothing(browser: Browser, count: Any) -> None:
+    await browser.get("/counter")  # an existing session, no message queued
+    with count() as seen:
+        shown = await browser.get("/flash/show")
+        page = await browser.get("/flash/page")
+    assert body(shown) == {"flashes": []} and page.body == b""
+    assert seen() == {"load": 2}  # one SELECT each, no write
+
+
+@pytest.mark.gen_test
 async def test_flash_categories_and_order_are_kept(browser: Browser) -> None:
     await browser.get("/flash/add?m=first&c=info")
     await browser.get("/flash/add?m=second&c=error")

@@ -22,6 +22,7 @@ from tests.peers import (  # noqa: F401 - collected by pytest
     test_a_lazy_handler_that_never_reads_the_session_costs_nothing,
     test_a_limit_of_one_ends_every_other_session_at_login,
     test_flash_categories_and_order_are_kept,
+    test_popping_an_empty_queue_writes_nothing,
     test_the_template_helper_shows_flashes_escaped,
     test_three_logins_of_one_user_leave_the_two_most_recent,
     test_without_a_limit_nothing_is_ended,
