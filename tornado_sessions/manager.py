@@ -20,7 +20,7 @@ from .crypto import CookieCipher
 from .errors import SessionExists, SessionGone, SessionTooLarge
 from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
 from .session import EMPTY, Session, _Owner
-from .stores.base import SessionInfo, SessionRecord, SessionStore, check_record, fingerprint
+from .stores.base import SessionInfo, SessionRecord, SessionStore, fingerprint
 from .values import user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
@@ -232,16 +232,15 @@ class SessionManager(CookieRules):
 
     def _record(self, session: Session, text: str, expires: int) -> SessionRecord:
         ip, agent = session._client
-        return check_record(
-            SessionRecord(
-                data=text,
-                created_at=session.created_at,
-                expires_at=expires,
-                user_id=user_text(session._data.get(self.config.user_key)),
-                ip=ip,
-                user_agent=agent,
-                ttl=session.ttl,
-            )
+        # The store normalizes the record (`.stores.base.check_record`) in set().
+        return SessionRecord(
+            data=text,
+            created_at=session.created_at,
+            expires_at=expires,
+            user_id=user_text(session._data.get(self.config.user_key)),
+            ip=ip,
+            user_agent=agent,
+            ttl=session.ttl,
         )
 
     async def run(self, session: Session, plan: _Plan) -> CookieAction:

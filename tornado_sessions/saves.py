@@ -34,7 +34,7 @@ from typing import Any
 from .errors import SessionConflict, SessionGone, SessionTooLarge, StoreError
 from .session import FLASH_KEY, Session
 from .stores.base import SessionRecord, SessionStore
-from .values import client_agent, client_ip, dumps, user_text
+from .values import dumps, user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "SaveCombiner", "SaveRequest"]
 
@@ -287,8 +287,8 @@ class SaveCombiner:
                 user_id=user_text(
                     (data if data is not None else only.session._data).get(self._user_key)
                 ),
-                ip=client_ip(ip),
-                user_agent=client_agent(agent),
+                ip=ip,
+                user_agent=agent,
                 ttl=ttl,
             )
             self.writes += 1
