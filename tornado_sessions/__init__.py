@@ -20,7 +20,7 @@ from .stores import SessionInfo as SessionInfo
 from .stores import SessionRecord as SessionRecord
 from .stores import SessionStore as SessionStore
 
-__version__ = "0.2.0.dev0"
+__version__ = "0.3.0.dev0"
 
 __all__ = [
     "ConfigError",
