@@ -66,9 +66,9 @@ class RecordingStore(SessionStore):
         self._call("destroy")
         return await self.inner.destroy(sid)
 
-    async def touch(self, sid: str, expires_at: int) -> bool:
+    async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         self._call("touch")
-        return await self.inner.touch(sid, expires_at)
+        return await self.inner.touch(sid, expires_at, ttl=ttl)
 
     async def all(self) -> list[SessionInfo]:
         return await self.inner.all()
@@ -456,4 +456,111 @@ ROUTES += [
     (r"/lazy/reads", LazyReads),
     (r"/lazy/writes", LazyWrites),
     (r"/lazy/forgets", LazyForgets),
+]
+
+
+# -- the seams of 0.3's guarantees (tests/seams.py) --------------------------------
+
+#: Gates a handler waits at (by name), opened by the test: a request paused
+#: exactly where another request must overtake it.
+GATES: dict[str, asyncio.Event] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gates() -> Iterator[None]:
+    GATES.clear()
+    yield
+    GATES.clear()
+
+
+def gate(name: str) -> asyncio.Event:
+    """The gate ``name`` (made on first use, by the test or the handler)."""
+    return GATES.setdefault(name, asyncio.Event())
+
+
+async def wait_gate(name: str) -> None:
+    """Wait at gate ``name``; the test learns it was reached from the gate
+    ``name + ":reached"``."""
+    gate(name + ":reached").set()
+    async with asyncio.timeout(10):  # never hang: a test that forgets fails
+        await gate(name).wait()
+
+
+class GatedRead(Base):
+    """Loads the session, waits at its gate, then reads it (read-only)."""
+
+    async def get(self) -> None:
+        await wait_gate(self.get_argument("gate"))
+        self.write({"data": dict(self.session)})
+
+
+class GatedRegenerate(Base):
+    """A login step after a slow check (a password hash): waits at its gate,
+    then regenerates the session and raises its privileges."""
+
+    async def get(self) -> None:
+        await wait_gate(self.get_argument("gate"))
+        await self.session.regenerate()
+        if self.get_argument("elevate", "1") == "1":
+            self.session["elevated"] = True
+        self.write({"data": dict(self.session)})
+
+
+class EndEverywhere(Base):
+    """Log out everywhere: end every session of the session's user."""
+
+    async def get(self) -> None:
+        self.write({"ended": await self.end_user_sessions(keep_current=False)})
+
+
+class IdentityRead(Base):
+    """Answers from the session's identity alone (a CSRF token made from the
+    id, a fingerprint, an expiry), never from its data."""
+
+    async def get(self) -> None:
+        import hashlib
+
+        what = self.get_argument("what")
+        if what == "id":
+            self.write(hashlib.sha256(self.session.id.encode()).hexdigest())
+        elif what == "fingerprint":
+            self.write(self.session.fingerprint)
+        else:
+            self.write(str(self.session.expires_at))
+
+
+class StreamThenRead(Base):
+    async def get(self) -> None:
+        self.write("head;")
+        await self.flush()
+        self.write({"n": self.session.get("n")})
+
+
+class SaveUnmodified(Base):
+    """save() of a session this request did not change, then the end."""
+
+    async def get(self) -> None:
+        await self.session.save()
+        self.write({"ok": True})
+
+
+class SaveThenDestroy(Base):
+    async def get(self) -> None:
+        self.session["x"] = 1
+        await self.session.save()
+        await self.session.destroy()
+        self.write({"ok": True})
+
+
+ROUTES += [
+    (r"/save-then-destroy", SaveThenDestroy),
+    (r"/gated-read", GatedRead),
+    (r"/gated-regenerate", GatedRegenerate),
+    (r"/end-everywhere", EndEverywhere),
+    (r"/identity", IdentityRead),
+    (r"/stream-then-read", StreamThenRead),
+    (r"/save-unmodified", SaveUnmodified),
+    (r"/app/counter", Counter),
+    (r"/app", Read),
+    (r"/application/counter", Counter),
 ]

@@ -129,7 +129,7 @@ class StoreContract:
         assert await store.get(sid) is None
         with pytest.raises(SessionGone):
             await store.set(sid, record(clock), expected_version=1)
-        assert await store.touch(sid, int(clock()) + 3600) is False
+        assert await store.touch(sid, int(clock()) + 3600, ttl=None) is False
         assert await store.get(sid) is None
 
     @pytest.mark.gen_test
@@ -137,7 +137,7 @@ class StoreContract:
         sid = new_sid()
         await store.set(sid, record(clock, ttl=60), expected_version=None)
         clock.advance(30)
-        assert await store.touch(sid, int(clock()) + 60) is True
+        assert await store.touch(sid, int(clock()) + 60, ttl=None) is True
         clock.advance(45)  # past the original expiry
         got = await store.get(sid)
         assert got is not None
@@ -350,7 +350,8 @@ class StoreContract:
         gone_by_now = new_sid()
         await store.set(gone_by_now, record(clock, user="alice", ttl=5), expected_version=None)
         clock.advance(6)  # an expired one does not count, and is not "ended"
-        await store.touch(alice[0], int(clock()) + 3600)  # alice[0] used again: now the newest
+        # alice[0] used again: now the newest.
+        await store.touch(alice[0], int(clock()) + 3600, ttl=None)
         # alice[1] logs in again: it stays, with the most recently used other.
         assert await store.limit_user_sessions("alice", 2, current_sid=alice[1]) == 2
         assert {i.fingerprint for i in await store.sessions_for_user("alice")} == {
@@ -377,7 +378,7 @@ class StoreContract:
             SessionRecord(data="{}", created_at=now, expires_at=now + 100),
             expected_version=None,
         )
-        assert await store.touch(sid, now + 500)  # another request slid it
+        assert await store.touch(sid, now + 500, ttl=None)  # another request slid it
         # A save that loaded the older expiry, and does not slide it itself:
         await store.set(
             sid,

@@ -104,9 +104,9 @@ class CookieRules:
         """Return the encrypted cookie value naming ``session``."""
         payload: dict[str, Any] = {
             "v": _PAYLOAD_VERSION,
-            "i": session.id,
-            "c": session.created_at,
-            "e": session.expires_at,
+            "i": session._id,
+            "c": session._created_at,
+            "e": session._expires_at,
         }
         return self.cipher.encrypt(payload)
 
@@ -124,6 +124,6 @@ class CookieRules:
         .. versionchanged:: 0.2
            None for a browser-session cookie.
         """
-        if session.ttl is None and not self.config.persistent:
+        if session._ttl is None and not self.config.persistent:
             return None
-        return max(1, session.expires_at - self.now())
+        return max(1, session._expires_at - self.now())

@@ -35,7 +35,12 @@ class SessionNotLoadedError(SessionError, RuntimeError):
     """``self.session`` was used before the session was loaded.
 
     This happens when a handler overrides ``prepare()`` without calling
-    ``await super().prepare()``, or uses the session in ``initialize()``.
+    ``await super().prepare()``, or uses the session in ``initialize()``;
+    and when a request outside ``SESSION_COOKIE_PATH`` tries to change its
+    (empty, never saved) session.
+
+    .. versionchanged:: 0.3
+       Also raised on changes outside the cookie path.
     """
 
 

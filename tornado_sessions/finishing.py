@@ -111,7 +111,7 @@ class SessionFinishing(_HandlerBase):
             self._session_fail(503)
             return False
         except Exception:
-            log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
+            log.error("Session %s could not be saved", session._fingerprint, exc_info=True)
             self._session_done = True
             self._session_fail(500)
             return False
@@ -126,6 +126,9 @@ class SessionFinishing(_HandlerBase):
         # synchronously; only our own finish() may defer the response.
         if session is None or self._headers_written or self._session_done or include_footers:
             return super().flush(include_footers)
+        # The rest of a streamed response may read the session after the
+        # headers are gone: it gets Vary: Cookie and Cache-Control now.
+        session.accessed = True
         if self._session_pending is None:
             manager = self.get_session_manager()
             plan = manager.plan(session, status=self.get_status(), headers_sent=False)
@@ -174,7 +177,7 @@ class SessionFinishing(_HandlerBase):
                     session, status=self.get_status(), headers_sent=self._headers_written
                 )
             except Exception:
-                log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
+                log.error("Session %s could not be saved", session._fingerprint, exc_info=True)
                 self._session_fail(500)
                 return _done()
             if plan.write == "none":
@@ -215,7 +218,7 @@ class SessionFinishing(_HandlerBase):
             log.warning(
                 "Session %s was changed before a WebSocket handshake, which saves nothing: "
                 "call 'await self.session.save()' before the handshake or in the socket",
-                session.fingerprint,
+                session._fingerprint,
             )
         return super().finish()
 
@@ -232,13 +235,13 @@ class SessionFinishing(_HandlerBase):
             try:
                 plan = manager.plan(session, status=self.get_status(), headers_sent=True)
             except Exception:
-                log.error("Session %s could not be saved", session.fingerprint, exc_info=True)
+                log.error("Session %s could not be saved", session._fingerprint, exc_info=True)
                 plan = None
             if plan is not None and plan.write != "none":
                 log.warning(
                     "Session %s was still unsaved after the response was sent (was finish() "
                     "bypassed?); saving it now, after the response",
-                    session.fingerprint,
+                    session._fingerprint,
                 )
                 task = asyncio.ensure_future(manager.run(session, plan))
                 _BACKGROUND.add(task)

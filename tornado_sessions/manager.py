@@ -82,10 +82,10 @@ class SessionManager(CookieRules):
     # -- expiry ----------------------------------------------------------------
 
     def _ttl(self, session: Session) -> int:
-        return session.ttl or self.config.max_age
+        return session._ttl or self.config.max_age
 
     def _expiry(self, session: Session, now: int) -> int:
-        return self._expiry_of(session.created_at, session.ttl, now)
+        return self._expiry_of(session._created_at, session._ttl, now)
 
     def _expiry_of(self, created_at: int, ttl: int | None, now: int | None = None) -> int:
         expires = (self.now() if now is None else now) + (ttl or self.config.max_age)
@@ -94,7 +94,7 @@ class SessionManager(CookieRules):
         return expires
 
     def _touch_due(self, session: Session, new_expiry: int) -> bool:
-        gain = new_expiry - session.expires_at
+        gain = new_expiry - session._expires_at
         if session._force_touch or (self.config.rolling and gain > 0):
             return True
         interval = self.config.touch_interval
@@ -114,7 +114,7 @@ class SessionManager(CookieRules):
             expires_at=now + self.config.max_age,
             user_key=self.config.user_key,
         )
-        session._stale_cookie = stale_cookie
+        session._stale_cookie = session._cookie_held = stale_cookie
         return session
 
     async def load(
@@ -164,6 +164,7 @@ class SessionManager(CookieRules):
             user_key=self.config.user_key,
         )
         session._load(record, data)
+        session._cookie_held = True
         session._cookie_dirty = bool(payload["rotated"])
         return session
 
@@ -193,7 +194,7 @@ class SessionManager(CookieRules):
             return _NOTHING
         text = session.serialize()
         modified = text != session._snapshot
-        if session.is_new:
+        if session._is_new:
             # After destroy() (logout) the empty session is not stored even with
             # save_uninitialized: the cookie is cleared, as express-session sets none.
             if modified or (self.config.save_uninitialized and not session._destroyed):
@@ -221,11 +222,14 @@ class SessionManager(CookieRules):
             if due or session._cookie_dirty or self.config.rolling
             else CookieAction.NONE
         )
-        if modified or self.config.resave or session._ttl_changed:
+        # resave: the session is written back once per request even if
+        # unmodified, not again after an explicit save().
+        resave = self.config.resave and not session._written
+        if modified or resave or session._ttl_changed:
             self._check_size(text)
             # The user id is checked now: a bad one fails this save alone.
             user_text(session._data.get(self.config.user_key))
-            return _Plan("update", cookie, text, expires if due else session.expires_at, due)
+            return _Plan("update", cookie, text, expires if due else session._expires_at, due)
         if due:
             return _Plan("touch", cookie, text, expires, True)
         return _Plan("none", cookie)
@@ -235,12 +239,12 @@ class SessionManager(CookieRules):
         # The store normalizes the record (`.stores.base.check_record`) in set().
         return SessionRecord(
             data=text,
-            created_at=session.created_at,
+            created_at=session._created_at,
             expires_at=expires,
             user_id=user_text(session._data.get(self.config.user_key)),
             ip=ip,
             user_agent=agent,
-            ttl=session.ttl,
+            ttl=session._ttl,
         )
 
     async def run(self, session: Session, plan: _Plan) -> CookieAction:
@@ -252,16 +256,16 @@ class SessionManager(CookieRules):
         if plan.write == "insert":
             record = plan.record or self._record(session, plan.text, plan.expires_at)
             try:
-                session.version = await self.store.set(session.id, record, expected_version=None)
+                session.version = await self.store.set(session._id, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
                 session._id = new_sid()
-                session.version = await self.store.set(session.id, record, expected_version=None)
+                session.version = await self.store.set(session._id, record, expected_version=None)
             session._snapshot = plan.text
             session._is_new = False
             session._base_exact = True
-            session._stored_ttl = session.ttl
+            session._stored_ttl = session._ttl
             session._ttl_changed = False
-            session.expires_at = plan.expires_at
+            session._expires_at = plan.expires_at
             session._force_touch = False
         elif plan.write == "update":
             request = SaveRequest(session, plan.text, plan.slide, plan.expires_at)
@@ -271,12 +275,17 @@ class SessionManager(CookieRules):
                 self._gone(session)
                 return CookieAction.CLEAR
         elif plan.write == "touch":
-            if not await self.store.touch(session.id, plan.expires_at):
+            # Only if the stored lifetime is still the one this request
+            # loaded: a stale request must not undo a concurrent set_expiry().
+            ttl = session._stored_ttl
+            if not await self.store.touch(session._id, plan.expires_at, ttl=ttl):
                 self._gone(session)
                 return CookieAction.CLEAR
-            self.saves.touched(session.id, plan.expires_at)
-            session.expires_at = plan.expires_at
+            self.saves.touched(session._id, plan.expires_at, ttl)
+            session._expires_at = plan.expires_at
             session._force_touch = False
+        if plan.write != "none":
+            session._written = True
         if session._user_bound and plan.write in ("insert", "update"):
             await self._limit_user_sessions(session)
         return plan.cookie
@@ -290,7 +299,7 @@ class SessionManager(CookieRules):
         user = self.user_of(session)
         if limit is None or user is None:
             return
-        ended = await self.store.limit_user_sessions(user, limit, current_sid=session.id)
+        ended = await self.store.limit_user_sessions(user, limit, current_sid=session._id)
         if ended:
             log.info(
                 "A login ended %d least recently used session(s) of its user, over the "
@@ -303,9 +312,14 @@ class SessionManager(CookieRules):
         log.info(
             "Session %s was ended by another request (logout or expiry); "
             "this request's changes were dropped and it was not recreated",
-            session.fingerprint,
+            session._fingerprint,
         )
-        self.saves.forget(session.id)
+        self.saves.forget(session._id)
+        self._fresh(session)
+
+    def _fresh(self, session: Session) -> None:
+        """Turn ``session`` into a fresh, empty, unsaved one (its cookie, if
+        the client holds one, is cleared unless the request stores it anew)."""
         now = self.now()
         session._reset(
             new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False
@@ -315,37 +329,53 @@ class SessionManager(CookieRules):
 
     async def reload(self, session: Session) -> None:
         """Replace the session's data with the stored one."""
-        if session.is_new:
+        if session._is_new:
             session._data = json.loads(session._snapshot)
             return
-        record = await self.store.get(session.id)
+        record = await self.store.get(session._id)
         if record is None:
             self._gone(session)
             return
         session._load(record, json.loads(record.data))
 
     async def regenerate(self, session: Session, keep_data: bool, restart_lifetime: bool) -> None:
-        """Move the session to a new id and delete the old record."""
-        if not session.is_new:
-            await self.store.destroy(session.id)
-            self.saves.forget(session.id)
+        """Move the session to a new id and delete the old record.
+
+        If the session ended meanwhile (logged out everywhere, destroyed by
+        another request, ended by the per-user limit, expired), its data is
+        not carried anywhere: the session becomes a fresh, empty one and the
+        old cookie is cleared, so an in-flight request cannot revive it under
+        a new id.
+        """
+        if not session._is_new:
+            live = await self.store.destroy(session._id)
+            self.saves.forget(session._id)
+            absolute = self.config.absolute_max_age
+            if absolute is not None and session._created_at + absolute <= self.now():
+                live = False
+            if not live:
+                log.info(
+                    "Session %s ended before this request could regenerate it (a logout, "
+                    "the per-user limit or expiry); its data was dropped and the request "
+                    "goes on with a fresh, empty session",
+                    session._fingerprint,
+                )
+                self._fresh(session)
+                return
         now = self.now()
-        created = now if restart_lifetime else session.created_at
+        created = now if restart_lifetime else session._created_at
         session._reset(
-            new_sid(), created_at=created, expires_at=session.expires_at, keep_data=keep_data
+            new_sid(), created_at=created, expires_at=session._expires_at, keep_data=keep_data
         )
-        log.info("Session regenerated as %s", session.fingerprint)
+        log.info("Session regenerated as %s", session._fingerprint)
 
     async def destroy(self, session: Session) -> None:
         """Delete the session's record; the session becomes a fresh one."""
-        if not session.is_new:
-            await self.store.destroy(session.id)
-            self.saves.forget(session.id)
-            log.info("Session %s destroyed", session.fingerprint)
-        now = self.now()
-        session._reset(
-            new_sid(), created_at=now, expires_at=now + self.config.max_age, keep_data=False
-        )
+        if not session._is_new:
+            await self.store.destroy(session._id)
+            self.saves.forget(session._id)
+            log.info("Session %s destroyed", session._fingerprint)
+        self._fresh(session)
         session._destroyed = True
 
     # -- a user's sessions -----------------------------------------------------
@@ -366,9 +396,9 @@ class SessionManager(CookieRules):
     ) -> int:
         """End every session of ``user_id`` ("log out everywhere"), but
         ``except_session`` if given; return how many were ended."""
-        keep = (
-            except_session.id if except_session is not None and not except_session.is_new else None
-        )
+        keep = None
+        if except_session is not None and not except_session._is_new:
+            keep = except_session._id
         count = await self.store.destroy_user_sessions(user_id, except_sid=keep)
         log.info("Ended %d session(s) of a user", count)
         return count

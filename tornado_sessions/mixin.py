@@ -68,16 +68,25 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
     ``prepare()``), the error page can still read `session` (and so
     ``current_user``): it is an empty session that is never saved.
 
-    A response that reads the session, or sets or clears its cookie, gets
+    A request outside ``SESSION_COOKIE_PATH`` (where the browser never
+    sends the cookie) neither loads nor sets a session: its `session` is
+    empty and refuses changes.
+
+    A response that reads the session (its identity included: ``id``,
+    ``fingerprint``, ``expires_at``...), or sets or clears its cookie, gets
     ``Vary: Cookie`` and ``Cache-Control: private``, so that no shared cache
-    serves one user's page or cookie to another.  A handler that sets its
-    own ``Cache-Control`` keeps it, except that a response carrying a
+    serves one user's page or cookie to another; a streamed response gets
+    them at its first `flush`.  A handler that sets its own
+    ``Cache-Control`` keeps it, except that a response carrying a
     ``Set-Cookie`` never keeps ``public`` or ``s-maxage``.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``Cache-Control: private`` also on responses that only read the
        session.
+    .. versionchanged:: 0.3
+       Requests outside the cookie path load no session; cache headers on
+       identity reads and at the first flush.
     .. versionchanged:: 0.2
        The session of an error page sent before the session was loaded is
        an empty stand-in (it raised `.SessionNotLoadedError`); a WebSocket
@@ -238,6 +247,13 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
     async def _session_load(self) -> None:
         self._session_loading = True
         manager = self.get_session_manager()
+        cookie_path = manager.config.path
+        if not unloaded.path_matches(self.request.path, cookie_path):
+            # The browser never sends the cookie here: no load, no cookie.
+            self._session = unloaded.outside_path(self.request.path, cookie_path)
+            self._session_done = True
+            self._session_loading = False
+            return
         value, duplicated = response.cookie_value(self.request, manager.config.cookie_name)
         client = self.request.remote_ip
         if duplicated:
@@ -252,7 +268,7 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
         except StoreError as exc:
             raise self._session_store_failed("loading the session", exc) from None
         if duplicated:
-            session._stale_cookie = True
+            session._stale_cookie = session._cookie_held = True
         if manager.config.track_client:
             session._client = (client, self.request.headers.get("User-Agent"))
         self._session = session

@@ -84,6 +84,7 @@ def apply(
         )
         session._cookie_dirty = False
         session._stale_cookie = False
+        session._cookie_held = True
     else:
         handler.clear_cookie(
             config.cookie_name,
@@ -93,7 +94,7 @@ def apply(
             secure=config.secure,
             samesite=config.samesite.capitalize(),
         )
-        session._stale_cookie = False
+        session._stale_cookie = session._cookie_held = False
     # A response that sets a cookie must not be stored by shared caches.
     directives = [
         d.strip()

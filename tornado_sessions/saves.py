@@ -126,9 +126,9 @@ class _State:
         return cls(
             session.version,
             session._snapshot if text is None else text,
-            session.expires_at,
+            session._expires_at,
             session._stored_ttl,  # not ttl: set_expiry() may be unsaved
-            session.created_at,
+            session._created_at,
         )
 
 
@@ -174,10 +174,11 @@ class SaveCombiner:
         """Drop what is remembered of ``sid`` (it was destroyed or renamed)."""
         self._recent.pop(sid, None)
 
-    def touched(self, sid: str, expires_at: int) -> None:
-        """Note that ``sid``'s expiry was moved by a touch."""
+    def touched(self, sid: str, expires_at: int, ttl: int | None) -> None:
+        """Note that ``sid``'s expiry was moved by a touch made with the
+        lifetime ``ttl`` (which the store applied only if it was the stored one)."""
         state = self._recent.get(sid)
-        if state is not None:
+        if state is not None and state.ttl == ttl:
             state.expires_at = expires_at
 
     async def save(self, request: SaveRequest) -> None:
@@ -188,7 +189,7 @@ class SaveCombiner:
         :raises SessionTooLarge: this request's change made the data too large.
         :raises StoreError: the store failed.
         """
-        sid = request.session.id
+        sid = request.session._id
         group = self._groups.get(sid)
         if group is not None:
             self._learn(group, request)
@@ -270,7 +271,7 @@ class SaveCombiner:
             state = group.state
             only = batch[0]
             if len(batch) == 1 and only.exact and only.base_version == state.version:
-                text, slide, ttl = only.text, only.slide, only.session.ttl
+                text, slide, ttl = only.text, only.slide, only.session._ttl
                 expires = only.expires_at
                 data: dict[str, Any] | None = None
             else:
@@ -301,7 +302,7 @@ class SaveCombiner:
                 conflicts += 1
                 if conflicts >= MAX_SAVE_ATTEMPTS:
                     raise StoreError(
-                        f"session {last.fingerprint} could not be saved: {MAX_SAVE_ATTEMPTS} "
+                        f"session {last._fingerprint} could not be saved: {MAX_SAVE_ATTEMPTS} "
                         "saves by other processes won the race in a row"
                     ) from None
                 group.state = None  # re-read, then apply the changes again
@@ -330,7 +331,7 @@ class SaveCombiner:
         for request in batch:
             request.apply(data)
             if request.session._ttl_changed:
-                ttl = request.session.ttl
+                ttl = request.session._ttl
             slide = slide or request.slide
         text = dumps(data)
         if not self._too_large(text):
@@ -357,7 +358,7 @@ class SaveCombiner:
             data = trial
             kept.append(request)
             if request.session._ttl_changed:
-                ttl = request.session.ttl
+                ttl = request.session._ttl
             slide = slide or request.slide
         return data, dumps(data), slide, ttl, kept
 
@@ -386,7 +387,7 @@ def _saved(request: SaveRequest, state: _State) -> None:
     """Bring the request's session up to the state just written."""
     session = request.session
     session.version = state.version
-    session.expires_at = state.expires_at
+    session._expires_at = state.expires_at
     session._ttl = session._stored_ttl = state.ttl
     session._ttl_changed = False
     session._is_new = False

@@ -83,8 +83,8 @@ class Session(MutableMapping[str, Any]):
         self._data: dict[str, Any] = data if data is not None else {}
         self._snapshot = snapshot
         self._is_new = is_new
-        self.created_at = created_at
-        self.expires_at = expires_at
+        self._created_at = created_at
+        self._expires_at = expires_at
         self.version = version
         self._ttl = ttl
         self._user_key = user_key
@@ -114,29 +114,67 @@ class Session(MutableMapping[str, Any]):
         self._destroyed = False
         # (ip, user agent) recorded with the session when track_client is on.
         self._client: tuple[str | None, str | None] = (None, None)
+        # The client holds our cookie (the request carried one), or this
+        # response sets one: only then does ending the session clear it.
+        self._cookie_held = False
+        # A write of this session succeeded during this request (so that
+        # resave does not write it a second time at the end).
+        self._written = False
 
     # -- identity and state -------------------------------------------------
+    #
+    # Each public accessor marks the session accessed: a response built from
+    # any of them (a CSRF token derived from the id, "expires in 3 days")
+    # depends on the session and must not be kept by a shared cache.  The
+    # library's own code reads the private fields.
 
     @property
     def id(self) -> str:
         """The session id (a secret: never log it; see `fingerprint`)."""
+        self.accessed = True
         return self._id
 
     @property
     def fingerprint(self) -> str:
         """A short, non-reversible tag of the id, safe to log and display."""
+        self.accessed = True
         return fingerprint(self._id)
 
     @property
     def is_new(self) -> bool:
         """True until the session has been written to the store."""
+        self.accessed = True
         return self._is_new
+
+    @property
+    def created_at(self) -> int:
+        """When the session was created (seconds since the epoch).
+
+        .. versionchanged:: 0.3
+           Reading it marks the session accessed (as `id`, `fingerprint`,
+           `is_new`, `expires_at` and `ttl` do).
+        """
+        self.accessed = True
+        return self._created_at
+
+    @property
+    def expires_at(self) -> int:
+        """When the session expires unless used again (seconds since the
+        epoch), as stored."""
+        self.accessed = True
+        return self._expires_at
 
     @property
     def ttl(self) -> int | None:
         """The per-session lifetime set by `set_expiry` (as stored with the
         session), or None for the configured ``max_age``."""
+        self.accessed = True
         return self._ttl
+
+    @property
+    def _fingerprint(self) -> str:
+        # For the library's log lines: does not mark the session accessed.
+        return fingerprint(self._id)
 
     @property
     def modified(self) -> bool:
@@ -217,7 +255,8 @@ class Session(MutableMapping[str, Any]):
         return value
 
     def __repr__(self) -> str:
-        return f"<Session {self.fingerprint} new={self._is_new} keys={sorted(self)}>"
+        keys = sorted(key for key in self._data if key != FLASH_KEY)
+        return f"<Session {self._fingerprint} new={self._is_new} keys={keys}>"
 
     # -- flash messages ------------------------------------------------------
 
@@ -350,8 +389,8 @@ class Session(MutableMapping[str, Any]):
         self._snapshot = record.data
         self._maybe_changed = False
         self._is_new = False
-        self.created_at = record.created_at
-        self.expires_at = record.expires_at
+        self._created_at = record.created_at
+        self._expires_at = record.expires_at
         self.version = record.version
         self._ttl = record.ttl
         self._stored_ttl = record.ttl
@@ -371,7 +410,8 @@ class Session(MutableMapping[str, Any]):
         self._is_new = True
         self.version = 0
         self._base_exact = True
-        self.created_at = created_at
-        self.expires_at = expires_at
+        self._created_at = created_at
+        self._expires_at = expires_at
         self._cookie_dirty = True
-        self._stale_cookie = True
+        # The old id's cookie, if the client holds one, must go.
+        self._stale_cookie = self._cookie_held

@@ -125,4 +125,4 @@ async def read_session(
     if not value:
         return None
     session = await manager.load(_NoOwner(), value)
-    return None if session.is_new else dict(session._data)
+    return None if session._is_new else dict(session._data)

@@ -1,5 +1,6 @@
-"""The session before it is loaded: the empty stand-in of an early error
-page, and the error that names why it is not loaded.
+"""The session before it is loaded (or where none is): the empty stand-in of
+an early error page, the read-only empty session of a request outside the
+cookie path, and the error that names why a session is not loaded.
 
 Tornado checks XSRF tokens, and may refuse a method, before ``prepare()``
 runs: the error page (``write_error``, ``get_current_user``, a template) then
@@ -21,13 +22,33 @@ import tornado.web
 from .errors import SessionNotLoadedError
 from .session import Session
 
-__all__ = ["not_loaded_cause", "standin"]
+__all__ = ["not_loaded_cause", "outside_path", "path_matches", "standin"]
 
 
 def standin(status: int) -> Session:
     """An empty session for a page answered with ``status`` before the load."""
     now = int(time.time())
     return Session(_StandIn(status), "", created_at=now, expires_at=now)
+
+
+def path_matches(request_path: str, cookie_path: str) -> bool:
+    """Whether a browser sends a cookie of path ``cookie_path`` with a request
+    for ``request_path`` (RFC 6265, 5.1.4: the same path, or a prefix of it
+    ending at a ``/``)."""
+    if request_path == cookie_path or cookie_path == "/":
+        return True
+    if not request_path.startswith(cookie_path):
+        return False
+    return cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
+
+
+def outside_path(request_path: str, cookie_path: str) -> Session:
+    """The session of a request outside ``SESSION_COOKIE_PATH``: empty,
+    never loaded nor saved, and refusing changes (the browser would never
+    send its cookie back here), as express-session skips such requests."""
+    now = int(time.time())
+    owner = _OutsidePath(request_path, cookie_path)
+    return _ReadOnlySession(owner, "", created_at=now, expires_at=now)
 
 
 def not_loaded_cause(handler: Any, loading: bool, mixin: type) -> str:
@@ -96,3 +117,54 @@ class _StandIn:
 
     async def _session_destroy(self, session: Session) -> None:
         raise self._refuse()
+
+
+class _OutsidePath:
+    """The owner of a request's session outside the cookie path."""
+
+    def __init__(self, request_path: str, cookie_path: str) -> None:
+        self.request_path = request_path
+        self.cookie_path = cookie_path
+
+    def _refuse(self) -> SessionNotLoadedError:
+        return SessionNotLoadedError(
+            f"no session is loaded for {self.request_path!r}: it is outside the session "
+            f"cookie's path {self.cookie_path!r} (SESSION_COOKIE_PATH), where browsers never "
+            "send the cookie, so a session here could never be read back; serve this "
+            "handler under that path, or widen SESSION_COOKIE_PATH"
+        )
+
+    async def _session_save(self, session: Session) -> None:
+        raise self._refuse()
+
+    async def _session_reload(self, session: Session) -> None:
+        raise self._refuse()
+
+    async def _session_regenerate(
+        self, session: Session, keep_data: bool, restart_lifetime: bool
+    ) -> None:
+        raise self._refuse()
+
+    async def _session_destroy(self, session: Session) -> None:
+        raise self._refuse()
+
+
+class _ReadOnlySession(Session):
+    """An empty session that refuses every change (see `outside_path`)."""
+
+    _owner: _OutsidePath
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise self._owner._refuse()
+
+    def __delitem__(self, key: str) -> None:
+        raise self._owner._refuse()
+
+    def flash(self, message: str, category: str = "message") -> None:
+        raise self._owner._refuse()
+
+    def set_expiry(self, seconds: int | None) -> None:
+        raise self._owner._refuse()
+
+    def touch(self) -> None:
+        raise self._owner._refuse()

@@ -130,7 +130,7 @@ async def test_touch_in_the_same_second_still_counts_as_found(
     rec = record(clock)
     await store.set(sid, rec, expected_version=None)
     # Same expiry, same second: no column changes, but the row is there.
-    assert await store.touch(sid, rec.expires_at) is True
+    assert await store.touch(sid, rec.expires_at, ttl=None) is True
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -184,12 +184,32 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     async def destroy(self, sid: str) -> bool:
-        """Delete the record of ``sid``; return whether one existed."""
+        """Delete the record of ``sid``; return whether a live one existed.
+
+        An expired record counts as none (a store may leave it to
+        `clear_expired`): `.Session.regenerate` relies on the answer to
+        never carry an ended session's data under a new id.
+
+        .. versionchanged:: 0.3
+           The answer is about a *live* record.
+        """
 
     @abc.abstractmethod
-    async def touch(self, sid: str, expires_at: int) -> bool:
-        """Set the expiry of a live record without touching its data or
-        version; return False if the record is gone."""
+    async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
+        """Set the expiry of a live record to ``expires_at`` without touching
+        its data or version, but only if its stored lifetime (`SessionRecord.ttl`)
+        is still ``ttl``, the one the request loaded; return False if the
+        record is gone (missing or expired), True if it is live (whether or
+        not the expiry moved).
+
+        The condition keeps a stale request from undoing a concurrent
+        `.Session.set_expiry`: a request that loaded a 30-day session and
+        finishes after another request shortened it to a minute must not
+        give it 30 days again.  A touch also records a use (`SessionInfo.updated_at`).
+
+        .. versionchanged:: 0.3
+           ``ttl``: the touch applies only if the stored lifetime is unchanged.
+        """
 
     @abc.abstractmethod
     async def all(self) -> list[SessionInfo]:

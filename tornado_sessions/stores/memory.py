@@ -100,14 +100,17 @@ class MemoryStore(SessionStore):
         return new.version
 
     async def destroy(self, sid: str) -> bool:
-        return self._records.pop(hash_sid(sid), None) is not None
+        record = self._records.pop(hash_sid(sid), None)
+        return record is not None and record.expires_at > self.now()
 
-    async def touch(self, sid: str, expires_at: int) -> bool:
+    async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         now = self.now()
         key = hash_sid(sid)
         current = self._live(key, now)
         if current is None:
             return False
+        if current.ttl != ttl:  # the lifetime changed since the caller loaded it
+            expires_at = current.expires_at
         self._records[key] = _replace(current, expires_at=expires_at, updated_at=now)
         return True
 

@@ -11,8 +11,8 @@ store call         statement
 ``get``            ``SELECT ... WHERE id = ? AND expires_at > ?``
 ``set`` (new)      ``INSERT`` (a duplicate id raises `.SessionExists`)
 ``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
-``touch``          ``UPDATE ... SET expires_at, updated_at WHERE id = ? AND expires_at > ?``
-``destroy``        ``DELETE ... WHERE id = ?``
+``touch``          ``UPDATE ... SET expires_at = IF(ttl <=> ?, ?, expires_at) ...``
+``destroy``        ``DELETE ... WHERE id = ? AND expires_at > ?``
 =================  ============================================================
 
 .. versionadded:: 0.2
@@ -60,9 +60,14 @@ class Statements:
         self.current = f"SELECT version, data FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s"
         self.inserted = f"SELECT version, data, created_at FROM {t} WHERE id = UNHEX(%s)"
         self.delete_stale = f"DELETE FROM {t} WHERE id = UNHEX(%s) AND expires_at <= %s"
-        self.destroy = f"DELETE FROM {t} WHERE id = UNHEX(%s)"
+        # Only a live row: the row count then says whether the session was
+        # still live (an expired row is left to the cleanup).
+        self.destroy = f"DELETE FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s"
+        # Only if the stored lifetime is the one the request loaded (so a
+        # stale request cannot undo a set_expiry); the row counts as found
+        # either way (CLIENT.FOUND_ROWS), so the row count says "live".
         self.touch = (
-            f"UPDATE {t} SET expires_at = %s, updated_at = %s "
+            f"UPDATE {t} SET expires_at = IF(ttl <=> %s, %s, expires_at), updated_at = %s "
             "WHERE id = UNHEX(%s) AND expires_at > %s"
         )
         self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"

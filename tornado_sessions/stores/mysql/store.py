@@ -405,13 +405,15 @@ class MySQLStore(AdminQueries, SessionStore):
 
     async def destroy(self, sid: str) -> bool:
         result = await self._execute(
-            "destroying a session", self._sql.destroy, (statements.key(sid),)
+            "destroying a session", self._sql.destroy, (statements.key(sid), self.now())
         )
         return result.rowcount > 0
 
-    async def touch(self, sid: str, expires_at: int) -> bool:
+    async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         now = self.now()
         result = await self._execute(
-            "extending a session", self._sql.touch, (expires_at, now, statements.key(sid), now)
+            "extending a session",
+            self._sql.touch,
+            (ttl, expires_at, now, statements.key(sid), now),
         )
         return result.rowcount > 0
