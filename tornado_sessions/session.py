@@ -332,7 +332,11 @@ class Session(MutableMapping[str, Any]):
         before login is worthless after (session fixation).
 
         :param keep_data: keep the data under the new id (the default);
-            False starts empty.
+            False starts empty.  What moves is this request's view of the
+            data (what it loaded plus its own changes): a change that a
+            concurrent request saves on the old id while this one
+            regenerates is not carried over.  Regenerate at login, before
+            the new privileges are used, where no such request exists.
         :param restart_lifetime: restart the absolute timeout's clock; by
             default the new id inherits the old session's creation time.
         """
