@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import tornado.iostream
 import tornado.web
 
-from . import response, unloaded
+from . import appconfig, response, unloaded
 from .config import SessionConfig
-from .errors import SessionNotLoadedError, StoreError
+from .errors import ConfigError, SessionNotLoadedError, StoreError
 from .finishing import SessionFinishing
 from .manager import SessionManager
 from .session import Session
@@ -131,15 +131,20 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
         """Return the application's `.SessionConfig`.
 
         Called once, when the first request makes the application's
-        `.SessionManager`; the default reads the ``session_config`` setting,
-        or builds one with `.SessionConfig.from_env`.
+        `.SessionManager`; the default reads the ``session_config`` setting.
+        Without one, it builds one with `.SessionConfig.from_env`, once per
+        application (logged once); if that fails, the error is logged once,
+        with the fix, and each request answers 500 with no traceback of its
+        own.
+
+        .. versionchanged:: 0.3
+           The config read from the environment is built once per
+           application, and its failure logged once, not once per request.
         """
-        config = self.settings.get("session_config")
-        if config is None:
-            return SessionConfig.from_env()
-        if not isinstance(config, SessionConfig):
-            raise TypeError("the session_config application setting must be a SessionConfig")
-        return config
+        try:
+            return appconfig.app_config(self.application)
+        except ConfigError:  # logged once (then once a minute) by app_config
+            raise tornado.web.HTTPError(500) from None
 
     def get_session_manager(self) -> SessionManager:
         """Return the application's `.SessionManager` (made once, on first use)."""

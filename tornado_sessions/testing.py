@@ -26,7 +26,7 @@ from typing import Any
 import tornado.httpclient
 import tornado.web
 
-from .config import SessionConfig
+from .appconfig import app_config
 from .manager import SessionManager
 from .session import Session
 
@@ -64,8 +64,7 @@ def session_manager(app: tornado.web.Application) -> SessionManager:
         store = app.settings.get("session_store")
         if store is None:
             raise RuntimeError("the application has no session_store setting")
-        config = app.settings.get("session_config") or SessionConfig.from_env()
-        manager = SessionManager(store, config)
+        manager = SessionManager(store, app_config(app))
         app._tornado_sessions_manager = manager  # type: ignore[attr-defined]
     return manager
 
