@@ -37,6 +37,8 @@ setup(
             "mypy==2.4.1",
             "ruff==0.17.6",
             "selenium>=4.20",
+            # The benchmark's --uvloop (make bench); never a dependency of the package.
+            "uvloop>=0.19",
             *DOCS,  # scripts/test builds the docs too
         ],
         "docs": DOCS,

@@ -218,6 +218,10 @@ class Load:
         # CPU time per request: much less sensitive than throughput to other
         # processes competing for the cores.
         result["cpu_us"] = (server.cpu_seconds() - cpu) * 1e6 / result["requests"]
+        # The server's idle time per request: its wall time per request (at
+        # this concurrency) less its CPU time, i.e. how long it sat waiting
+        # (for the database, for a batch to come back, for the client).
+        result["idle_us"] = max(0.0, 1e6 / result["rps"] - result["cpu_us"])
         return result
 
 

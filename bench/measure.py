@@ -1,10 +1,12 @@
-"""What is measured: the four cases, paired runs, statement probes, lost updates.
+"""What is measured: the cases, paired runs, statement probes, lost updates.
 
-The cases (`CASES`) cross two actions with two shapes of traffic:
+The cases (`CASES`) cross two actions with shapes of traffic:
 
 * ``read-many`` / ``write-many``: each request carries one of N session
   cookies (``--sessions``), in turn, over ``--connections`` connections:
   many users, concurrent requests on different sessions;
+* ``read-1`` / ``write-1`` and ``read-4`` / ``write-4``: the same over 1 and
+  4 connections: a quiet site, where nothing waits to be batched;
 * ``read-one`` / ``write-one``: ``--concurrency`` connections all on one
   cookie: a browser's parallel XHRs.  In ``write-one`` each connection
   increments a key of its own; the session is read back after each run
@@ -27,13 +29,25 @@ from bench.db import Counters, delta
 from bench.load import Load, Workload
 from bench.servers import Server, get, tally
 
-#: case -> (path, shape)
-CASES = {
-    "read-many": ("/read", "many"),
-    "write-many": ("/write", "many"),
-    "read-one": ("/read", "one"),
-    "write-one": ("/write", "one"),
+#: case -> (path, shape, connections: None for --connections / --concurrency)
+CASES: dict[str, tuple[str, str, int | None]] = {
+    "read-1": ("/read", "many", 1),
+    "write-1": ("/write", "many", 1),
+    "read-4": ("/read", "many", 4),
+    "write-4": ("/write", "many", 4),
+    "read-many": ("/read", "many", None),
+    "write-many": ("/write", "many", None),
+    "read-one": ("/read", "one", None),
+    "write-one": ("/write", "one", None),
 }
+
+
+def connections_of(case: str, shape: Shape) -> int:
+    """The connections a case runs over."""
+    _, kind, fixed = CASES[case]
+    if fixed is not None:
+        return fixed
+    return shape.connections if kind == "many" else shape.concurrency
 
 
 @dataclass
@@ -71,12 +85,13 @@ class Samples:
 
 
 def workload(case: str, variant: Variant, shape: Shape) -> Workload:
-    path, kind = CASES[case]
+    path, kind, _ = CASES[case]
     cookie_name = variant.server.cookie_name
+    connections = connections_of(case, shape)
     if kind == "many":
-        return Workload(path, cookie_name, variant.many, shape.connections)
+        return Workload(path, cookie_name, variant.many, connections)
     return Workload(
-        path, cookie_name, (variant.one,), shape.concurrency, one=True, keyed=path == "/write"
+        path, cookie_name, (variant.one,), connections, one=True, keyed=path == "/write"
     )
 
 

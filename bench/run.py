@@ -6,16 +6,20 @@ Run from the repository root::
     python bench/run.py --quick               # a smoke run, seconds
     python bench/run.py --cases write-one --rounds 5 --json /tmp/results.json
 
-Four cases (bench/measure.py): ``read-many`` and ``write-many`` (each request
+Eight cases (bench/measure.py): ``read-many`` and ``write-many`` (each request
 carries one of ``--sessions`` cookies, over ``--connections`` connections),
-``read-one`` and ``write-one`` (``--concurrency`` connections on one cookie;
-in ``write-one`` each connection increments a key of its own, and the writes
-acknowledged are checked against the session afterwards).
+``read-1``, ``write-1``, ``read-4`` and ``write-4`` (the same over 1 and 4
+connections), ``read-one`` and ``write-one`` (``--concurrency`` connections
+on one cookie; in ``write-one`` each connection increments a key of its own,
+and the writes acknowledged are checked against the session afterwards).
 
 Servers, each one process on 127.0.0.1: bare Tornado, the same handlers with
 ``SessionMixin`` on ``MemoryStore`` and on ``MySQLStore`` (bench/server.py),
 and where Node.js is present bare express and express-session +
-express-mysql-session (bench/node/app.js, packages installed with npm).  Each
+express-mysql-session (bench/node/app.js, packages installed with npm);
+with ``--baseline DIR`` the same two session servers again on the library of
+another checkout (``memory-base``, ``mysql-base``), for a before/after in
+one run.  Each
 measured run is paired with a bare run just before it; the tables show
 medians over ``--rounds``, and the summary the ratio of our cost to express's
 per case.  This module is the command line and the order of a run.
@@ -49,7 +53,7 @@ from bench.measure import (  # noqa: E402
     probe_statements,
     warm_up,
 )
-from bench.report import print_tables, ratios, result, summarize  # noqa: E402
+from bench.report import floors, print_tables, ratios, result, summarize  # noqa: E402
 from bench.servers import (  # noqa: E402
     Server,
     check,
@@ -76,7 +80,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--sessions", type=int, help="cookies cycled through in the many cases (500)")
     add("--connections", type=int, default=16, help="connections in the many cases (16)")
     add("--concurrency", type=int, default=6, help="connections on one cookie in the one cases (6)")
-    add("--cases", default=",".join(CASES), help="comma-separated cases to run (all four)")
+    add("--cases", default=",".join(CASES), help="comma-separated cases to run (all eight)")
     add(
         "--db",
         default="auto",
@@ -96,6 +100,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run express-session + express-mysql-session side by side (yes, if Node is present)",
     )
     add("--no-memory", action="store_true", help="skip the MemoryStore variant")
+    add(
+        "--uvloop",
+        action="store_true",
+        help="run the Python servers on uvloop (pip install uvloop; not a dependency)",
+    )
+    add(
+        "--baseline",
+        metavar="DIR",
+        help="also run the session servers on the tornado_sessions of another checkout "
+        "(a git worktree of main, say), as memory-base and mysql-base",
+    )
     add("--quick", action="store_true", help="a smoke run: 1 round of 1 s, 50 sessions, no warm-up")
     add(
         "--json",
@@ -110,8 +125,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     unknown = [c for c in args.cases if c not in CASES]
     if unknown or not args.cases:
         parser.error(f"--cases takes some of {', '.join(CASES)} (not {', '.join(unknown)})")
-    if args.sessions < args.connections:
-        parser.error("--sessions must be at least --connections (concurrent requests would share)")
+    if args.baseline is not None:
+        args.baseline = str(Path(args.baseline).resolve())
+        if not (Path(args.baseline) / "tornado_sessions" / "__init__.py").is_file():
+            parser.error(f"--baseline: no tornado_sessions package in {args.baseline}")
+    if args.uvloop:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            parser.error("--uvloop: uvloop is not installed (pip install uvloop)")
+    if args.sessions < max(args.connections, 4):
+        parser.error(
+            "--sessions must be at least --connections and 4 (concurrent requests would share)"
+        )
     if min(args.connections, args.concurrency, args.rounds) < 1 or args.duration <= 0:
         parser.error("--connections, --concurrency and --rounds must be >= 1, --duration > 0")
     if "PYTHONDEVMODE" in os.environ or sys.flags.dev_mode:
@@ -145,8 +171,8 @@ def variant(name: str, server: Server, bare: Server, bare_name: str, sessions: i
         bare_name=bare_name,
         many=tuple(cookies[:-1]),
         one=cookies[-1],
-        counted=name in ("mysql", "express-mysql"),
-        trips=name == "mysql",
+        counted=name.startswith("mysql") or name == "express-mysql",
+        trips=name.startswith("mysql"),
     )
 
 
@@ -162,11 +188,19 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
             servers.append(server)
             return server
 
-        bare = started_server(start_python("bare", env, TABLE))
+        loop = {"uvloop": args.uvloop}
+        bare = started_server(start_python("bare", env, TABLE, **loop))
         variants = []
-        for name in ([] if args.no_memory else ["memory"]) + ["mysql"]:
-            server = started_server(start_python(name, env, TABLE))
-            variants.append(variant(name, server, bare, "tornado", args.sessions))
+        kinds = ([] if args.no_memory else ["memory"]) + ["mysql"]
+        for kind in kinds:
+            server = started_server(start_python(kind, env, TABLE, **loop))
+            variants.append(variant(kind, server, bare, "tornado", args.sessions))
+        if args.baseline:
+            for kind in kinds:
+                server = started_server(
+                    start_python(kind, env, TABLE, repo=args.baseline, name=f"{kind}-base", **loop)
+                )
+                variants.append(variant(f"{kind}-base", server, bare, "tornado", args.sessions))
         versions: dict[str, str] = {}
         node = node_setup() if args.node else None
         if node:
@@ -201,6 +235,8 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
     rows = summarize(samples)
     ratio = ratios(rows)
     cpu_ratio = ratios(rows, "cpu_cost_us")
+    floor = floors(rows)
+    base_ratio = ratios(rows, ours_name="mysql-base") if args.baseline else None
     print()
     print_tables(
         rows,
@@ -210,7 +246,9 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         f"session layer cost over the bare framework, median of {args.rounds} paired runs "
         f"({load.name}, {args.duration:g} s per run; many: {args.sessions} sessions over "
         f"{args.connections} connections; one: {args.concurrency} connections on one "
-        f"session; {db_label})",
+        f"session; {db_label}{'; uvloop' if args.uvloop else ''})",
+        floor,
+        base_ratio,
     )
     settings_out = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -235,6 +273,8 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         "connections": args.connections,
         "concurrency": args.concurrency,
         "node_versions": versions,
+        "uvloop": args.uvloop,
+        "baseline": args.baseline,
     }
     out = result(
         rows=rows,
@@ -243,6 +283,8 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         cpu_ratio=cpu_ratio,
         shape=shape,
         settings=settings_out,
+        floor=floor,
+        base_ratio=base_ratio,
     )
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     log(f"results written to {args.json} ({out['seconds']:g} s)")

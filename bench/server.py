@@ -3,6 +3,7 @@
 Run by ``bench/run.py`` as a subprocess::
 
     python bench/server.py --variant bare|memory|mysql --port 8001 [--table bench_sessions]
+        [--uvloop]
 
 Routes (the same handler bodies in every variant, the session use aside):
 
@@ -122,6 +123,7 @@ async def main() -> None:
     parser.add_argument("--variant", choices=["bare", "memory", "mysql"], required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--table", default="bench_sessions")
+    parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -168,4 +170,9 @@ async def main() -> None:
 if __name__ == "__main__":
     if "PYTHONDEVMODE" in os.environ:
         sys.exit("do not benchmark in Python dev mode")
-    asyncio.run(main())
+    if "--uvloop" in sys.argv[1:]:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -91,15 +91,29 @@ class Server:
         self.output.close()
 
 
-def start_python(variant: str, env: dict[str, str], table: str) -> Server:
-    """bench/server.py as ``bare``, ``memory`` or ``mysql``."""
+def start_python(
+    variant: str,
+    env: dict[str, str],
+    table: str,
+    *,
+    repo: str | None = None,
+    name: str | None = None,
+    uvloop: bool = False,
+) -> Server:
+    """bench/server.py as ``bare``, ``memory`` or ``mysql``; on the
+    tornado_sessions of the checkout ``repo`` if given (else this one's),
+    on uvloop if asked."""
     port = free_port()
     cmd = [
         sys.executable,
         str(HERE / "server.py"),
         *("--variant", variant, "--port", str(port), "--table", table),
+        *(["--uvloop"] if uvloop else []),
     ]
-    return Server(variant, cmd, env, port, "__Host-session")
+    if repo is not None:
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]
+        env = {**env, "PYTHONPATH": os.pathsep.join([repo, *paths])}
+    return Server(name or variant, cmd, env, port, "__Host-session")
 
 
 def start_node(node: str, mode: str, env: dict[str, str], table: str) -> Server:

@@ -27,7 +27,17 @@ import pytest
 from tests.mysql.server import MariaDBServer, running_server
 
 REPO = Path(__file__).resolve().parent.parent
-CASES = {"read-many", "write-many", "read-one", "write-one"}
+CASES = {
+    "read-1",
+    "write-1",
+    "read-4",
+    "write-4",
+    "read-many",
+    "write-many",
+    "read-one",
+    "write-one",
+}
+CONNECTIONS = {"read-1": 1, "write-1": 1, "read-4": 4, "write-4": 4, "read-one": 6, "write-one": 6}
 NONE = {"select": 0, "insert": 0, "update": 0, "delete": 0}
 OURS = {
     "read": {**NONE, "select": 1},
@@ -89,7 +99,9 @@ def check_common(result: dict[str, Any], variants: set[str]) -> None:
             assert row["rps"] > 0 and row["bare_rps"] > 0, (case, name)
             assert row["requests"] > 0, (case, name)
             assert row["non_2xx"] == 0 and row["socket_errors"] == 0, (case, name, row)
-        assert entry["connections"] == (16 if entry["shape"] == "many" else 6)
+            # The server's idle time per request is reported for every case.
+            assert row["idle_us"] >= 0 and row["bare_idle_us"] >= 0, (case, name)
+        assert entry["connections"] == CONNECTIONS.get(case, 16), case
         assert entry["sessions"] == (50 if entry["shape"] == "many" else 1)
         # Statements and round trips are counted for our MySQL variant in every case.
         assert entry["variants"]["mysql"]["statements_per_request"]["select"] > 0, case
@@ -101,6 +113,11 @@ def check_common(result: dict[str, Any], variants: set[str]) -> None:
         assert writes["unacknowledged"] == 0, (name, writes)
         assert writes["held"] == writes["acknowledged"], (name, writes)
     assert result["single_request_statements"]["mysql"] == OURS
+    # The floor: MemoryStore's CPU over bare Tornado, per read and per write.
+    if "memory" in variants:
+        floor = result["floor_cpu_us_over_bare"]["memory"]
+        assert (floor["read_case"], floor["write_case"]) == ("read-many", "write-many")
+        assert isinstance(floor["read"], float) and isinstance(floor["write"], float)
 
 
 def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) -> None:
@@ -118,7 +135,14 @@ def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) ->
 
 
 def test_quick_run_wrk(bench_server: MariaDBServer, tmp_path: Path) -> None:
-    result = run_bench(bench_server, tmp_path, "--load", "wrk", "--no-node", "--no-memory")
+    """wrk, on uvloop, with this checkout as its own --baseline (mysql-base)."""
+    result = run_bench(
+        bench_server,
+        tmp_path,
+        *("--load", "wrk", "--no-node", "--no-memory", "--uvloop", "--baseline", str(REPO)),
+    )
     assert result["load_generator"].startswith("wrk")
-    check_common(result, {"mysql"})
+    assert result["uvloop"] is True and result["baseline"] == str(REPO)
+    check_common(result, {"mysql", "mysql-base"})
+    assert result["single_request_statements"]["mysql-base"] == OURS
     assert result["ratios_ours_over_express"] == {}
