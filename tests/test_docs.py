@@ -93,3 +93,24 @@ def test_the_quickstart_links_every_recipe(built: Path) -> None:
     for name in ("class BaseHandler", "class CartSocket", "def local_url"):
         assert name in program
         assert html.escape(name, quote=False).split()[-1] in recipes
+
+
+def test_every_code_block_of_the_built_pages_is_one_the_examples_test_knows(built: Path) -> None:
+    """tests/docs_examples.py reads the sources; Sphinx is the judge of what
+    a code block is: each page has as many as the extractor found (outside
+    the docstrings autodoc brings in, which are the package's, not the
+    page's)."""
+    from tests.docs_examples import rst_blocks
+
+    for source in sorted((ROOT / "docs").glob("*.rst")):
+        page = (built / f"{source.stem}.html").read_text(encoding="utf-8")
+        shown, stack = 0, []  # stack: is each open <dl> (or one around it) autodoc's?
+        for tag in re.finditer(r"<dl\b[^>]*>|</dl>|<div class=\"highlight-", page):
+            if tag.group(0) == "</dl>":
+                stack.pop()
+            elif tag.group(0).startswith("<dl"):
+                autodoc = tag.group(0).startswith('<dl class="py')
+                stack.append(bool(stack and stack[-1]) or autodoc)
+            elif not (stack and stack[-1]):
+                shown += 1
+        assert shown == len(rst_blocks(source)), source.name

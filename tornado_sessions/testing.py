@@ -1,7 +1,11 @@
 """Helpers for an application's own tests.
 
 Log a test user in without going through the login form, and look at the
-session a response left behind::
+session a response left behind:
+
+.. skip-example: a sketch; the quickstart's "Testing your handlers" is the complete, tested file
+
+::
 
     from tornado_sessions.testing import make_session_cookie, read_session
 

@@ -1,6 +1,10 @@
 """Template helpers: ``ui_methods`` for Tornado templates.
 
-Pass the module to the application, alone or with your own::
+Pass the module to the application, alone or with your own:
+
+.. example: ui-app given routes,store,config,my_ui_methods
+
+.. code-block:: python
 
     app = tornado.web.Application(
         routes,
@@ -10,6 +14,8 @@ Pass the module to the application, alone or with your own::
     )
 
 and show the flash messages in a base template:
+
+.. example: ui-template template
 
 .. code-block:: html+jinja
 
