@@ -140,7 +140,7 @@ async def serve(args: argparse.Namespace) -> None:
             "will not survive a restart. Put one in .env (generate it with: "
             f"{SECRET_HELP})"
         )
-    refused = session_config.secure and (every_interface or not secure_over_http(args.host))
+    refused = session_config.secure is True and (every_interface or not secure_over_http(args.host))
     if refused:
         where = (
             f"from other machines (http://<this machine's address>:{port}/)"

@@ -166,7 +166,9 @@ class BaseHandler(SessionMixin, tornado.web.RequestHandler):
         plain http on anything but localhost.  Shown on every page."""
         session_config: SessionConfig = self.settings["session_config"]
         host = self.request.host_name
-        if session_config.secure and self.request.protocol == "http":
+        if session_config.cookie_for(self.request.protocol).secure and (
+            self.request.protocol == "http"
+        ):
             if not secure_over_http(host):
                 return host
         return None
@@ -362,7 +364,11 @@ def make_app(
         "template_path": os.path.join(HERE, "templates"),
         "static_path": os.path.join(HERE, "static"),
         "xsrf_cookies": True,
-        "xsrf_cookie_kwargs": {"httponly": True, "samesite": "Lax", "secure": config.secure},
+        "xsrf_cookie_kwargs": {
+            "httponly": True,
+            "samesite": "Lax",
+            "secure": config.secure is True,
+        },
         "default_handler_class": NotFoundHandler,
         "login_url": "/login",
         "session_store": store if store is not None else MemoryStore(),

@@ -17,10 +17,11 @@ application reads its own variables the same way::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 from .crypto import MIN_SECRET_LENGTH as MIN_SECRET_LENGTH
 from .crypto import secret_problem
@@ -30,9 +31,31 @@ from .env import looked_in as _looked_in
 from .env import parse as _parse
 from .errors import ConfigError
 
-__all__ = ["DatabaseConfig", "SessionConfig", "config", "generate_secret"]
+__all__ = ["CookieSpec", "DatabaseConfig", "SessionConfig", "config", "generate_secret"]
 
 SameSite = Literal["lax", "strict", "none"]
+
+
+class CookieSpec(NamedTuple):
+    """The session cookie's name and ``Secure`` flag for one request
+    (`SessionConfig.cookie_for`).
+
+    .. versionadded:: 0.3
+    """
+
+    name: str
+    secure: bool
+
+
+_PREFIXES = ("__Host-", "__Secure-")
+
+
+def _unprefixed(name: str) -> str:
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
 
 #: The default session lifetime in seconds (the original app's 2,628,000,000 ms).
 DEFAULT_MAX_AGE = 2_628_000
@@ -182,6 +205,8 @@ class SessionConfig(DatabaseConfig):
        and the fallbacks must differ from the secret and from each other.
     .. versionchanged:: 0.2
        ``persistent`` (``SESSION_COOKIE_PERSISTENT``): browser-session cookies.
+    .. versionchanged:: 0.3
+       ``secure="auto"`` (``SESSION_COOKIE_SECURE=auto``); `cookie_for`.
     """
 
     #: The current secret (``SESSION_SECRET``): random, at least 32 characters.
@@ -198,7 +223,11 @@ class SessionConfig(DatabaseConfig):
     #: Extend a read-only session's expiry at most this often (seconds);
     #: None means 10% of the session's max age.
     touch_interval: int | None = None
-    secure: bool = True
+    #: Send the cookie with ``Secure`` (``SESSION_COOKIE_SECURE``): true,
+    #: false, or ``"auto"``: ``Secure`` exactly on requests Tornado sees as
+    #: https (behind a TLS-terminating proxy, only with ``xheaders=True``);
+    #: see `cookie_for`.
+    secure: bool | Literal["auto"] = True
     httponly: bool = True
     samesite: SameSite = "lax"
     domain: str | None = None
@@ -236,10 +265,14 @@ class SessionConfig(DatabaseConfig):
             raise ConfigError(
                 f"{_name('samesite')} is {self.samesite!r}; accepted values: lax, strict, none"
             )
-        if self.samesite == "none" and not self.secure:
+        if not (isinstance(self.secure, bool) or self.secure == "auto"):
+            raise ConfigError(
+                f"{_name('secure')} is {self.secure!r}; accepted values: true, false, auto"
+            )
+        if self.samesite == "none" and self.secure is not True:
             raise ConfigError(
                 f"{_name('samesite')}=none requires {_name('secure')}=true "
-                "(browsers reject it otherwise)"
+                "(browsers reject it otherwise, and auto sends it without Secure over http)"
             )
         for label in ("max_age", "max_data_size"):
             value = getattr(self, label)
@@ -278,18 +311,18 @@ class SessionConfig(DatabaseConfig):
         if not self.user_key:
             raise ConfigError(f"{_name('user_key')} must not be empty")
         if not self.cookie_name:
-            host_ok = self.secure and self.path == "/" and not self.domain
+            host_ok = self.secure is not False and self.path == "/" and not self.domain
             object.__setattr__(self, "cookie_name", "__Host-session" if host_ok else "session")
         name = self.cookie_name
         if any(c in name for c in ' \t\r\n;,="()<>@:\\/[]?{}') or not name.isascii():
             raise ConfigError(f"{_name('cookie_name')} {name!r} is not a valid cookie name")
-        if name.startswith("__Host-") and (not self.secure or self.path != "/" or self.domain):
+        if name.startswith("__Host-") and (self.secure is False or self.path != "/" or self.domain):
             raise ConfigError(
                 f"{_name('cookie_name')} {name!r} has the __Host- prefix, which browsers accept "
                 f"only with {_name('secure')}=true, {_name('path')}=/ and no "
                 f"{_name('domain')}: change one or the other"
             )
-        if name.startswith("__Secure-") and not self.secure:
+        if name.startswith("__Secure-") and self.secure is False:
             raise ConfigError(
                 f"{_name('cookie_name')} {name!r} has the __Secure- prefix, which requires "
                 f"{_name('secure')}=true"
@@ -322,6 +355,33 @@ class SessionConfig(DatabaseConfig):
                     f"{_name('secret_fallbacks')} entry {n} repeats entry {first}: "
                     "list each older secret once"
                 )
+
+    def cookie_for(self, protocol: str) -> CookieSpec:
+        """The cookie's name and ``Secure`` flag for a request that Tornado
+        sees as ``protocol`` (``request.protocol``: ``"https"`` or ``"http"``;
+        with ``xheaders=True``, what the proxy's ``X-Forwarded-Proto`` says).
+
+        With ``secure`` true or false: `cookie_name` and that flag, whatever
+        the protocol.  With ``"auto"``: on https, `cookie_name` (by default
+        ``__Host-session``) with ``Secure``; on http, the same name without
+        its ``__Host-`` or ``__Secure-`` prefix (``session``), which browsers
+        accept only with ``Secure``, and no ``Secure``.  The cookie is read
+        back under the name that fits the request, so each protocol has its
+        own session.
+
+        .. versionadded:: 0.3
+        """
+        https, http = self._cookie_specs
+        return https if protocol == "https" else http
+
+    @functools.cached_property
+    def _cookie_specs(self) -> tuple[CookieSpec, CookieSpec]:
+        if self.secure == "auto":
+            return CookieSpec(self.cookie_name, True), CookieSpec(
+                _unprefixed(self.cookie_name), False
+            )
+        spec = CookieSpec(self.cookie_name, bool(self.secure))
+        return spec, spec
 
     @property
     def secrets(self) -> tuple[str, ...]:

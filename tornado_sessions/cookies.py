@@ -15,6 +15,7 @@ logged at most once a minute per kind of refusal.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,39 @@ if TYPE_CHECKING:
 __all__ = ["CookieRules"]
 
 log = logging.getLogger("tornado_sessions")
+
+#: How many host names the plain-http warning remembers (each is warned
+#: about once); past that, further hosts are warned about at most once a
+#: minute, like every other warning, and not remembered.
+PLAIN_HTTP_HOSTS = 256
+
+_PLAIN_HTTP = (
+    "A Secure session cookie was sent over plain http (as Tornado sees the request) to "
+    "host %s: browsers keep Secure cookies from plain http only on localhost, 127.0.0.1 "
+    "and [::1], so they drop this one and every visitor stays logged out. Fix one of: "
+    "serve the site over https; behind a TLS-terminating proxy, start the server with "
+    "xheaders=True (app.listen(port, xheaders=True)) so that Tornado sees the proxy's "
+    "X-Forwarded-Proto: https; or, for local development only, set "
+    "SESSION_COOKIE_SECURE=false (SESSION_COOKIE_SECURE=auto sets Secure exactly on the "
+    "requests Tornado sees as https). Logged once per host"
+)
+
+
+def trusted_over_http(host: str) -> bool:
+    """Whether browsers keep a ``Secure`` cookie that ``host`` sends over
+    plain http: only a loopback name or address (``localhost``,
+    ``*.localhost``, 127.0.0.0/8, ``::1``), which they count as secure.
+
+    .. versionadded:: 0.3
+    """
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
 
 _SID = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 _PAYLOAD_VERSION = 1
@@ -56,6 +90,27 @@ class CookieRules:
         count is added to the next line of their kind.
         """
         self._rejections.warning(kind, message, client or "unknown client")
+
+    @functools.cached_property
+    def _plain_http_hosts(self) -> set[str]:
+        return set()
+
+    def check_plain_http(self, protocol: str, host: str) -> None:
+        """Warn (once per host) that a ``Secure`` cookie just went out on a
+        request Tornado sees as plain http, to a host where browsers drop it.
+
+        Called by `.response.apply` when it sets a ``Secure`` session cookie.
+        At most `PLAIN_HTTP_HOSTS` hosts are remembered; the lines share the
+        rate limit of the other warnings (one a minute, then a count).
+
+        .. versionadded:: 0.3
+        """
+        if protocol != "http" or host in self._plain_http_hosts or trusted_over_http(host):
+            return
+        shown = ascii(host[:100])  # the Host header is the client's: never raw in a log
+        logged = self._rejections.warning("plain-http", _PLAIN_HTTP, shown)
+        if logged and len(self._plain_http_hosts) < PLAIN_HTTP_HOSTS:
+            self._plain_http_hosts.add(host)
 
     def decode_cookie(self, value: str, client: str | None = None) -> dict[str, Any] | None:
         """Return the checked payload of a cookie value, or None (logged,

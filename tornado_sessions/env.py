@@ -172,14 +172,18 @@ def parse(field: str, raw: str) -> Any:
             return float(value)
         except ValueError:
             raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
+    if field == "secure" and value.lower() == "auto":
+        return "auto"
     if field in _BOOL_FIELDS:
         lowered = value.lower()
         if lowered in _TRUE:
             return True
         if lowered in _FALSE:
             return False
+        auto = ", auto" if field == "secure" else ""
         raise ConfigError(
-            f"{var}={raw!r} is not a boolean; accepted values: true, false (1/0, yes/no, on/off)"
+            f"{var}={raw!r} is not a boolean; accepted values: true, false (1/0, yes/no, "
+            f"on/off){auto}"
         )
     if field == "samesite":
         lowered = value.lower()

@@ -259,7 +259,8 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
             self._session_done = True
             self._session_loading = False
             return
-        value, duplicated = response.cookie_value(self.request, manager.config.cookie_name)
+        name = manager.config.cookie_for(self.request.protocol).name
+        value, duplicated = response.cookie_value(self.request, name)
         client = self.request.remote_ip
         if duplicated:
             manager.log_rejected(

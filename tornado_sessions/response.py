@@ -69,17 +69,21 @@ def apply(
             handler.set_header("Cache-Control", "private")
         return
     config = manager.config
+    protocol = handler.request.protocol  # https behind a proxy only with xheaders=True
+    cookie = config.cookie_for(protocol)
     if action is CookieAction.SET:
         max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
+        if cookie.secure:
+            manager.check_plain_http(protocol, handler.request.host_name)
         handler.set_cookie(
-            config.cookie_name,
+            cookie.name,
             manager.cookie_value(session),
             domain=config.domain,
             path=config.path,
             expires=None if max_age is None else manager.now() + max_age,
             max_age=max_age,
             httponly=config.httponly,
-            secure=config.secure,
+            secure=cookie.secure,
             samesite=config.samesite.capitalize(),
         )
         session._cookie_dirty = False
@@ -87,11 +91,11 @@ def apply(
         session._cookie_held = True
     else:
         handler.clear_cookie(
-            config.cookie_name,
+            cookie.name,
             domain=config.domain,
             path=config.path,
             httponly=config.httponly,
-            secure=config.secure,
+            secure=cookie.secure,
             samesite=config.samesite.capitalize(),
         )
         session._stale_cookie = session._cookie_held = False

@@ -74,7 +74,11 @@ def session_manager(app: tornado.web.Application) -> SessionManager:
 
 
 async def make_session_cookie(
-    app: tornado.web.Application, data: Mapping[str, Any], *, max_age: int | None = None
+    app: tornado.web.Application,
+    data: Mapping[str, Any],
+    *,
+    max_age: int | None = None,
+    protocol: str = "http",
 ) -> str:
     """Store a session holding ``data`` and return a ``Cookie`` header value
     (``name=value``) that names it.
@@ -82,6 +86,13 @@ async def make_session_cookie(
     :param app: the application under test.
     :param data: the session's contents, e.g. ``{"user_id": "alice"}``.
     :param max_age: a per-session lifetime (as `.Session.set_expiry`).
+    :param protocol: the protocol of the requests the cookie goes with, as
+        the server sees them (a test server is plain http); it matters only
+        with ``SESSION_COOKIE_SECURE=auto``, whose cookie name depends on it
+        (`.SessionConfig.cookie_for`).
+
+    .. versionchanged:: 0.3
+       The ``protocol`` argument.
     """
     manager = session_manager(app)
     session = manager.new_session(_NoOwner())
@@ -89,7 +100,7 @@ async def make_session_cookie(
     if max_age is not None:
         session.set_expiry(max_age)
     await manager.run(session, manager.plan(session))
-    return f"{manager.config.cookie_name}={manager.cookie_value(session)}"
+    return f"{manager.config.cookie_for(protocol).name}={manager.cookie_value(session)}"
 
 
 def _cookie_value(name: str, source: str) -> str | None:
@@ -114,17 +125,20 @@ async def read_session(
     A cleared cookie, or one naming no live session, gives None.
     """
     manager = session_manager(app)
-    name = manager.config.cookie_name
+    # Either name of SESSION_COOKIE_SECURE=auto (the https one first).
+    names = dict.fromkeys(manager.config.cookie_for(p).name for p in ("https", "http"))
     value: str | None = None
     if response is not None:
         for line in response.headers.get_list("Set-Cookie"):
-            found = _cookie_value(name, line)
-            if found is not None:
-                if not found:
-                    return None  # the response cleared the cookie
-                value = found
-    if value is None and cookie is not None:
-        value = _cookie_value(name, cookie)
+            for name in names:
+                found = _cookie_value(name, line)
+                if found is not None:
+                    if not found:
+                        return None  # the response cleared the cookie
+                    value = found
+    for name in names:
+        if value is None and cookie is not None:
+            value = _cookie_value(name, cookie)
     if not value:
         return None
     session = await manager.load(_NoOwner(), value)

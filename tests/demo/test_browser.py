@@ -13,6 +13,7 @@ Without them the test is skipped, except in CI (``CI`` set), where it fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -121,13 +122,15 @@ def demo_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@contextlib.contextmanager
+def chromium(tmp_path: Path, *extra_flags: str) -> Iterator[Any]:
+    """Headless Chromium under chromedriver (Debian's two binaries), with
+    ``extra_flags`` added to the usual ones.  The caller sets ``SE_OFFLINE``
+    (Selenium Manager must never download anything)."""
     _require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -142,6 +145,7 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "--disable-sync",
         "--window-size=1024,768",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *extra_flags,
     ):
         options.add_argument(flag)
     service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
@@ -152,6 +156,13 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture
+def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
+    with chromium(tmp_path) as browser:
+        yield browser
 
 
 def test_login_notes_logout_in_a_real_browser(demo_url: str, driver: Any) -> None:
