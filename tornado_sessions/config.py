@@ -30,6 +30,7 @@ from .env import config as config
 from .env import looked_in as _looked_in
 from .env import parse as _parse
 from .errors import ConfigError
+from .stores.mysql.charset import refused_variable
 
 __all__ = ["CookieSpec", "DatabaseConfig", "SessionConfig", "config", "generate_secret"]
 
@@ -147,6 +148,9 @@ class DatabaseConfig:
                     f"{_name('db_variables')} must be name=value pairs separated by commas, "
                     f"such as wsrep_sync_wait=1; {pair!r} is not one"
                 )
+            refused = refused_variable(pair[0], _name("db_variables"))
+            if refused is not None:
+                raise refused
             if not _DB_VALUE.match(str(pair[1])):
                 raise ConfigError(
                     f"{_name('db_variables')}: the value of {pair[0]} must be a whole number or "

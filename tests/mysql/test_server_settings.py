@@ -50,7 +50,7 @@ async def test_pool_options_carry_session_variables(
     mysql_settings: Settings, table: str, clock: FakeClock
 ) -> None:
     options = MySQLStore.pool_options(session_variables={"max_statement_time": 9})
-    assert options["init_command"] == "SET SESSION sql_notes=0, max_statement_time=9"
+    assert options["init_command"] == "SET SESSION sql_notes=0, max_statement_time=9, NAMES utf8mb4"
     pool = await create_pool(mysql_settings, 2, **options)
     store = MySQLStore(pool=pool, table=table, clock=clock, cleanup_interval=None)
     try:

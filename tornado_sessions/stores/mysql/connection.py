@@ -17,6 +17,7 @@ import logging
 import math
 import random
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from ...errors import ConfigError, StoreError
+from . import charset
 from .hints import DEADLOCK, DUPLICATE, LOST, code_of, hint, message_of
 
 __all__ = [
@@ -43,9 +45,6 @@ log = logging.getLogger("tornado_sessions.stores.mysql")
 _T = TypeVar("_T")
 
 _DEADLOCK_RETRIES = 2
-#: Connection character sets whose encoding keeps every value intact and
-#: cannot swallow a quoting backslash (unlike GBK, SJIS, BIG5...).
-SAFE_CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _WORD = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
 _INTEGER = re.compile(r"-?[0-9]{1,18}\Z")
@@ -63,6 +62,9 @@ def check_variables(variables: Mapping[str, Any] | None) -> dict[str, str]:
                 f"session variable name {name!r} is not accepted (SESSION_DB_VARIABLES): "
                 "use a server variable's name, such as wsrep_sync_wait"
             )
+        refused = charset.refused_variable(name)
+        if refused is not None:
+            raise refused
         if _INTEGER.match(text):
             checked[name.lower()] = text
         elif _WORD.match(text):
@@ -151,6 +153,8 @@ class Connections:
         self.multi = pool is None
         #: Queries sent to the server so far (a coalesced batch counts once).
         self.round_trips = 0
+        #: The connections whose character set was checked (`.charset.check`).
+        self._checked: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- messages --------------------------------------------------------------
 
@@ -198,15 +202,18 @@ class Connections:
         return self._pool
 
     def init_command(self) -> str:
-        """The ``SET SESSION`` each connection of the store's own pool runs."""
-        settings = {
-            "sql_notes": "0",
-            # A second under the statement timeout, so that a row held too
-            # long is a clean 1205 from the server, not a client timeout.
-            "innodb_lock_wait_timeout": str(max(1, math.ceil(self.timeout) - 1)),
-            **self.variables,
-        }
-        return "SET SESSION " + ", ".join(f"{name}={value}" for name, value in settings.items())
+        """The ``SET SESSION`` each connection of the store's own pool runs;
+        it ends with ``NAMES utf8mb4``, which undoes a server's
+        ``init_connect`` of another character set."""
+        return init_command(
+            {
+                "sql_notes": "0",
+                # A second under the statement timeout, so that a row held too
+                # long is a clean 1205 from the server, not a client timeout.
+                "innodb_lock_wait_timeout": str(max(1, math.ceil(self.timeout) - 1)),
+                **self.variables,
+            }
+        )
 
     async def set_variables(self, variables: Mapping[str, Any]) -> None:
         """Add session variables to the store's own pool: its connections
@@ -217,10 +224,11 @@ class Connections:
             await _close(pool, self.timeout)
 
     async def check_given_pool(self) -> None:
-        """Check a pool the application passed in: autocommit, found rows,
-        and a character set that keeps values intact (on both sides)."""
+        """Check a pool the application passed in: autocommit and found rows
+        (its character set is checked on each new connection, as for the
+        store's own)."""
 
-        async def check(conn: Any) -> tuple[str, ...]:
+        async def check(conn: Any) -> None:
             if not conn.get_autocommit() or not (conn.client_flag & CLIENT.FOUND_ROWS):
                 raise ConfigError(
                     "the aiomysql pool given to MySQLStore must be created with autocommit=True "
@@ -228,15 +236,8 @@ class Connections:
                     "(see MySQLStore.pool_options())"
                 )
             self.multi = bool(conn.client_flag & CLIENT.MULTI_STATEMENTS)
-            cur = await conn.cursor()
-            await cur.execute("SELECT @@character_set_client, @@character_set_connection")
-            row = await cur.fetchone()
-            await cur.close()
-            return (str(getattr(conn, "charset", "") or ""), *(text_of(v) for v in row))
 
-        for charset in await self.on_connection("checking the pool", check):
-            if charset.lower() not in SAFE_CHARSETS:
-                raise _charset_error(charset.lower())
+        await self.on_connection("checking the pool", check)
 
     async def close(self) -> None:
         self.closed = True
@@ -273,6 +274,9 @@ class Connections:
         try:
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
+                if conn not in self._checked:  # a new connection: before anything else
+                    await charset.check(conn, own_pool=self.own_pool)
+                    self._checked.add(conn)
                 self.round_trips += 1
                 return await run(conn)
         except BaseException as exc:
@@ -356,11 +360,11 @@ class Connections:
                 raise self.error(doing, None, f"{type(exc).__name__}: {exc}") from None
 
 
-def _charset_error(charset: str) -> ConfigError:
-    return ConfigError(
-        f"the aiomysql pool given to MySQLStore uses the character set {charset or 'unknown'!r}; "
-        "session data needs utf8mb4 (utf8/utf8mb3 are accepted): create the pool with "
-        'charset="utf8mb4" and no SET NAMES of another set (see MySQLStore.pool_options())'
+def init_command(settings: Mapping[str, str]) -> str:
+    """``SET SESSION`` of ``settings`` (``{name: SQL value}``), then
+    `.charset.FORCE`."""
+    return "SET SESSION " + ", ".join(
+        [*(f"{name}={value}" for name, value in settings.items()), charset.FORCE]
     )
 
 

@@ -29,7 +29,7 @@ from ..base import SessionRecord, SessionStore, check_record
 from . import cluster, schema, statements
 from .admin import AdminQueries
 from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
-from .connection import Connections, Duplicate, Result, check_variables
+from .connection import Connections, Duplicate, Result, check_variables, init_command
 
 if TYPE_CHECKING:
     from ...config import DatabaseConfig
@@ -243,8 +243,7 @@ class MySQLStore(AdminQueries, SessionStore):
             "autocommit": True,
             "charset": "utf8mb4",
             "client_flag": CLIENT.FOUND_ROWS,
-            "init_command": "SET SESSION "
-            + ", ".join(f"{name}={value}" for name, value in settings.items()),
+            "init_command": init_command(settings),
         }
 
     async def create_table(self) -> schema.Outcome:
