@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import tornado.httpclient
+import tornado.httpserver
+import tornado.testing
 import tornado.web
 
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
-from tornado_sessions.testing import make_session_cookie, read_session
+from tornado_sessions.testing import make_session_cookie, memory_store, read_session
 
 # -- the "application" ---------------------------------------------------------
 
@@ -71,3 +74,33 @@ async def test_logout_ends_the_session(http_client: Any, base_url: str, app: Any
 @pytest.mark.gen_test
 async def test_forged_cookie_is_not_a_session(app: Any) -> None:
     assert await read_session(app, cookie="__Host-session=forged") is None
+
+
+# -- stores for tests -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, warns", [(MemoryStore, True), (memory_store, False)])
+@pytest.mark.gen_test
+async def test_only_the_plain_memory_store_warns_outside_debug_mode(
+    make: Any, warns: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = tornado.web.Application(
+        [(r"/dashboard", Dashboard)],
+        session_store=make(),
+        session_config=SessionConfig(
+            secret="app-test-secret-vNJcl0VxVOfkTMMigbpUXkOkjaJTukBLLY34WM8VWnM"
+        ),
+    )
+    cookie = await make_session_cookie(app, {"user_id": "alice"})
+    sock, port = tornado.testing.bind_unused_port()
+    server = tornado.httpserver.HTTPServer(app)  # a request attaches the store
+    server.add_sockets([sock])
+    try:
+        response = await tornado.httpclient.AsyncHTTPClient().fetch(
+            f"http://127.0.0.1:{port}/dashboard", headers={"Cookie": cookie}
+        )
+    finally:
+        server.stop()
+    assert response.body == b"Hello, alice"
+    warned = [r for r in caplog.records if "outside debug mode" in r.getMessage()]
+    assert len(warned) == (1 if warns else 0)

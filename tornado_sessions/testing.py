@@ -1,31 +1,27 @@
-"""Helpers for an application's own tests.
+"""Helpers for an application's own tests (:doc:`testing` shows them at work).
 
-Log a test user in without going through the login form, and look at the
-session a response left behind:
-
-.. skip-example: a sketch; the quickstart's "Testing your handlers" is the complete, tested file
-
-::
-
-    from tornado_sessions.testing import make_session_cookie, read_session
-
-    async def test_dashboard(http_client, base_url, app):
-        cookie = await make_session_cookie(app, {"user_id": "alice"})
-        response = await http_client.fetch(base_url + "/dashboard", headers={"Cookie": cookie})
-        assert b"Hello, alice" in response.body
-        assert (await read_session(app, response, cookie))["seen_dashboard"] is True
-
-Both use the application's own ``session_store`` and ``session_config``
-settings, so the cookie is exactly what the application would have issued.
+Log a test user in without going through the login form
+(`make_session_cookie`) and look at the session a response left behind
+(`read_session`); both use the application's own ``session_store`` and
+``session_config`` settings, so the cookie is exactly what the application
+would have issued.  Give a test a store: `memory_store` (no "outside debug
+mode" warning), or a `.MySQLStore` made on the test's event loop in a table
+of its own (`open_mysql_store` and `close_mysql_store`, or `mysql_store`).
 
 .. versionadded:: 0.1
+
+.. versionchanged:: 0.3
+   The store helpers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.cookies
-from collections.abc import Mapping
-from typing import Any
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import tornado.httpclient
 import tornado.web
@@ -33,8 +29,21 @@ import tornado.web
 from .appconfig import app_config
 from .manager import SessionManager
 from .session import Session
+from .stores.memory import MemoryStore
 
-__all__ = ["make_session_cookie", "read_session", "session_manager"]
+if TYPE_CHECKING:
+    from .config import DatabaseConfig
+    from .stores.mysql import MySQLStore
+
+__all__ = [
+    "close_mysql_store",
+    "make_session_cookie",
+    "memory_store",
+    "mysql_store",
+    "open_mysql_store",
+    "read_session",
+    "session_manager",
+]
 
 
 class _NoOwner:
@@ -69,6 +78,7 @@ def session_manager(app: tornado.web.Application) -> SessionManager:
         if store is None:
             raise RuntimeError("the application has no session_store setting")
         manager = SessionManager(store, app_config(app))
+        store.attach(debug=bool(app.settings.get("debug")))  # as the mixin does
         app._tornado_sessions_manager = manager  # type: ignore[attr-defined]
     return manager
 
@@ -143,3 +153,83 @@ async def read_session(
         return None
     session = await manager.load(_NoOwner(), value)
     return None if session._is_new else dict(session._data)
+
+
+# -- stores for tests ----------------------------------------------------------
+
+
+def memory_store(*, clock: Callable[[], float] = time.time) -> MemoryStore:
+    """A `.MemoryStore` for tests: it does not log "in use outside debug
+    mode" (``MemoryStore(warn=False)``).
+
+    :param clock: returns the current time in seconds: a function the test
+       moves by hand makes expiry deterministic (give the same one to
+       `.SessionConfig`).
+
+    .. versionadded:: 0.3
+    """
+    return MemoryStore(clock=clock, warn=False)
+
+
+async def open_mysql_store(
+    config: DatabaseConfig, *, table: str | None = None, **options: Any
+) -> MySQLStore:
+    """Make and open a `.MySQLStore` for one test, on the running event loop.
+
+    Its pool is made on the loop that runs this coroutine, the test's own
+    (an ``AsyncHTTPTestCase``'s ``self.io_loop``, pytest-tornado's
+    ``io_loop``): a pool made on another loop fails there.  Close it with
+    `close_mysql_store` on the same loop, before the loop closes.
+
+    :param config: a `.SessionConfig` (or `.DatabaseConfig`) that reaches
+       the test server, e.g. ``SessionConfig.from_env(secret=...)``.
+    :param table: the table; by default a new one, ``test_sessions_<random>``,
+       so that tests never share rows (nor touch the application's table).
+       A table the store creates is dropped by `close_mysql_store`.
+    :param options: other `.MySQLStore` arguments.  ``cleanup_interval``
+       defaults to None here: no cleanup task runs during a test.
+
+    .. versionadded:: 0.3
+    """
+    from .stores.mysql import MySQLStore
+
+    options.setdefault("cleanup_interval", None)
+    store = MySQLStore.from_config(
+        config, table=table or f"test_sessions_{uuid.uuid4().hex[:12]}", **options
+    )
+    try:
+        await store.open()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+async def close_mysql_store(store: MySQLStore) -> None:
+    """Drop the table `open_mysql_store` created (if it did) and close the
+    store and its pool.
+
+    .. versionadded:: 0.3
+    """
+    try:
+        if store.table_state == "created":
+            # The name passed the store's check (letters, digits, underscores).
+            await store._conns.execute("dropping the test table", f"DROP TABLE `{store.table}`")
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def mysql_store(
+    config: DatabaseConfig, *, table: str | None = None, **options: Any
+) -> AsyncIterator[MySQLStore]:
+    """`open_mysql_store` and `close_mysql_store` around an ``async with``
+    block, which gets the store.
+
+    .. versionadded:: 0.3
+    """
+    store = await open_mysql_store(config, table=table, **options)
+    try:
+        yield store
+    finally:
+        await close_mysql_store(store)

@@ -14,8 +14,8 @@ import tornado.testing
 import tornado.web
 from myapp import Users, make_app
 
-from tornado_sessions import MemoryStore, SessionConfig
-from tornado_sessions.testing import make_session_cookie, read_session
+from tornado_sessions import SessionConfig
+from tornado_sessions.testing import make_session_cookie, memory_store, read_session
 
 #: The tests' own secret (never the one of production).
 SECRET = "myapp-tests-Lw3qDkI3Zr7Gx0mNw9tVb2yEoHc5uJ8aRfS1pQ6T"
@@ -29,7 +29,7 @@ class MyAppTest(tornado.testing.AsyncHTTPTestCase):
         users = Users()
         users.set_password("alice", "wonderland")
         self.app = make_app(
-            MemoryStore(), SessionConfig(secret=SECRET, persistent=False), users=users
+            memory_store(), SessionConfig(secret=SECRET, persistent=False), users=users
         )
         return self.app
 

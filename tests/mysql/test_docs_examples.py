@@ -15,7 +15,7 @@ import pytest
 import tornado.httpclient
 
 from tests.conftest import Browser
-from tests.docs_examples import clean_env, examples, run_module, running_program
+from tests.docs_examples import clean_env, examples, run_module, run_pytest, running_program
 from tests.mysql.conftest import Settings, new_table_name, query
 from tests.test_docs_examples import GIVEN, counts_up, serving
 from tornado_sessions.config import ENV_NAMES
@@ -47,7 +47,8 @@ def rows(settings: Settings, env: dict[str, str]) -> int:
 
 def test_every_mysql_example_is_run_here() -> None:
     marked = {n for n, b in examples().items() if "mysql" in b.flags}
-    assert marked == set(mysql_examples("module")) | set(mysql_examples("program"))
+    kinds = ("module", "program", "pytest")
+    assert marked == {n for kind in kinds for n in mysql_examples(kind)}
     assert set(mysql_examples("module")) == {"express-python", "cron-store", "mysql-store"}
 
 
@@ -90,3 +91,19 @@ async def test_mysql_program_example(
     async with running_program(name, tmp_path, GIVEN, env) as url:
         await counts_up(Browser(tornado.httpclient.AsyncHTTPClient(), url))
     assert rows(mysql_settings, env) == 2
+
+
+def helper_tables(settings: Settings) -> set[str]:
+    """The tables tornado_sessions.testing.open_mysql_store made."""
+    return {row[0] for row in query(settings, "SHOW TABLES LIKE 'test\\_sessions\\_%'")}
+
+
+@pytest.mark.parametrize("name", mysql_examples("pytest"))
+def test_mysql_pytest_example(
+    name: str, env: dict[str, str], mysql_settings: Settings, tmp_path: Path
+) -> None:
+    before = helper_tables(mysql_settings)
+    output = run_pytest(name, tmp_path, GIVEN, env)
+    assert "passed" in output
+    # Each test had a table of its own, and dropped it.
+    assert helper_tables(mysql_settings) == before

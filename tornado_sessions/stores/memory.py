@@ -28,18 +28,27 @@ class MemoryStore(SessionStore):
 
     :param sweep_interval: seconds between sweeps of expired entries.
     :param clock: returns the current time in seconds.
+    :param warn: ``False`` in tests: no warning outside debug mode
+       (`tornado_sessions.testing.memory_store` passes it).
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.3
+       The ``warn`` argument.
     """
 
     def __init__(
-        self, *, sweep_interval: float = 60.0, clock: Callable[[], float] = time.time
+        self,
+        *,
+        sweep_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        warn: bool = True,
     ) -> None:
         super().__init__(clock=clock)
         self._records: dict[bytes, SessionRecord] = {}
         self._sweep_interval = sweep_interval
         self._next_sweep = self.clock() + sweep_interval
-        self._warned = False
+        self._warned = not warn
 
     def attach(self, *, debug: bool) -> None:
         if not debug and not self._warned:
