@@ -8,9 +8,10 @@ helper below, so the suite depends on the plugin in one place.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import http.cookies
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -48,6 +49,8 @@ class RecordingStore(SessionStore):
         self.inner = inner
         self.calls: list[str] = []
         self.fail: set[str] = set()
+        #: How many ids each `live` call asked about.
+        self.live_asked: list[int] = []
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -69,6 +72,12 @@ class RecordingStore(SessionStore):
     async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         self._call("touch")
         return await self.inner.touch(sid, expires_at, ttl=ttl)
+
+    async def live(self, sids: Iterable[str]) -> builtins.set[str]:
+        asked = set(sids)
+        self._call("live")
+        self.live_asked.append(len(asked))
+        return await self.inner.live(asked)
 
     async def all(self) -> list[SessionInfo]:
         return await self.inner.all()

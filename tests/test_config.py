@@ -57,6 +57,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "SESSION_USER_KEY": "uid",
         "SESSION_TRACK_CLIENT": "true",
         "SESSION_MAX_PER_USER": "3",
+        "SESSION_REVOCATION_INTERVAL": "1.5",
         "SESSION_HOST": "db.internal",
         "SESSION_PORT": "3307",
         "SESSION_USER": "app",
@@ -98,6 +99,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "appdb",
     )
     assert (c.table, c.pool_size, c.db_timeout) == ("web_sessions", 4, 2.5)
+    assert c.revocation_interval == 1.5
     assert c.db_variables == (("wsrep_sync_wait", "3"), ("max_statement_time", "10"))
 
 

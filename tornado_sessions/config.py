@@ -261,6 +261,12 @@ class SessionConfig(DatabaseConfig):
     #: when a login goes past it, the least recently used others end.  None:
     #: no limit.
     max_sessions_per_user: int | None = None
+    #: Seconds between two checks of the sessions of this process's open
+    #: WebSockets (``SESSION_REVOCATION_INTERVAL``): a socket whose session
+    #: ended in another process is closed within about this long (see
+    #: `.revocation`).  Each check is one statement, whatever the number of
+    #: sockets.
+    revocation_interval: float = 5.0
 
     def __post_init__(self) -> None:
         self._check_secrets()
@@ -302,6 +308,15 @@ class SessionConfig(DatabaseConfig):
             raise ConfigError(
                 f"{_name('max_sessions_per_user')} must be a whole number of sessions >= 1 "
                 f"(or unset for no limit), not {self.max_sessions_per_user!r}"
+            )
+        if (
+            isinstance(self.revocation_interval, bool)
+            or not isinstance(self.revocation_interval, (int, float))
+            or not self.revocation_interval > 0
+        ):
+            raise ConfigError(
+                f"{_name('revocation_interval')} must be a positive number of seconds, "
+                f"not {self.revocation_interval!r}"
             )
         if self.touch_interval is not None and (
             not isinstance(self.touch_interval, int) or self.touch_interval < 0

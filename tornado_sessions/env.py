@@ -105,6 +105,7 @@ ENV_NAMES: dict[str, str] = {
     "user_key": "SESSION_USER_KEY",
     "track_client": "SESSION_TRACK_CLIENT",
     "max_sessions_per_user": "SESSION_MAX_PER_USER",
+    "revocation_interval": "SESSION_REVOCATION_INTERVAL",
     "host": "SESSION_HOST",
     "port": "SESSION_PORT",
     "user": "SESSION_USER",
@@ -167,7 +168,7 @@ def parse(field: str, raw: str) -> Any:
                 )
             pairs.append((name.strip(), setting.strip()))
         return tuple(pairs)
-    if field == "db_timeout":
+    if field in ("db_timeout", "revocation_interval"):
         try:
             return float(value)
         except ValueError:

@@ -29,6 +29,7 @@ import tornado.web
 from . import response
 from .errors import StoreError
 from .manager import CookieAction, SessionManager, _Plan
+from .revocation import revocation_of
 from .session import Session
 
 if TYPE_CHECKING:
@@ -104,7 +105,10 @@ class SessionFinishing(_HandlerBase):
                 plan = manager.plan(
                     session, status=self.get_status(), headers_sent=self._headers_written
                 )
+            login = session._user_bound
             action = await manager.run(session, plan)
+            if login:  # the per-user limit may have ended other sessions
+                revocation_of(manager).check_soon()
         except StoreError as exc:
             log.error("Session store failed while saving the session: %s", exc)
             self._session_done = True
@@ -156,10 +160,17 @@ class SessionFinishing(_HandlerBase):
         A WebSocket handshake (status 101) finishes at once and saves
         nothing: the connection passes to the socket as soon as this
         returns, and the socket saves with ``await self.session.save()``.
+        From then on the socket is closed when its session ends (see
+        `.revocation`).
 
         .. versionchanged:: 0.2
            A WebSocket handshake does not wait for a save.
+        .. versionchanged:: 0.3
+           A WebSocket is watched from its handshake, and closed when its
+           session ends.
         """
+        if self.get_status() == 101:
+            revocation_of(self.get_session_manager()).watch(self)
         session = self._session
         if session is None or self._session_done:
             return super().finish(chunk)

@@ -3,7 +3,8 @@
 Configured only through ``SESSION_*`` environment variables
 (`SessionConfig.from_env` and `MySQLStore.from_config`).  It serves the
 routes of tests/conftest.py and, under ``/u/``, those of
-tests/test_user_sessions.py; it listens on a free port of 127.0.0.1, prints
+tests/test_user_sessions.py, and the receive-only WebSocket feed
+``/ws/feed`` of tests/ws.py; it listens on a free port of 127.0.0.1, prints
 ``PORT <n>`` once it serves, and exits cleanly on SIGTERM.  `AppProcess`
 starts one from a test.
 """
@@ -111,6 +112,7 @@ class AppProcess:
 async def main() -> None:
     from tests.conftest import ROUTES
     from tests.test_user_sessions import EndOne, EndOthers, Login, Mine, WhoAmI
+    from tests.ws import FEED_ROUTES
 
     config = SessionConfig.from_env()
     store = MySQLStore.from_config(config, cleanup_interval=None)
@@ -121,6 +123,7 @@ async def main() -> None:
         (r"/u/end-others", EndOthers),
         (r"/u/end-one", EndOne),
         (r"/u/whoami", WhoAmI),
+        *FEED_ROUTES,
     ]
     app = tornado.web.Application(
         routes, session_store=store, session_config=config, ui_methods=tornado_sessions.ui

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..errors import SessionConflict, SessionExists, SessionGone
 from ..values import user_arg
@@ -111,6 +112,10 @@ class MemoryStore(SessionStore):
     async def destroy(self, sid: str) -> bool:
         record = self._records.pop(hash_sid(sid), None)
         return record is not None and record.expires_at > self.now()
+
+    async def live(self, sids: Iterable[str]) -> builtins.set[str]:
+        now = self.now()
+        return {sid for sid in set(sids) if self._live(hash_sid(sid), now) is not None}
 
     async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         now = self.now()

@@ -10,12 +10,13 @@ goes through; it runs on the store's connections and statements.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import random
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ...errors import StoreError
@@ -247,6 +248,24 @@ class AdminQueries:
         except StoreError as exc:  # it lapses by itself
             log.info("Could not give back the cleanup lease (it lapses by itself): %s", exc)
 
+    async def live(self, sids: Iterable[str]) -> builtins.set[str]:
+        """Return those of ``sids`` that are live, with one ``SELECT ...
+        WHERE id IN (...)`` on their hashes, whatever their number.
+
+        .. versionadded:: 0.3
+        """
+        by_key = {statements.key(sid): sid for sid in sids}
+        if not by_key:
+            return set()
+        keys = tuple(by_key)
+        result = await self._execute(
+            "checking open WebSockets' sessions",
+            self._sql.live_many(len(keys)),
+            (*keys, self.now()),
+            fetch=True,
+        )
+        return {by_key[_text(row[0])] for row in result.rows}
+
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return await self._infos(
             "user_id = %s AND expires_at > %s", (user_arg(user_id), self.now())
@@ -320,3 +339,8 @@ class AdminQueries:
             "expired": int(expired or 0),
             "table_bytes": int(size.rows[0][0]) if size.rows else 0,
         }
+
+
+def _text(value: Any) -> str:
+    """A text column as str (PyMySQL may give bytes for a binary collation)."""
+    return value.decode("ascii") if isinstance(value, (bytes, bytearray)) else str(value)

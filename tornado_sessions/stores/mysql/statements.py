@@ -13,6 +13,7 @@ store call         statement
 ``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
 ``touch``          ``UPDATE ... SET expires_at = IF(ttl <=> ?, ?, expires_at) ...``
 ``destroy``        ``DELETE ... WHERE id = ? AND expires_at > ?``
+``live``           ``SELECT id ... WHERE id IN (?, ...) AND expires_at > ?``
 =================  ============================================================
 
 .. versionadded:: 0.2
@@ -123,6 +124,12 @@ class Statements:
             f"' ', COALESCE(ttl, 0), ' ', data) FROM {self.table} "
             f"WHERE id IN ({marks}) AND expires_at > %s"
         )
+
+    def live_many(self, count: int) -> str:
+        """The live ones among ``count`` keys (`.SessionStore.live`): the
+        primary key alone, no row is read."""
+        marks = ", ".join(["UNHEX(%s)"] * count)
+        return f"SELECT LOWER(HEX(id)) FROM {self.table} WHERE id IN ({marks}) AND expires_at > %s"
 
     def delete_expired(self, count: int) -> str:
         """Delete ``count`` keys, each only if it is (still) expired."""
