@@ -65,9 +65,9 @@ class RecordingStore(SessionStore):
         self._call("set")
         return await self.inner.set(sid, record, expected_version=expected_version)
 
-    async def destroy(self, sid: str) -> bool:
+    async def destroy(self, sid: str, *, expected_version: int | None = None) -> bool:
         self._call("destroy")
-        return await self.inner.destroy(sid)
+        return await self.inner.destroy(sid, expected_version=expected_version)
 
     async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         self._call("touch")

@@ -118,6 +118,21 @@ class StoreContract:
         assert await store.destroy(sid) is False
 
     @pytest.mark.gen_test
+    async def test_a_versioned_destroy_deletes_only_that_version(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        sid = new_sid()
+        await store.set(sid, record(clock), expected_version=None)
+        assert await store.set(sid, record(clock, '{"a":2}'), expected_version=1) == 2
+        # An older version (what a regenerating request loaded) deletes nothing.
+        assert await store.destroy(sid, expected_version=1) is False
+        got = await store.get(sid)
+        assert got is not None and (got.data, got.version) == ('{"a":2}', 2)
+        assert await store.destroy(sid, expected_version=2) is True
+        assert await store.get(sid) is None
+        assert await store.destroy(sid, expected_version=2) is False
+
+    @pytest.mark.gen_test
     async def test_expired_session_is_invisible_and_not_updated(
         self, store: SessionStore, clock: FakeClock
     ) -> None:

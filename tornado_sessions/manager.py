@@ -14,6 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from ._rebase import hand_over
 from .config import SessionConfig
 from .cookies import CookieRules
 from .crypto import CookieCipher
@@ -348,7 +349,7 @@ class SessionManager(CookieRules):
         a new id.
         """
         if not session._is_new:
-            live = await self.store.destroy(session._id)
+            live = await hand_over(self.store, session, keep_data=keep_data)
             self.saves.forget(session._id)
             absolute = self.config.absolute_max_age
             if absolute is not None and session._created_at + absolute <= self.now():

@@ -31,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._rebase import Change, change_of
 from .errors import SessionConflict, SessionGone, SessionTooLarge, StoreError
-from .session import FLASH_KEY, Session
+from .session import Session
 from .stores.base import SessionRecord, SessionStore
 from .values import dumps, user_text
 
@@ -64,51 +65,21 @@ class SaveRequest:
     future: asyncio.Future[None] = field(init=False)
     base_version: int = field(init=False)
     exact: bool = field(init=False)
-    _delta: tuple[dict[str, Any], set[str]] | None = field(init=False, default=None)
-    _flashes: tuple[list[Any], list[Any]] | None = field(init=False, default=None)
+    _change: Change | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.future = asyncio.get_running_loop().create_future()
         self.base_version = self.session.version
         self.exact = self.session._base_exact
 
-    def delta(self) -> tuple[dict[str, Any], set[str]]:
-        """``({key: new value}, {deleted keys})`` against the request's
-        snapshot, the flash queue left out (see `flash_delta`)."""
-        if self._delta is None:
-            changed, deleted = self.session.changed_keys()
-            data = self.session._data
-            if FLASH_KEY in changed or FLASH_KEY in deleted:
-                before = json.loads(self.session._snapshot).get(FLASH_KEY) or []
-                after = data.get(FLASH_KEY) or []
-                if after[: len(before)] == before:
-                    self._flashes = ([], after[len(before) :])  # only added some
-                else:
-                    self._flashes = (before, after)  # showed the queue (then maybe added)
-                changed.discard(FLASH_KEY)
-                deleted.discard(FLASH_KEY)
-            self._delta = ({key: data[key] for key in changed}, deleted)
-        return self._delta
-
     def apply(self, data: dict[str, Any]) -> None:
         """Apply this request's change to ``data`` (the latest state): its keys,
         and its flash messages as "these were shown, these are new", so that
-        concurrent requests neither show a message twice nor lose one."""
-        changed, deleted = self.delta()
-        data.update(changed)
-        for key in deleted:
-            data.pop(key, None)
-        if self._flashes is not None:
-            shown, added = self._flashes
-            queue = list(data.get(FLASH_KEY) or [])
-            for message in shown:
-                if message in queue:
-                    queue.remove(message)
-            queue.extend(added)
-            if queue:
-                data[FLASH_KEY] = queue
-            else:
-                data.pop(FLASH_KEY, None)
+        concurrent requests neither show a message twice nor lose one
+        (`._rebase.Change`)."""
+        if self._change is None:
+            self._change = change_of(self.session)
+        self._change.apply(data)
 
 
 @dataclass(slots=True)

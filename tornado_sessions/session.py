@@ -332,13 +332,16 @@ class Session(MutableMapping[str, Any]):
         before login is worthless after (session fixation).
 
         :param keep_data: keep the data under the new id (the default);
-            False starts empty.  What moves is this request's view of the
-            data (what it loaded plus its own changes): a change that a
-            concurrent request saves on the old id while this one
-            regenerates is not carried over.  Regenerate at login, before
-            the new privileges are used, where no such request exists.
+            False starts empty.  What moves is the newest stored data
+            with this request's changes on top: a change that a
+            concurrent request saved on the old id meanwhile is carried
+            over, not lost.
         :param restart_lifetime: restart the absolute timeout's clock; by
             default the new id inherits the old session's creation time.
+
+        .. versionchanged:: 0.3
+           A change saved on the old id by a concurrent request is carried
+           over (it was dropped).
         """
         await self._owner._session_regenerate(self, keep_data, restart_lifetime)
 

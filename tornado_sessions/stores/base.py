@@ -184,15 +184,20 @@ class SessionStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def destroy(self, sid: str) -> bool:
-        """Delete the record of ``sid``; return whether a live one existed.
+    async def destroy(self, sid: str, *, expected_version: int | None = None) -> bool:
+        """Delete the record of ``sid``; return whether a live one existed
+        (and was deleted).
 
         An expired record counts as none (a store may leave it to
         `clear_expired`): `.Session.regenerate` relies on the answer to
-        never carry an ended session's data under a new id.
+        never carry an ended session's data under a new id.  With
+        ``expected_version`` the record is deleted only if its stored version
+        is that one (else False, and nothing is deleted): `.Session.regenerate`
+        deletes the version whose data it moves, so that a change saved by a
+        concurrent request meanwhile is carried over, not lost.
 
         .. versionchanged:: 0.3
-           The answer is about a *live* record.
+           The answer is about a *live* record; ``expected_version``.
         """
 
     @abc.abstractmethod

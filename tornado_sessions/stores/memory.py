@@ -109,8 +109,12 @@ class MemoryStore(SessionStore):
         self._records[key] = new
         return new.version
 
-    async def destroy(self, sid: str) -> bool:
-        record = self._records.pop(hash_sid(sid), None)
+    async def destroy(self, sid: str, *, expected_version: int | None = None) -> bool:
+        key = hash_sid(sid)
+        record = self._records.get(key)
+        if record is not None and expected_version not in (None, record.version):
+            return False
+        self._records.pop(key, None)
         return record is not None and record.expires_at > self.now()
 
     async def live(self, sids: Iterable[str]) -> builtins.set[str]:

@@ -12,7 +12,7 @@ store call         statement
 ``set`` (new)      ``INSERT`` (a duplicate id raises `.SessionExists`)
 ``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
 ``touch``          ``UPDATE ... SET expires_at = IF(ttl <=> ?, ?, expires_at) ...``
-``destroy``        ``DELETE ... WHERE id = ? AND expires_at > ?``
+``destroy``        ``DELETE ... WHERE id = ? AND expires_at > ? [AND version = ?]``
 ``live``           ``SELECT id ... WHERE id IN (?, ...) AND expires_at > ?``
 =================  ============================================================
 
@@ -62,8 +62,12 @@ class Statements:
         self.inserted = f"SELECT version, data, created_at FROM {t} WHERE id = UNHEX(%s)"
         self.delete_stale = f"DELETE FROM {t} WHERE id = UNHEX(%s) AND expires_at <= %s"
         # Only a live row: the row count then says whether the session was
-        # still live (an expired row is left to the cleanup).
-        self.destroy = f"DELETE FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s"
+        # still live (an expired row is left to the cleanup); with a version
+        # (regenerate), only that version.
+        self.destroy = (
+            f"DELETE FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s "
+            "AND (%s IS NULL OR version = %s)"
+        )
         # Only if the stored lifetime is the one the request loaded (so a
         # stale request cannot undo a set_expiry); the row counts as found
         # either way (CLIENT.FOUND_ROWS), so the row count says "live".

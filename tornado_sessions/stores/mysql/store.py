@@ -402,9 +402,11 @@ class MySQLStore(AdminQueries, SessionStore):
             raise SessionExists("a session with this id exists") from None
         return 1
 
-    async def destroy(self, sid: str) -> bool:
+    async def destroy(self, sid: str, *, expected_version: int | None = None) -> bool:
         result = await self._execute(
-            "destroying a session", self._sql.destroy, (statements.key(sid), self.now())
+            "destroying a session",
+            self._sql.destroy,
+            (statements.key(sid), self.now(), expected_version, expected_version),
         )
         return result.rowcount > 0
 
