@@ -39,6 +39,8 @@ setup(
             "selenium>=4.20",
             # The benchmark's --uvloop (make bench); never a dependency of the package.
             "uvloop>=0.19",
+            # The stateful concurrency checker (tests/checker).
+            "hypothesis>=6.100",
             *DOCS,  # scripts/test builds the docs too
         ],
         "docs": DOCS,

@@ -1,0 +1,275 @@
+"""The operations the checker generates: every verb of the public API.
+
+``@request_op(*argument strategies)`` declares what a request's handler can
+do with ``self.session`` between its load and its end (the end saves it,
+as `.SessionMixin.finish` does); ``@process_op(...)`` what a process does
+outside any request (the cleanup, a key rotation, an administrator's "log
+out everywhere").  Each operation tells the model what it changed, so the
+model knows which changes were acknowledged (a save that returned) and
+which sessions the request itself ended.  A session in the store ends by a
+store call (the model sees its record go); an operation ends a lineage
+itself only when it drops data it held unsaved (a login's data not stored
+yet, by ``destroy()``, ``reload()`` or ``regenerate(keep_data=False)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tornado_sessions.session import Session
+
+from .model import DELETED, TOKEN, Model, Pending
+from .world import PURPOSE, Process, Request, World
+
+#: The users: two differ by a trailing space only (finding 4).
+USERS = ("alice", "alice ", "bob")
+#: The lifetimes ``set_expiry`` gets (None: back to the configured one).
+LIFETIMES = (60, 86400, None)
+
+
+@dataclasses.dataclass
+class Op:
+    name: str
+    run: Callable[..., Awaitable[None]]
+    args: st.SearchStrategy[tuple[Any, ...]]
+
+
+REQUEST_OPS: dict[str, Op] = {}
+PROCESS_OPS: dict[str, Op] = {}
+
+
+def _declare(table: dict[str, Op], args: tuple[st.SearchStrategy[Any], ...]) -> Any:
+    def declare(run: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        table[run.__name__] = Op(run.__name__, run, st.tuples(*args))
+        return run
+
+    return declare
+
+
+def request_op(*args: st.SearchStrategy[Any]) -> Any:
+    """Declare a request operation: ``async def name(ctx, *args)``."""
+    return _declare(REQUEST_OPS, args)
+
+
+def process_op(*args: st.SearchStrategy[Any]) -> Any:
+    """Declare a process operation: ``async def name(world, process, *args)``."""
+    return _declare(PROCESS_OPS, args)
+
+
+_serial = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_serial)}"
+
+
+@dataclasses.dataclass
+class Ctx:
+    """One running request, as its operations see it."""
+
+    actor: str
+    world: World
+    model: Model
+    request: Request
+    session: Session
+    loaded_at: int
+
+    @property
+    def pending(self) -> Pending:
+        return self.model.pending[self.actor]
+
+    def token(self) -> str | None:
+        return self.session._data.get(TOKEN)
+
+    def own(self) -> None:
+        """Before a change: the session carries a token, and the pending
+        changes are those of that token."""
+        if TOKEN not in self.session._data:
+            self.session[TOKEN] = unique("T")
+        self.sync()
+        self.pending.token = self.token()
+
+    def sync(self) -> None:
+        """The session changed lineage (it ended, and is fresh): the pending
+        changes were dropped with it."""
+        if self.pending.token is not None and self.pending.token != self.token():
+            self.model.drop(self.actor)
+
+    def saved(self) -> None:
+        """A save or the end of the request returned."""
+        self.sync()
+        if self.pending.token is not None and not self.session._is_new:
+            self.model.ack(self.actor)
+
+
+# -- reads -------------------------------------------------------------------------
+
+
+@request_op()
+async def read(ctx: Ctx) -> None:
+    ctx.session.accessed = False
+    dict(ctx.session)
+    ctx.model.read(ctx.actor, ctx.session.accessed, "the data")
+
+
+@request_op(st.sampled_from(["id", "fingerprint", "expires_at"]))
+async def identity(ctx: Ctx, what: str) -> None:
+    ctx.session.accessed = False
+    getattr(ctx.session, what)
+    ctx.model.read(ctx.actor, ctx.session.accessed, f"session.{what}")
+
+
+# -- changes -----------------------------------------------------------------------
+
+
+@request_op()
+async def set_key(ctx: Ctx) -> None:
+    ctx.own()
+    key = unique("k")
+    ctx.session[key] = key
+    ctx.pending.changes[key] = key
+
+
+#: Values that have broken stores: finding 3's GBK injection (a value whose
+#: first character ends in a backslash byte under GBK), quotes, non-BMP text.
+VALUES = (
+    "\u7e17', data='{\"role\":\"admin\"}', version=version WHERE user_id='alice' -- ",
+    'it\'s "quoted" \\ and % and _',
+    "\U0001f389 party",
+)
+
+
+@request_op(st.sampled_from(VALUES))
+async def set_value(ctx: Ctx, value: str) -> None:
+    ctx.own()
+    key = unique("k")
+    ctx.session[key] = value
+    ctx.pending.changes[key] = value
+
+
+@request_op(st.integers(0, 7))
+async def delete_key(ctx: Ctx, index: int) -> None:
+    keys = sorted(key for key in ctx.session._data if key.startswith("k"))
+    if not keys:
+        return
+    ctx.own()
+    key = keys[index % len(keys)]
+    del ctx.session[key]
+    ctx.pending.changes[key] = DELETED
+
+
+@request_op()
+async def flash(ctx: Ctx) -> None:
+    ctx.own()
+    message = unique("m")
+    ctx.session.flash(message)
+    ctx.pending.added.append(message)
+
+
+@request_op()
+async def pop(ctx: Ctx) -> None:
+    shown = [message for _, message in ctx.session.pop_flashes()]
+    ctx.model.read(ctx.actor, ctx.session.accessed, "the flashes")
+    ctx.model.popped(ctx.actor, ctx.loaded_at, shown)
+    if shown:
+        ctx.own()
+        ctx.pending.shown.extend(shown)
+
+
+@request_op()
+async def save(ctx: Ctx) -> None:
+    await ctx.session.save()
+    ctx.saved()
+
+
+@request_op()
+async def touch(ctx: Ctx) -> None:
+    ctx.session.touch()
+
+
+@request_op(st.sampled_from(LIFETIMES))
+async def set_expiry(ctx: Ctx, seconds: int | None) -> None:
+    ctx.session.set_expiry(seconds)
+
+
+@request_op()
+async def reload(ctx: Ctx) -> None:
+    before, new = ctx.token(), ctx.session._is_new
+    await ctx.session.reload()
+    ctx.model.drop(ctx.actor)  # unsaved changes are dropped, by design
+    if new and ctx.token() != before:
+        ctx.model.end(before)  # so is a login's data not stored yet
+
+
+# -- lifecycle ---------------------------------------------------------------------
+
+
+@request_op(st.sampled_from(USERS), st.booleans())
+async def login(ctx: Ctx, user: str, keep_data: bool) -> None:
+    """``regenerate()`` then bind the user (the documented login), under
+    ``SESSION_MAX_PER_USER`` when the config sets it."""
+    before, new = ctx.token(), ctx.session._is_new
+    reset = PURPOSE.set("move" if keep_data else "")
+    try:
+        await ctx.session.regenerate(keep_data=keep_data)
+    finally:
+        PURPOSE.reset(reset)
+    if new and ctx.token() != before:
+        ctx.model.end(before)  # data not stored yet, dropped (keep_data=False)
+    ctx.sync()
+    ctx.own()
+    ctx.session["user_id"] = user
+
+
+@request_op()
+async def destroy(ctx: Ctx) -> None:
+    token, new = ctx.token(), ctx.session._is_new
+    await ctx.session.destroy()
+    if new:  # never stored, or moved here by this request's login: over now
+        ctx.model.end(token)
+    ctx.sync()
+
+
+@request_op(st.booleans())
+async def logout_everywhere(ctx: Ctx, keep_current: bool) -> None:
+    user = ctx.request.manager.user_of(ctx.session)
+    if user is None:
+        return
+    keep = ctx.session if keep_current else None
+    await ctx.request.manager.end_user_sessions(user, except_session=keep)
+
+
+# -- processes ---------------------------------------------------------------------
+
+
+@process_op()
+async def cleanup(world: World, process: Process) -> None:
+    await process.store.clear_expired()
+
+
+@process_op()
+async def rotate_key(world: World, process: Process) -> None:
+    process.rotate()
+
+
+@process_op(st.sampled_from(USERS))
+async def end_user(world: World, process: Process, user: str) -> None:
+    await process.manager.end_user_sessions(user)
+
+
+@process_op(st.sampled_from(USERS))
+async def list_user(world: World, process: Process, user: str) -> None:
+    await process.manager.user_sessions(user)
+
+
+@process_op(st.sampled_from(USERS), st.integers(0, 7))
+async def revoke(world: World, process: Process, user: str, index: int) -> None:
+    """A "my sessions" page ends one session by its fingerprint."""
+    known = sorted(world.sids)
+    if known:
+        await process.store.destroy_user_session(user, known[index % len(known)])

@@ -1,0 +1,207 @@
+"""Generated scenarios, and running one against a store.
+
+A scenario is a configuration, a setup (each browser's first visit, some of
+them logged in), then one to three rounds of concurrent actors (requests of
+the three browsers, served by either of two processes, and process
+operations), each round followed by a move of the clock, and a schedule:
+which paused store call goes next at each step.  Hypothesis generates them
+and, when an invariant fails, shrinks the scenario to a minimal one and
+keeps it (``.hypothesis/``); tests/checker/regressions.py keeps the ones
+worth keeping for ever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tornado_sessions.stores.base import SessionStore
+
+from .model import NAMES, Model, Violation
+from .ops import PROCESS_OPS, REQUEST_OPS, USERS, Ctx
+from .world import ACTOR, Call, Request, World
+
+#: The configured idle lifetime (short, so the clock can end sessions).
+MAX_AGE = 7200
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestSpec:
+    """A request of browser ``browser``, served by process ``process``."""
+
+    browser: int
+    process: int
+    ops: tuple[tuple[str, tuple[Any, ...]], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessSpec:
+    process: int
+    op: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    actors: tuple[RequestSpec | ProcessSpec, ...]
+    #: Seconds the clock moves after the round.
+    advance: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    config: tuple[tuple[str, Any], ...]
+    #: Each browser's first visit: None (anonymous) or the user it logs in as.
+    setup: tuple[str | None, ...]
+    rounds: tuple[Round, ...]
+    schedule: tuple[int, ...] = ()
+    #: A fixed order of store calls to reach (regressions; see `.world.Scheduler`).
+    script: tuple[str, ...] = ()
+
+
+def _ops(table: dict[str, Any]) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
+    return st.one_of(*(st.tuples(st.just(name), op.args) for name, op in table.items()))
+
+
+def scenarios() -> st.SearchStrategy[Scenario]:
+    """Every scenario the checker may generate."""
+    config = st.tuples(
+        st.tuples(st.just("rolling"), st.booleans()),
+        st.tuples(st.just("touch_interval"), st.sampled_from([None, 0])),
+        st.tuples(st.just("max_sessions_per_user"), st.sampled_from([None, 2])),
+        st.tuples(st.just("absolute_max_age"), st.sampled_from([None, 3 * MAX_AGE])),
+    )
+    request = st.builds(
+        RequestSpec,
+        # Mostly the same browser: the races of one session's requests.
+        st.sampled_from([0, 0, 0, 1, 2]),
+        st.integers(0, 1),
+        st.lists(_ops(REQUEST_OPS), min_size=1, max_size=5).map(tuple),
+    )
+    process = st.builds(lambda p, op: ProcessSpec(p, *op), st.integers(0, 1), _ops(PROCESS_OPS))
+    actor = st.one_of(request, request, process)
+    rounds = st.builds(
+        Round,
+        st.lists(actor, min_size=1, max_size=3).map(tuple),
+        st.sampled_from([0, 0, 1, 61, MAX_AGE + 1]),
+    )
+    return st.builds(
+        Scenario,
+        config,
+        st.tuples(*[st.sampled_from((None, *USERS))] * 3),
+        st.lists(rounds, min_size=1, max_size=3).map(tuple),
+        st.lists(st.integers(0, 3), max_size=80).map(tuple),
+    )
+
+
+async def _request(world: World, model: Model, name: str, spec: RequestSpec) -> None:
+    ACTOR.set(name)
+    request = Request(name, world.processes[spec.process], world.browsers[spec.browser])
+    model.begin(name)
+    try:
+        session = await request.load()
+        ctx = Ctx(name, world, model, request, session, model.steps)
+        for op, args in spec.ops:
+            await REQUEST_OPS[op].run(ctx, *args)
+            ctx.sync()
+        await request.commit()
+        world.responses[name] = request.response_cookie
+        ctx.saved()
+    finally:
+        model.done(name)
+
+
+async def _process(world: World, name: str, spec: ProcessSpec) -> None:
+    ACTOR.set(name)
+    await PROCESS_OPS[spec.op].run(world, world.processes[spec.process], *spec.args)
+
+
+async def run_scenario(
+    stores: Sequence[SessionStore], clock: Any, scenario: Scenario, enabled: Iterable[str]
+) -> World:
+    """Run ``scenario`` on ``stores`` (emptied first; one per process, or
+    one for all), checking the invariants named ``enabled`` at every step."""
+    await stores[0].clear()
+    config = dict(scenario.config, max_age=MAX_AGE)
+    world = World(stores, clock, config)
+    model = Model(max_age=MAX_AGE, absolute=config.get("absolute_max_age"), enabled=enabled)
+
+    async def on_step(call: Call) -> None:
+        model.step(call, await world.peek(), world.now())
+
+    world.model = model
+    world.scheduler.choices = list(scenario.schedule)
+    world.scheduler.script = list(scenario.script)
+    world.scheduler.on_step = on_step
+    serial = 0
+
+    async def run(actors: Sequence[RequestSpec | ProcessSpec]) -> None:
+        nonlocal serial
+        coros = []
+        for spec in actors:
+            serial += 1
+            if isinstance(spec, RequestSpec):
+                name = f"r{serial}:b{spec.browser}@p{spec.process}"
+                coros.append(_request(world, model, name, spec))
+            else:
+                coros.append(_process(world, f"p{spec.process}.{spec.op}#{serial}", spec))
+        for outcome in await world.scheduler.run(coros):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, Violation):
+                    raise outcome
+                trace = "\n  ".join(model.trace[-40:])
+                raise AssertionError(f"an actor failed: {outcome!r}\n  {trace}") from outcome
+
+    for browser, user in enumerate(scenario.setup):
+        ops: list[tuple[str, tuple[Any, ...]]] = [("set_key", ())]
+        if user is not None:
+            ops.append(("login", (user, True)))
+        await run([RequestSpec(browser, 0, tuple(ops))])
+    for round_ in scenario.rounds:
+        await run(round_.actors)
+        if round_.advance:
+            clock.advance(round_.advance)
+            model.step(
+                Call("clock", f"advance {round_.advance}s", None, ""),
+                await world.peek(),
+                world.now(),
+            )
+    model.final()
+    assert not world.scheduler.script, f"the order {scenario.script} was not reached: " + (
+        "\n  ".join(model.trace)
+    )
+    return world
+
+
+def examples(default: int) -> int:
+    """The number of examples: ``CHECKER_EXAMPLES`` if set, else ``default``."""
+    return int(os.environ.get("CHECKER_EXAMPLES") or default)
+
+
+def check(
+    run_sync: Callable[[Callable[[], Any]], Any],
+    stores: Callable[[], Sequence[SessionStore]],
+    clock: Any,
+    *,
+    examples: int,
+    enabled: Iterable[str] = NAMES,
+) -> None:
+    """Run ``examples`` generated scenarios on the stores ``stores()`` returns."""
+    enabled = frozenset(enabled)
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+    @given(scenario=scenarios())
+    def generated(scenario: Scenario) -> None:
+        run_sync(lambda: run_scenario(stores(), clock, scenario, enabled))
+
+    generated()
