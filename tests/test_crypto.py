@@ -108,3 +108,46 @@ def test_a_payload_whose_session_id_ends_with_a_newline_is_refused() -> None:
     assert manager.decode_cookie(manager.cipher.encrypt(good)) is not None
     for sid in (good["i"] + "\n", good["i"][:-1] + "\n", good["i"] + " "):
         assert manager.decode_cookie(manager.cipher.encrypt({**good, "i": sid})) is None
+
+
+def test_a_checked_payload_is_checked_once_per_token_and_still_ages() -> None:
+    clock = FakeClock()
+    cipher = CookieCipher([A], clock=clock)
+    token = cipher.encrypt({"i": "abc"})
+    seen: list[tuple[dict[str, object], bool]] = []
+
+    def check(payload: dict[str, object], rotated: bool) -> dict[str, object] | None:
+        seen.append((payload, rotated))
+        return {**payload, "ok": True} if payload.get("i") == "abc" else None
+
+    for value in (token, token, f'"{token}"'):  # the quoted form is the same token
+        assert cipher.decrypt_checked(value, 60, check) == ({"i": "abc", "ok": True},)
+    assert seen == [({"i": "abc"}, False)]  # parsed and checked once
+    assert cipher.decrypt(token, 60) == ({"i": "abc"}, False)  # decrypt is unchanged
+    clock.advance(61)
+    assert cipher.decrypt_checked(token, 60, check) is None  # the cache never extends a life
+    clock.advance(-61)
+    refused = cipher.encrypt({"i": "other"})
+    assert cipher.decrypt_checked(refused, 60, check) == (None,)  # ours, but refused
+    assert cipher.decrypt_checked(refused, 60, check) == (None,)
+    assert len(seen) == 2
+    assert cipher.decrypt_checked(token[:-2] + "AA", 60, check) is None  # not ours
+
+
+def test_decode_cookie_parses_a_returning_visitors_payload_once() -> None:
+    from tornado_sessions import MemoryStore, SessionConfig
+    from tornado_sessions.manager import SessionManager, new_sid
+
+    clock = FakeClock()
+    manager = SessionManager(MemoryStore(), SessionConfig(secret=SECRET, clock=clock))
+    now = int(clock())
+    cookie = manager.cipher.encrypt({"v": 1, "i": new_sid(), "c": now, "e": now + 100})
+    first = manager.decode_cookie(cookie)
+    assert first is not None and first["rotated"] is False
+    first["i"] = "changed by a caller"  # each call gets its own copy
+    second = manager.decode_cookie(cookie)
+    assert second is not None and second["i"] != "changed by a caller"
+    entry = manager.cipher._verified[cookie]
+    assert entry[3] is not None and entry[3]["i"] == second["i"]  # remembered, checked
+    clock.advance(100)
+    assert manager.decode_cookie(cookie) is None  # the session's expiry is checked each time

@@ -167,3 +167,24 @@ async def test_two_concurrent_flashes_are_both_kept(manager: SessionManager) -> 
     await asyncio.gather(commit(manager, first), commit(manager, second))
     following = await manager.load(OWNER, cookie)
     assert following.pop_flashes() == [("message", "one"), ("error", "two")]
+
+
+@pytest.mark.gen_test
+async def test_a_lone_save_is_written_by_its_caller_and_a_queued_one_by_a_task(
+    manager: SessionManager, store: SlowStore
+) -> None:
+    cookie = await stored(manager, {"n": 1})
+    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    a["a"] = 1
+    b["b"] = 2
+    before = asyncio.all_tasks()
+    ta = asyncio.ensure_future(commit(manager, a))
+    await asyncio.sleep(0.005)  # A's write is in flight, in A's own task
+    assert asyncio.all_tasks() - before == {ta}
+    assert manager.saves._tasks == set()
+    tb = asyncio.ensure_future(commit(manager, b))  # queues behind A's write
+    assert await outcomes(ta, tb) == [None, None]
+    data = (await manager.load(OWNER, cookie))._data
+    assert data == {"n": 1, "a": 1, "b": 2}
+    assert manager.saves.writes == 2  # A alone, then B by the session's task
+    assert manager.saves._groups == {} and manager.saves._tasks == set()

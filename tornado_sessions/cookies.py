@@ -114,8 +114,14 @@ class CookieRules:
 
     def decode_cookie(self, value: str, client: str | None = None) -> dict[str, Any] | None:
         """Return the checked payload of a cookie value, or None (logged,
-        rate-limited: see `log_rejected`)."""
-        result = self.cipher.decrypt(value, self.config.cookie_ttl)
+        rate-limited: see `log_rejected`).
+
+        .. versionchanged:: 0.3
+           A returning visitor's payload is parsed and checked once, with
+           its token (`.CookieCipher.decrypt_checked`); each request then
+           checks only the token's age and the session's expiry.
+        """
+        result = self.cipher.decrypt_checked(value, self.config.cookie_ttl, _checked_payload)
         if result is None:
             self.log_rejected(
                 "token",
@@ -125,16 +131,8 @@ class CookieRules:
                 client,
             )
             return None
-        payload, rotated = result
-        sid, created, expires, ttl = (payload.get(k) for k in ("i", "c", "e", "t"))
-        if (
-            payload.get("v") != _PAYLOAD_VERSION
-            or not isinstance(sid, str)
-            or not _SID.match(sid)
-            or not isinstance(created, int)
-            or not isinstance(expires, int)
-            or not (ttl is None or isinstance(ttl, int))
-        ):
+        payload = result[0]
+        if payload is None:
             self.log_rejected(
                 "payload",
                 "Rejected a session cookie from %s: unexpected payload; starting a fresh session",
@@ -143,7 +141,8 @@ class CookieRules:
             return None
         now = self.now()
         absolute = self.config.absolute_max_age
-        if expires <= now or (absolute is not None and created + absolute <= now):
+        expires = payload["e"]
+        if expires <= now or (absolute is not None and payload["c"] + absolute <= now):
             timeout = "idle" if expires <= now else "absolute"
             self.log_rejected(
                 f"expired-{timeout}",
@@ -152,8 +151,8 @@ class CookieRules:
                 client,
             )
             return None
-        payload["rotated"] = rotated
-        return payload
+        # A copy: the checked payload is shared by every request with the cookie.
+        return dict(payload)
 
     def cookie_value(self, session: Session) -> str:
         """Return the encrypted cookie value naming ``session``."""
@@ -182,3 +181,18 @@ class CookieRules:
         if session._ttl is None and not self.config.persistent:
             return None
         return max(1, session._expires_at - self.now())
+
+
+def _checked_payload(payload: dict[str, Any], rotated: bool) -> dict[str, Any] | None:
+    """The payload with ``"rotated"`` added, if it has the form we issue."""
+    sid, created, expires, ttl = (payload.get(k) for k in ("i", "c", "e", "t"))
+    if (
+        payload.get("v") != _PAYLOAD_VERSION
+        or not isinstance(sid, str)
+        or not _SID.match(sid)
+        or not isinstance(created, int)
+        or not isinstance(expires, int)
+        or not (ttl is None or isinstance(ttl, int))
+    ):
+        return None
+    return {**payload, "rotated": rotated}

@@ -23,7 +23,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -71,6 +71,10 @@ def _token_lengths(limit: int) -> dict[int, frozenset[str] | None]:
 
 
 _LENGTHS = _token_lengths(MAX_TOKEN_LENGTH)
+
+_T = TypeVar("_T")
+#: A cache entry's checked payload, before a caller's check has run.
+_UNCHECKED: Any = object()
 
 
 def canonical_token(value: str) -> str | None:
@@ -129,6 +133,8 @@ class CookieCipher:
     .. versionchanged:: 0.2
        Only the exact token form is read (`canonical_token`); the cache
        evicts its least recently used entry; ``cache_size``.
+    .. versionchanged:: 0.3
+       `decrypt_checked` remembers a check of the payload with the token.
     """
 
     def __init__(
@@ -144,11 +150,12 @@ class CookieCipher:
         self._multi = MultiFernet(self._fernets)
         self._clock = clock
         self._cache_size = cache_size
-        # token -> (payload text, issued at, rotated) for tokens whose HMAC
-        # has been verified: a returning visitor's cookie is checked once,
-        # then only its age.  Only canonical tokens made with our keys get
-        # in, so forgeries cannot fill it, and it is bounded all the same.
-        self._verified: OrderedDict[str, tuple[bytes, int, bool]] = OrderedDict()
+        # token -> [payload text, issued at, rotated, checked payload] for
+        # tokens whose HMAC has been verified: a returning visitor's cookie
+        # is checked once, then only its age.  Only canonical tokens made
+        # with our keys get in, so forgeries cannot fill it, and it is
+        # bounded all the same.
+        self._verified: OrderedDict[str, list[Any]] = OrderedDict()
 
     def encrypt(self, payload: dict[str, Any]) -> str:
         """Return the token for ``payload`` (a JSON object), without the
@@ -167,40 +174,75 @@ class CookieCipher:
         form, garbage, truncation, tampering, an unknown key, expiry); the
         caller logs it without the token's value.
         """
-        found = canonical_token(token) if isinstance(token, str) else None
-        if found is None:
+        entry = self._open(token, ttl)
+        if entry is None:
             return None
+        payload = _parse(entry[0])
+        return None if payload is None else (payload, entry[2])
+
+    def decrypt_checked(
+        self, token: str, ttl: int, check: Callable[[dict[str, Any], bool], _T | None]
+    ) -> tuple[_T | None] | None:
+        """As `decrypt`, but return ``(check(payload, rotated),)``, the
+        answer of ``check`` remembered with the token, so that a returning
+        visitor's payload is parsed and checked once, not on every request
+        (``check`` must depend on the payload alone).  None if the token is
+        not ours; ``(None,)`` if ``check`` refused its payload.
+
+        .. versionadded:: 0.3
+        """
+        entry = self._open(token, ttl)
+        if entry is None:
+            return None
+        checked = entry[3]
+        if checked is _UNCHECKED:
+            payload = _parse(entry[0])
+            checked = None if payload is None else check(payload, entry[2])
+            entry[3] = checked
+        return (checked,)
+
+    def _open(self, token: str, ttl: int) -> list[Any] | None:
+        """The cache entry of a verified ``token`` of the right age (a new
+        one, not cached, for a token past `CACHE_TOKEN_LIMIT`), or None."""
+        # Only canonical tokens are cached: a hit needs no check of the form.
+        cached = self._verified.get(token) if isinstance(token, str) else None
+        found: str | None = token
+        if cached is None:
+            found = canonical_token(token) if isinstance(token, str) else None
+            if found is None:
+                return None
+            cached = self._verified.get(found)
         now = int(self._clock())
-        cached = self._verified.get(found)
         if cached is not None:
-            self._verified.move_to_end(found)
-            text, issued, rotated = cached
+            self._verified.move_to_end(found)  # type: ignore[arg-type]
+            issued = cached[1]
             # The same age checks Fernet makes (ttl, and at most 60 s ahead).
             if issued + ttl < now or issued > now + _MAX_CLOCK_SKEW:
                 return None
-        else:
-            raw = (found + "=" * (-len(found) % 4)).encode("ascii")
-            for index, fernet in enumerate(self._fernets):
-                try:
-                    text = fernet.decrypt_at_time(raw, ttl, now)
-                    issued = fernet.extract_timestamp(raw)
-                except (InvalidToken, binascii.Error, ValueError, TypeError):
-                    continue
-                rotated = index > 0
-                if len(found) <= CACHE_TOKEN_LIMIT and self._cache_size > 0:
-                    self._verified[found] = (text, issued, rotated)
-                    if len(self._verified) > self._cache_size:
-                        self._verified.popitem(last=False)
-                break
-            else:
-                return None
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(payload, dict):
-            return None
-        return payload, rotated
+            return cached
+        assert found is not None
+        raw = (found + "=" * (-len(found) % 4)).encode("ascii")
+        for index, fernet in enumerate(self._fernets):
+            try:
+                text = fernet.decrypt_at_time(raw, ttl, now)
+                issued = fernet.extract_timestamp(raw)
+            except (InvalidToken, binascii.Error, ValueError, TypeError):
+                continue
+            entry = [text, issued, index > 0, _UNCHECKED]
+            if len(found) <= CACHE_TOKEN_LIMIT and self._cache_size > 0:
+                self._verified[found] = entry
+                if len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)
+            return entry
+        return None
+
+
+def _parse(text: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 # -- secrets -------------------------------------------------------------------

@@ -56,17 +56,20 @@ def apply(
         if action is CookieAction.SET and session is not None and session._cookie_dirty:
             log.warning("Session cookie could not be updated: headers were already sent")
         return
+    headers = handler._headers
+    # Set directly: the values are constants or already checked headers
+    # (set_header() would check them again), on every response with a session.
     if session.accessed or action is not CookieAction.NONE:
-        vary = handler._headers.get("Vary")
+        vary = _header(headers, "Vary")
         if not vary:
-            handler.set_header("Vary", "Cookie")
+            headers["Vary"] = "Cookie"
         elif "cookie" not in vary.lower():
-            handler.set_header("Vary", f"{vary}, Cookie")
+            headers["Vary"] = f"{vary}, Cookie"
     if action is CookieAction.NONE:
         # A response built from one user's session is that user's: no
         # shared cache may keep it, unless the handler chose otherwise.
-        if session.accessed and "Cache-Control" not in handler._headers:
-            handler.set_header("Cache-Control", "private")
+        if session.accessed and _header(headers, "Cache-Control") is None:
+            headers["Cache-Control"] = "private"
         return
     config = manager.config
     protocol = handler.request.protocol  # https behind a proxy only with xheaders=True
@@ -102,7 +105,7 @@ def apply(
     # A response that sets a cookie must not be stored by shared caches.
     directives = [
         d.strip()
-        for d in handler._headers.get("Cache-Control", "").split(",")
+        for d in (_header(headers, "Cache-Control") or "").split(",")
         if d.strip()
         and d.strip().lower() != "public"
         and not d.strip().lower().startswith("s-maxage")
@@ -110,3 +113,11 @@ def apply(
     if not any(d.lower() in ("private", "no-store") for d in directives):
         directives.insert(0, "private")
     handler.set_header("Cache-Control", ", ".join(directives))
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A response header's value, or None: ``HTTPHeaders.get`` raises and
+    catches a KeyError for each absent header; its dict of normalized names
+    does not."""
+    table = getattr(headers, "_dict", None)
+    return table.get(name) if isinstance(table, dict) else headers.get(name)

@@ -10,10 +10,11 @@ request of this process could go ahead.
 
 A write in flight is joined by the saves that arrive meanwhile, which then go
 together in the next write.  A save alone is written as it is, with no extra
-work.  Only another process can make a versioned write conflict: the row is
-then re-read, the pending changes are applied to it again, and the write is
-retried (at once, then after a short, bounded, randomized backoff).  A
-session that is gone (logged out, expired) is never recreated.
+work: by the caller's own task, with no task of its own.  Only another
+process can make a versioned write conflict: the row is then re-read, the
+pending changes are applied to it again, and the write is retried (at once,
+then after a short, bounded, randomized backoff).  A session that is gone
+(logged out, expired) is never recreated.
 
 This module knows the store contract and `.Session`, nothing of HTTP.
 
@@ -167,16 +168,21 @@ class SaveCombiner:
             group.queue.append(request)
             await request.future
             return
-        # Nothing in flight: a task of the session's writes this request's at
-        # once, then whatever queues behind it meanwhile.  The task, not the
-        # request, writes, so that a caller cancelled meanwhile (its own
-        # timeout) never interrupts a write that carries other requests.
+        # Nothing in flight: the caller writes its own save at once (a lone
+        # save needs no task of its own); whatever queues behind it meanwhile
+        # is written after it by a task of the session's, which also takes
+        # over the saves of a caller cancelled mid-write (its own timeout).
         group = self._groups[sid] = _Group(self._start_state(sid, request))
-        group.queue.append(request)
-        task = asyncio.get_running_loop().create_task(self._drain(sid, group))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        await request.future
+        try:
+            await self._write(sid, group, [request], hand_over=True)
+        finally:
+            if group.queue:
+                task = asyncio.get_running_loop().create_task(self._drain(sid, group))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                del self._groups[sid]
+        await request.future  # settled by the write: its result or its error
 
     # -- internals -----------------------------------------------------------
 
@@ -209,15 +215,23 @@ class SaveCombiner:
                 if not request.future.done():
                     request.future.cancel()
 
-    async def _write(self, sid: str, group: _Group, batch: list[SaveRequest]) -> None:
+    async def _write(
+        self, sid: str, group: _Group, batch: list[SaveRequest], *, hand_over: bool = False
+    ) -> None:
         """Write ``batch`` (one session's saves, in finishing order) and settle
-        each request's future; never raises."""
+        each request's future; never raises.  With ``hand_over`` (the caller
+        writes its own save), a cancellation is raised, and the saves the
+        write took on go back to the head of the queue, to be written."""
         # Every request this write takes on, those that ride along after a
         # conflict included: on any failure each of them is settled.
         carried = list(batch)
         try:
             await self._write_batch(sid, group, batch, carried)
         except BaseException as exc:
+            if hand_over and not isinstance(exc, Exception):
+                group.state = None  # the write was interrupted: re-read first
+                group.queue[:0] = [r for r in carried if not r.future.done()]
+                raise
             for request in carried:
                 if not request.future.done():
                     if isinstance(exc, Exception):

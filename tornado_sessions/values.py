@@ -143,6 +143,13 @@ def check_text(text: str) -> None:
     raise _refuse("session data", "it holds a lone surrogate")
 
 
+#: The one canonical form, made once (``json.dumps`` with these options
+#: would make an encoder on every call).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def dumps(data: dict[str, Any]) -> str:
     """Serialize session data the one canonical way (sorted keys, compact,
     UTF-8 kept as is).
@@ -151,9 +158,7 @@ def dumps(data: dict[str, Any]) -> str:
         (or a lone surrogate).
     """
     try:
-        text = json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = _ENCODER.encode(data)
     except (TypeError, ValueError) as exc:
         for key, value in data.items():
             if not isinstance(key, str):
