@@ -11,6 +11,7 @@ import asyncio
 import builtins
 import http.cookies
 import json
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -267,6 +268,24 @@ ROUTES: list[Any] = [
 
 
 # -- fixtures -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _independent_of_the_developers_settings(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """The suite never reads the developer's own settings: every
+    ``SESSION_*`` variable is removed from the environment for the run, and
+    the tests run from an empty directory, so that a ``.env`` made with
+    ``cp .env.example .env`` (as the README invites) is not read either.
+    A test that wants a setting sets it; the MySQL tests take their server
+    from ``TEST_SESSION_*`` (tests/mysql/conftest.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("SESSION_"):
+                patch.delenv(name)
+        patch.chdir(tmp_path_factory.mktemp("empty-cwd"))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

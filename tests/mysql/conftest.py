@@ -2,12 +2,20 @@
 
 Which server:
 
-* ``mysql_settings`` (used by most tests): the server the ``SESSION_HOST``,
-  ``SESSION_PORT``, ``SESSION_USER``, ``SESSION_PASSWORD`` and
-  ``SESSION_DATABASE`` variables point at, if ``SESSION_HOST`` is set and the
-  server answers; otherwise a private MariaDB started for the test run.
+* ``mysql_settings`` (used by most tests): the server the
+  ``TEST_SESSION_HOST``, ``TEST_SESSION_PORT``, ``TEST_SESSION_USER``,
+  ``TEST_SESSION_PASSWORD`` and ``TEST_SESSION_DATABASE`` variables point at,
+  if ``TEST_SESSION_HOST`` is set and the server answers; otherwise a private
+  MariaDB started for the test run.  They are read from the environment
+  only: the application's own ``SESSION_*`` settings (the environment and
+  ``.env``) are never used by the suite (tests/conftest.py removes them).
 * ``private_server``: always the private server (statement counting needs a
   server no one else talks to).  The outage tests start one of their own.
+* ``secret_password_settings``: a user of its own with a long random
+  password, on the ``mysql_settings`` server (or the private one if that
+  user cannot be created there), for the tests that check a password never
+  appears in a message: a password that can occur by chance (``tornado``
+  in ``tornado_sessions``; an empty one in anything) proves nothing.
 
 If no server can be reached or started the tests fail with a message that
 says what to do; they are never skipped.
@@ -20,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,7 +42,6 @@ import tornado.ioloop
 
 from tests.conftest import FakeClock
 from tests.mysql.server import MariaDBServer, running_server
-from tornado_sessions.config import config as env
 from tornado_sessions.stores.mysql import MySQLStore
 
 Settings = dict[str, Any]
@@ -68,15 +77,15 @@ def query(settings: Settings, sql: str, args: Any = None) -> list[tuple[Any, ...
 
 
 def _env_settings() -> Settings | None:
-    host = env("SESSION_HOST", default="")
+    host = os.environ.get("TEST_SESSION_HOST", "")
     if not host:
         return None
     return {
         "host": host,
-        "port": int(env("SESSION_PORT", default="3306")),
-        "user": env("SESSION_USER", default=""),
-        "password": env("SESSION_PASSWORD", default=""),
-        "database": env("SESSION_DATABASE", default=""),
+        "port": int(os.environ.get("TEST_SESSION_PORT") or "3306"),
+        "user": os.environ.get("TEST_SESSION_USER", ""),
+        "password": os.environ.get("TEST_SESSION_PASSWORD", ""),
+        "database": os.environ.get("TEST_SESSION_DATABASE", ""),
     }
 
 
@@ -89,14 +98,15 @@ def private_server() -> Iterator[MariaDBServer]:
 
 @pytest.fixture(scope="session")
 def mysql_settings(request: pytest.FixtureRequest) -> Settings:
-    """Connection settings: SESSION_* if that server answers, else the private one."""
+    """Connection settings: TEST_SESSION_* if that server answers, else the private one."""
     settings = _env_settings()
     if settings is not None:
         try:
             connect(settings).close()
         except pymysql.err.MySQLError as exc:
             print(
-                f"SESSION_HOST={settings['host']}:{settings['port']} does not answer ({exc}); "
+                f"TEST_SESSION_HOST={settings['host']}:{settings['port']} does not answer "
+                f"({exc}); "
                 "using a private MariaDB"
             )
         else:
@@ -108,6 +118,41 @@ def mysql_settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture(scope="session")
 def private_settings(private_server: MariaDBServer) -> Settings:
     return private_server.settings()
+
+
+@pytest.fixture(scope="session")
+def secret_password_settings(
+    mysql_settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
+    """Settings of a user of the run's own, with a random 32-character
+    password, on the ``mysql_settings`` server and database; on the private
+    server if that server's user may not create users.  Dropped at the end."""
+    user = "ts_secret_" + secrets.token_hex(4)
+    password = "Pw" + secrets.token_urlsafe(24)  # cannot occur in a message by chance
+    created: list[str] = []
+    settings = mysql_settings
+    try:
+        for host in ("localhost", "127.0.0.1", "%"):
+            quoted = host.replace("%", "%%")  # a statement with arguments is %-formatted
+            query(settings, f"CREATE USER '{user}'@'{quoted}' IDENTIFIED BY %s", (password,))
+            created.append(host)
+            query(
+                settings, f"GRANT ALL PRIVILEGES ON `{settings['database']}`.* TO '{user}'@'{host}'"
+            )
+    except BaseException as exc:
+        for host in created:
+            query(settings, f"DROP USER IF EXISTS '{user}'@'{host}'")
+        if not isinstance(exc, pymysql.err.MySQLError):
+            raise
+        print(f"cannot create a user on {settings['host']} ({exc}); using the private MariaDB")
+        server: MariaDBServer = request.getfixturevalue("private_server")
+        yield server.settings()  # its user's password is random too
+        return
+    try:
+        yield {**settings, "user": user, "password": password}
+    finally:
+        for host in created:
+            query(settings, f"DROP USER IF EXISTS '{user}'@'{host}'")
 
 
 def new_table_name() -> str:

@@ -68,8 +68,8 @@ class MariaDBServer:
         if not self.mariadbd or not self.install_db:
             raise ServerError(
                 "mariadbd / mariadb-install-db not found: run scripts/mariadb-test-env "
-                "(apt-get install mariadb-server), or point SESSION_HOST, SESSION_PORT, "
-                "SESSION_USER, SESSION_PASSWORD, SESSION_DATABASE at a server"
+                "(apt-get install mariadb-server), or point TEST_SESSION_HOST, TEST_SESSION_PORT, "
+                "TEST_SESSION_USER, TEST_SESSION_PASSWORD, TEST_SESSION_DATABASE at a server"
             )
         self.root = tempfile.mkdtemp(prefix="tornado-sessions-mariadb-")
         self.datadir = os.path.join(self.root, "data")

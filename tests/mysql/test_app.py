@@ -259,7 +259,7 @@ def test_manager_cookie_names_the_stored_row(
     io_loop: tornado.ioloop.IOLoop,
     store: MySQLStore,
     config: SessionConfig,
-    mysql_settings: Settings,
+    private_settings: Settings,
 ) -> None:
     """The row key is the SHA-256 of the id the cookie carries."""
     manager = SessionManager(store, config)
@@ -275,5 +275,5 @@ def test_manager_cookie_names_the_stored_row(
     assert payload is not None and payload["i"] == sid
     key = hash_sid(sid).hex().upper()
     assert query(
-        mysql_settings, f"SELECT data FROM `{store.table}` WHERE HEX(id) = %s", (key,)
+        private_settings, f"SELECT data FROM `{store.table}` WHERE HEX(id) = %s", (key,)
     ) == [('{"k":"v"}',)]

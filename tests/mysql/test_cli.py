@@ -316,7 +316,10 @@ def test_bad_port_names_the_variable(server: dict[str, Any], tmp_path: Path) -> 
     assert result.returncode == 2
 
 
-def test_unreachable_server_is_one_line(server: dict[str, Any], tmp_path: Path) -> None:
+def test_unreachable_server_is_one_line(
+    secret_password_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    server = secret_password_settings  # a random password: its absence means something
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

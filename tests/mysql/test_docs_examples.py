@@ -49,7 +49,12 @@ def test_every_mysql_example_is_run_here() -> None:
     marked = {n for n, b in examples().items() if "mysql" in b.flags}
     kinds = ("module", "program", "pytest")
     assert marked == {n for kind in kinds for n in mysql_examples(kind)}
-    assert set(mysql_examples("module")) == {"express-python", "cron-store", "mysql-store"}
+    assert set(mysql_examples("module")) == {
+        "express-python",
+        "cron-store",
+        "mysql-store",
+        "shared-pool",
+    }
 
 
 @pytest.mark.parametrize("name", mysql_examples("module"))
@@ -77,6 +82,9 @@ async def test_mysql_module_example(
         elif name == "mysql-store":  # opened (the table made), then closed
             assert store.table_state == "created"
             assert rows(mysql_settings, env) == 0
+        elif name == "shared-pool":  # one pool: the store's table, the app's query
+            assert store.table_state == "created" and ns["sessions"] == 0
+            assert ns["pool"].maxsize == 10 and ns["pool"].closed  # SESSION_POOL_SIZE's default
         else:  # cron-store: no cleanup task; cron runs clear-expired
             assert store.cleanup_interval is None
     finally:

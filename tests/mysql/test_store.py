@@ -182,34 +182,37 @@ def test_store_table_names_do_not_collide() -> None:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_table_of_another_layout_is_refused_with_advice(
-    mysql_settings: Settings, table: str
+    secret_password_settings: Settings,
 ) -> None:
+    settings = secret_password_settings  # a random password: its absence means something
+    table = new_table_name()
     # express-mysql-session's table, for instance.
     query(
-        mysql_settings,
+        settings,
         f"CREATE TABLE `{table}` (session_id VARCHAR(128) PRIMARY KEY, "
         "expires INT UNSIGNED NOT NULL, data MEDIUMTEXT)",
     )
-    store = MySQLStore(**mysql_settings, table=table, cleanup_interval=None)
+    store = MySQLStore(**settings, table=table, cleanup_interval=None)
     try:
         with pytest.raises(StoreError) as caught:
             await store.open()
         message = str(caught.value)
         assert "lacks the columns id, created_at, updated_at, expires_at, version" in message
         assert "SESSION_TABLE" in message and "create_table_sql()" in message
-        assert mysql_settings["password"] not in message
+        assert settings["password"] not in message
         # Nothing was changed, and the next call fails the same way.
         with pytest.raises(StoreError, match="lacks the columns"):
             await store.get(new_sid())
+        columns = query(
+            settings,
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (table,),
+        )
+        assert [c for (c,) in columns] == ["session_id", "expires", "data"]
     finally:
         await store.close()
-    columns = query(
-        mysql_settings,
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
-        (table,),
-    )
-    assert [c for (c,) in columns] == ["session_id", "expires", "data"]
+        query(settings, f"DROP TABLE IF EXISTS `{table}`")
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -14,6 +14,7 @@ The package, one module per job:
 ``store``          `MySQLStore`: the loads and saves of the store contract
 ``admin``          listings, per-user queries, cleanup of expired rows, stats
 ``connection``     the pool, one round trip, the retry policy, error hints
+``pools``          `create_pool` and `pool_options`: a pool from the config
 ``schema``         the table's DDL, its check at first use, its upgrade
 ``statements``     the SQL of every statement, and rows into records
 ``batching``       coalesced reads and saves, and how a failed batch splits
@@ -23,8 +24,12 @@ The package, one module per job:
 .. versionchanged:: 0.2
    A package (it was one module); ``from tornado_sessions.stores.mysql import
    MySQLStore`` works as before.
+.. versionchanged:: 0.3
+   `create_pool` and `pool_options` (module ``pools``).
 """
 
+from .pools import create_pool as create_pool
+from .pools import pool_options as pool_options
 from .store import MySQLStore as MySQLStore
 
-__all__ = ["MySQLStore"]
+__all__ = ["MySQLStore", "create_pool", "pool_options"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import re
 import weakref
@@ -183,6 +182,8 @@ class Connections:
         if self._pool is None:
             # minsize=0: creating the pool opens no connection, so it cannot
             # fail; connections are made (and re-made after an outage) on use.
+            from .pools import checked_options
+
             self._pool = await aiomysql.create_pool(
                 minsize=0,
                 maxsize=self.pool_size,
@@ -193,27 +194,19 @@ class Connections:
                 password=self._password,
                 db=self.database,
                 unix_socket=self.unix_socket,
-                autocommit=True,
-                charset="utf8mb4",
                 connect_timeout=self.timeout,
-                client_flag=CLIENT.FOUND_ROWS,
-                init_command=self.init_command(),
+                **checked_options(self.variables, timeout=self.timeout),
             )
         return self._pool
 
     def init_command(self) -> str:
-        """The ``SET SESSION`` each connection of the store's own pool runs;
-        it ends with ``NAMES utf8mb4``, which undoes a server's
-        ``init_connect`` of another character set."""
-        return init_command(
-            {
-                "sql_notes": "0",
-                # A second under the statement timeout, so that a row held too
-                # long is a clean 1205 from the server, not a client timeout.
-                "innodb_lock_wait_timeout": str(max(1, math.ceil(self.timeout) - 1)),
-                **self.variables,
-            }
-        )
+        """The ``SET SESSION`` each connection of the store's own pool runs
+        (`.pools.required_options`); it ends with ``NAMES utf8mb4``, which
+        undoes a server's ``init_connect`` of another character set."""
+        from .pools import checked_options
+
+        command: str = checked_options(self.variables, timeout=self.timeout)["init_command"]
+        return command
 
     async def set_variables(self, variables: Mapping[str, Any]) -> None:
         """Add session variables to the store's own pool: its connections
@@ -358,14 +351,6 @@ class Connections:
                 raise self.error(doing, code, message_of(exc)) from None
             except OSError as exc:
                 raise self.error(doing, None, f"{type(exc).__name__}: {exc}") from None
-
-
-def init_command(settings: Mapping[str, str]) -> str:
-    """``SET SESSION`` of ``settings`` (``{name: SQL value}``), then
-    `.charset.FORCE`."""
-    return "SET SESSION " + ", ".join(
-        [*(f"{name}={value}" for name, value in settings.items()), charset.FORCE]
-    )
 
 
 async def _close(pool: aiomysql.Pool, timeout: float) -> None:

@@ -22,14 +22,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiomysql
-from pymysql.constants import CLIENT
 
 from ...errors import ConfigError, SessionConflict, SessionExists, SessionGone, StoreError
 from ..base import SessionRecord, SessionStore, check_record
-from . import cluster, schema, statements
+from . import cluster, pools, schema, statements
 from .admin import AdminQueries
 from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
-from .connection import Connections, Duplicate, Result, check_variables, init_command
+from .connection import Connections, Duplicate, Result
 
 if TYPE_CHECKING:
     from ...config import DatabaseConfig
@@ -183,34 +182,7 @@ class MySQLStore(AdminQueries, SessionStore):
 
         .. versionadded:: 0.1
         """
-        missing = [
-            name
-            for name, value in (
-                ("SESSION_HOST", config.host),
-                ("SESSION_USER", config.user),
-                ("SESSION_DATABASE", config.database),
-            )
-            if not value
-        ]
-        if missing and "pool" not in options:
-            raise ConfigError(
-                f"MySQLStore needs {', '.join(missing)}: set them in the environment or .env "
-                "(SESSION_PASSWORD too, if the user has one)"
-            )
-        values: dict[str, Any] = {
-            "host": config.host,
-            "port": config.port,
-            "user": config.user,
-            "password": config.password,
-            "database": config.database,
-            "table": config.table,
-            "pool_size": config.pool_size,
-            "timeout": config.db_timeout,
-            "clock": config.clock,
-            "session_variables": dict(config.db_variables),
-        }
-        values.update(options)
-        return cls(**values)
+        return cls(**pools.store_arguments(config, options))
 
     # -- schema ----------------------------------------------------------------
 
@@ -229,7 +201,8 @@ class MySQLStore(AdminQueries, SessionStore):
     def pool_options(session_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return the connection options a pool passed as ``pool`` must have.
 
-        Use them with ``aiomysql.create_pool(**MySQLStore.pool_options(), ...)``.
+        Use them with ``aiomysql.create_pool(**MySQLStore.pool_options(), ...)``,
+        or let `.pools.create_pool` build the whole pool from the config.
 
         :param session_variables: server variables each connection sets, e.g.
             ``{"wsrep_sync_wait": 1}``, which a pool on a Galera node must have.
@@ -238,13 +211,7 @@ class MySQLStore(AdminQueries, SessionStore):
         .. versionchanged:: 0.2
            ``session_variables``.
         """
-        settings = {"sql_notes": "0", **check_variables(session_variables)}
-        return {
-            "autocommit": True,
-            "charset": "utf8mb4",
-            "client_flag": CLIENT.FOUND_ROWS,
-            "init_command": init_command(settings),
-        }
+        return pools.required_options(session_variables)
 
     async def create_table(self) -> schema.Outcome:
         """Create the table if it does not exist, or upgrade one made by an
