@@ -5,6 +5,12 @@ from setuptools import find_packages, setup
 
 #: What building the docs needs (make docs installs it): Sphinx alone.
 DOCS = ["sphinx>=7"]
+#: The oldest Tornado the package allows: scripts/test runs the in-memory
+#: part of the suite on exactly this version too (.venv-oldest).
+OLDEST_TORNADO = "6.5.5"
+#: The Python versions the suite runs on (the classifiers say these).
+TESTED_PYTHONS = ["3.11"]
+HOME = "https://github.com/tornado-sessions/tornado_sessions"
 
 here = Path(__file__).parent
 version = re.search(
@@ -18,11 +24,18 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
+    license_files=["LICENSE"],
+    project_urls={
+        "Documentation": f"{HOME}/tree/main/docs",
+        "Source": HOME,
+        "Changelog": f"{HOME}/blob/main/CHANGES.rst",
+        "Issues": f"{HOME}/issues",
+    },
     python_requires=">=3.11",
     packages=find_packages(include=["tornado_sessions", "tornado_sessions.*"]),
     package_data={"tornado_sessions": ["py.typed"]},
     install_requires=[
-        "tornado>=6.5.5",
+        f"tornado>={OLDEST_TORNADO}",
         "cryptography>=42",
         "python-decouple>=3.8",
         "aiomysql>=0.2",
@@ -37,6 +50,10 @@ setup(
             "mypy==2.4.1",
             "ruff==0.17.6",
             "selenium>=4.20",
+            # tests/test_packaging.py: build the sdist and wheel, check them as PyPI would.
+            "build>=1.2",
+            "twine>=6",
+            "trove-classifiers",
             # The benchmark's --uvloop (make bench); never a dependency of the package.
             "uvloop>=0.19",
             # The stateful concurrency checker (tests/checker).
@@ -47,9 +64,13 @@ setup(
     },
     entry_points={"console_scripts": ["tornado-sessions=tornado_sessions.__main__:main"]},
     classifiers=[
-        "Framework :: Tornado",
+        "Development Status :: 4 - Beta",
+        "Intended Audience :: Developers",
+        "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
+        *[f"Programming Language :: Python :: {v}" for v in TESTED_PYTHONS],
+        "Topic :: Internet :: WWW/HTTP :: Session",
         "Typing :: Typed",
     ],
 )
