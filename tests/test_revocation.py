@@ -18,7 +18,7 @@ import tornado.websocket
 import tornado_sessions.ui
 from tests.conftest import ROUTES, Browser, FakeClock, RecordingStore, body
 from tests.test_user_sessions import EndOne, EndOthers, Mine
-from tests.ws import FEED_ROUTES, FeedClient, revocation
+from tests.ws import FEED_ROUTES, Feed, FeedClient, revocation
 from tornado_sessions import SessionConfig
 from tornado_sessions.revocation import CLOSE_CODE, CLOSE_REASON
 
@@ -292,7 +292,7 @@ async def test_one_lookup_per_check_for_every_socket_started_by_the_first_stoppe
 async def test_an_anonymous_socket_is_never_checked_nor_closed(
     browser: Browser, app: tornado.web.Application, store: RecordingStore, clock: FakeClock
 ) -> None:
-    class Anonymous(FEED_ROUTES[0][1]):  # type: ignore[misc, valid-type]
+    class Anonymous(Feed):
         async def get(self, *args: Any, **kwargs: Any) -> None:
             await tornado.websocket.WebSocketHandler.get(self, *args, **kwargs)
 

@@ -63,14 +63,15 @@ CLOSE_CODE = 4001
 #: The close reason sent with `CLOSE_CODE`.
 CLOSE_REASON = "session ended"
 
-_REGISTRIES: weakref.WeakKeyDictionary[SessionManager, Revocation] = weakref.WeakKeyDictionary()
+_ATTR = "_tornado_sessions_revocation"
 
 
 def revocation_of(manager: SessionManager) -> Revocation:
     """Return the `Revocation` of ``manager``'s application (made on first use)."""
-    found = _REGISTRIES.get(manager)
+    found: Revocation | None = manager.__dict__.get(_ATTR)
     if found is None:
-        found = _REGISTRIES[manager] = Revocation(manager)
+        found = Revocation(manager)
+        setattr(manager, _ATTR, found)
     return found
 
 
