@@ -592,3 +592,25 @@ ROUTES += [
     (r"/app", Read),
     (r"/application/counter", Counter),
 ]
+
+
+# -- sealed data (0.3) -----------------------------------------------------------
+
+
+def sid_of(app: tornado.web.Application, cookie: str) -> str:
+    """The session id a cookie value carries (decoded as the application does)."""
+    from tornado_sessions.testing import session_manager
+
+    payload = session_manager(app).decode_cookie(cookie)
+    assert payload is not None, "not a valid session cookie"
+    return str(payload["i"])
+
+
+def unseal(sid: str, stored: str) -> str:
+    """The JSON text of a stored ``data`` value of the session ``sid``,
+    opened as the stores open it (`tornado_sessions.sealing`)."""
+    from tornado_sessions.sealing import is_sealed, open_data
+    from tornado_sessions.stores.base import hash_sid
+
+    assert is_sealed(stored), f"stored data is not sealed: {stored[:40]!r}"
+    return open_data(sid, hash_sid(sid), stored)

@@ -6,7 +6,7 @@ Subcommands::
     tornado-sessions create-table            # print the DDL of the sessions table
     tornado-sessions create-table --apply    # ... and run it against the database
     tornado-sessions clear-expired           # delete expired sessions, in batches
-    tornado-sessions stats                   # live and expired sessions, table size
+    tornado-sessions stats                   # live, expired and unsealed sessions, size
 
 The database commands read the same settings as the library, through
 `.DatabaseConfig.from_env` (environment variables, then ``.env`` in the
@@ -167,11 +167,11 @@ def _cmd_create_table(args: argparse.Namespace) -> int:
         return EXIT_OK
     _require_database(config)
 
-    async def apply(store: MySQLStore) -> str | None:
+    async def apply(store: MySQLStore) -> tuple[str | None, int]:
         # Opening the store created the table, upgraded it or checked it.
-        return store.table_state
+        return store.table_state, await store.count_unsealed()
 
-    state = _run(config, apply, create_table=True)
+    state, unsealed = _run(config, apply, create_table=True)
     where = _where(config)
     if state == "created":
         print(f"created {where}")
@@ -179,6 +179,8 @@ def _cmd_create_table(args: argparse.Namespace) -> int:
         print(f"upgraded {where}: added the columns this version needs, rows intact")
     else:
         print(f"{where} already exists with every column the store needs: nothing to do")
+    if unsealed:
+        print(f"{unsealed:,} live sessions hold unsealed data (from 0.2): sealed at next write")
     return EXIT_OK
 
 
@@ -187,7 +189,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     _require_database(config)
 
     async def stats(store: MySQLStore) -> dict[str, Any]:
-        return dict(await store.stats())
+        return {**await store.stats(), "unsealed": await store.count_unsealed()}
 
     result = _run(config, stats)
     if args.json:
@@ -198,9 +200,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     print(f"{_where(config)}")
     print(f"live sessions:  {int(result.get('live', 0)):,}")
     print(f"expired rows:   {int(result.get('expired', 0)):,}")
+    print(f"unsealed:       {int(result['unsealed']):,} (live, from 0.2: sealed at next write)")
     print(f"table size:     ~{_human_bytes(size)} ({size:,} bytes)")
     print(
-        "(the two counts are exact; the size is the server's estimate, which it refreshes "
+        "(the counts are exact; the size is the server's estimate, which it refreshes "
         f"only now and then: ANALYZE TABLE `{config.table}` refreshes it)"
     )
     return EXIT_OK
@@ -352,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "stats",
-        help="show live sessions, expired rows and the table size",
+        help="show live sessions, expired rows, unsealed rows and the table size",
         description="Show the number of live sessions and of expired rows not yet deleted "
         "(exact counts, read from the expiry index), and the table's size on disk (the "
         "server's estimate, which it refreshes only now and then).",

@@ -32,7 +32,7 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import aiomysql
@@ -309,7 +309,15 @@ async def new_sessions(store: MySQLStore, clock: FakeClock, count: int) -> list[
     return sids
 
 
-def versions(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
-    """``{hex key: (data, version)}`` of every row."""
+def versions(settings: Settings, table: str, sids: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """``{hex key: (data, version)}`` of every row, the data of the sessions
+    ``sids`` opened (each must be sealed: see `tests.conftest.unseal`)."""
+    from tests.conftest import unseal
+    from tornado_sessions.stores.base import hash_sid
+
+    by_key = {hash_sid(sid).hex(): sid for sid in sids}
     found = query(settings, f"SELECT LOWER(HEX(id)), data, version FROM `{table}`")
-    return {key: (data, version) for key, data, version in found}
+    return {
+        key: (unseal(by_key[key], data) if key in by_key else data, version)
+        for key, data, version in found
+    }

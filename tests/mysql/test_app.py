@@ -14,7 +14,7 @@ import tornado.ioloop
 import tornado.testing
 import tornado.web
 
-from tests.conftest import ROUTES, Base, Browser, FakeClock, body, set_cookies
+from tests.conftest import ROUTES, Base, Browser, FakeClock, body, set_cookies, sid_of, unseal
 from tests.mysql.conftest import Settings, make_store, query
 from tornado_sessions import SessionConfig
 from tornado_sessions.manager import SessionManager
@@ -87,7 +87,11 @@ async def test_new_visitor_untouched_costs_nothing(
 
 @pytest.mark.gen_test
 async def test_new_modified_session_is_one_insert(
-    browser: Browser, count_statements: Count, private_table: str, private_settings: Settings
+    app: tornado.web.Application,
+    browser: Browser,
+    count_statements: Count,
+    private_table: str,
+    private_settings: Settings,
 ) -> None:
     with count_statements(private_table) as seen:
         response = await browser.get("/counter")
@@ -95,13 +99,17 @@ async def test_new_modified_session_is_one_insert(
     assert session_cookie(response) is not None
     assert seen.counts == {"INSERT": 1}, seen
     ((key, data, version, _),) = rows(private_settings, private_table)
-    assert (data, version) == ('{"n":1}', 1)
+    assert (unseal(sid_of(app, browser.jar[NAME]), data), version) == ('{"n":1}', 1)
     assert len(key) == 64  # the SHA-256 of the id, not the id
 
 
 @pytest.mark.gen_test
 async def test_read_only_is_one_select_and_modify_is_select_plus_update(
-    browser: Browser, count_statements: Count, private_table: str, private_settings: Settings
+    app: tornado.web.Application,
+    browser: Browser,
+    count_statements: Count,
+    private_table: str,
+    private_settings: Settings,
 ) -> None:
     await browser.get("/counter")
     with count_statements(private_table) as seen:
@@ -116,7 +124,10 @@ async def test_read_only_is_one_select_and_modify_is_select_plus_update(
     assert body(response) == {"n": 2}
     assert seen.counts == {"SELECT": 1, "UPDATE": 1}, seen
     assert "version = 1" in seen.statements[1]  # a versioned update, not an upsert
-    assert [(r[1], r[2]) for r in rows(private_settings, private_table)] == [('{"n":2}', 2)]
+    sid = sid_of(app, browser.jar[NAME])
+    assert [(unseal(sid, r[1]), r[2]) for r in rows(private_settings, private_table)] == [
+        ('{"n":2}', 2)
+    ]
 
 
 @pytest.mark.gen_test
@@ -214,7 +225,7 @@ async def test_persistence_across_an_app_restart(
 @pytest.mark.gen_test
 @pytest.mark.session_config(max_data_size=2000)
 async def test_over_limit_save_is_refused_and_stored_data_is_intact(
-    browser: Browser, private_table: str, private_settings: Settings
+    app: tornado.web.Application, browser: Browser, private_table: str, private_settings: Settings
 ) -> None:
     response = await browser.get('/set?k=small&v="ok"')
     assert response.code == 200
@@ -229,13 +240,16 @@ async def test_over_limit_save_is_refused_and_stored_data_is_intact(
     )
     assert response.code >= 500
     assert b"Traceback" not in response.body
-    assert [(r[1], r[2]) for r in rows(private_settings, private_table)] == [('{"small":"ok"}', 1)]
+    sid = sid_of(app, browser.jar[NAME])
+    assert [(unseal(sid, r[1]), r[2]) for r in rows(private_settings, private_table)] == [
+        ('{"small":"ok"}', 1)
+    ]
     assert body(await browser.get("/read")) == {"data": {"small": "ok"}, "new": False}
 
 
 @pytest.mark.gen_test
 async def test_large_and_emoji_data_round_trip_over_http(
-    browser: Browser, private_table: str, private_settings: Settings
+    app: tornado.web.Application, browser: Browser, private_table: str, private_settings: Settings
 ) -> None:
     payload = {"emoji": "😀🎉 ñ 中文 𝄞", "big": "é" * 250_000}  # 500 KB of UTF-8
     response = await browser.client.fetch(
@@ -251,8 +265,9 @@ async def test_large_and_emoji_data_round_trip_over_http(
     browser.jar[NAME] = morsel.coded_value
     assert body(await browser.get("/read")) == {"data": payload, "new": False}
     ((_, data, _, _),) = rows(private_settings, private_table)
-    assert json.loads(data) == payload
-    assert "😀🎉" in data  # stored as utf8mb4 text, not escaped
+    text = unseal(sid_of(app, browser.jar[NAME]), data)  # sealed: base64 text
+    assert json.loads(text) == payload
+    assert "😀🎉" in text  # serialized as UTF-8 text, not escaped
 
 
 def test_manager_cookie_names_the_stored_row(
@@ -274,6 +289,7 @@ def test_manager_cookie_names_the_stored_row(
     payload = manager.decode_cookie(cookie)
     assert payload is not None and payload["i"] == sid
     key = hash_sid(sid).hex().upper()
-    assert query(
+    ((stored,),) = query(
         private_settings, f"SELECT data FROM `{store.table}` WHERE HEX(id) = %s", (key,)
-    ) == [('{"k":"v"}',)]
+    )
+    assert unseal(sid, stored) == '{"k":"v"}'  # sealed under the same id

@@ -18,7 +18,7 @@ import tornado.ioloop
 import tornado.web
 from pymysql.constants import CLIENT
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, sid_of, unseal
 from tests.contract import record
 from tests.mysql.conftest import (
     Settings,
@@ -40,11 +40,12 @@ LONE = json.loads('"\\udcbf"')
 
 
 def refuse_poison(settings: Settings, table: str) -> None:
-    """A trigger that makes the server refuse any save whose data holds "poison"."""
+    """A trigger that makes the server refuse any save of the user "poison" (the
+    data is sealed: the server cannot read it, but the user id it can)."""
     query(
         settings,
         f"CREATE TRIGGER `{table}_poison` BEFORE UPDATE ON `{table}` FOR EACH ROW "
-        "IF NEW.data LIKE '%poison%' THEN "
+        "IF NEW.user_id = 'poison' THEN "
         "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned value refused'; END IF",
     )
 
@@ -69,9 +70,11 @@ async def test_a_value_the_server_refuses_fails_only_its_own_save(
     poisoned = sids[2]
 
     async def save(sid: str) -> Any:
-        data = '{"x":"poison"}' if sid == poisoned else '{"x":"fine"}'
+        user = "poison" if sid == poisoned else None
         try:
-            return await store.set(sid, record(clock, data), expected_version=1)
+            return await store.set(
+                sid, record(clock, '{"x":"fine"}', user=user), expected_version=1
+            )
         except StoreError as exc:
             return exc
 
@@ -83,7 +86,7 @@ async def test_a_value_the_server_refuses_fails_only_its_own_save(
             assert "error 1644" in str(outcome) and "poisoned value refused" in str(outcome)
         else:
             assert outcome == 2, outcome
-    rows = versions(private_settings, private_table)
+    rows = versions(private_settings, private_table, sids)
     assert rows[hash_sid(poisoned).hex()] == ('{"k":2}', 1)  # unchanged
     assert all(rows[hash_sid(sid).hex()] == ('{"x":"fine"}', 2) for sid in sids if sid != poisoned)
     # The batch, the five good saves again in one batch, the bad one alone.
@@ -120,7 +123,7 @@ async def test_a_row_locked_elsewhere_fails_only_its_own_save(
             assert "a lock wait timed out" in str(outcome)
         else:
             assert outcome == 2, outcome
-    rows = versions(private_settings, private_table)
+    rows = versions(private_settings, private_table, sids)
     assert rows[hash_sid(locked).hex()][1] == 1
     assert sum(version == 2 for _, version in rows.values()) == 4
 
@@ -216,7 +219,11 @@ def app(store: MySQLStore, config: SessionConfig) -> tornado.web.Application:
 
 @pytest.mark.gen_test(timeout=180)
 async def test_hostile_clients_never_fail_an_innocent_save(
-    http_server: Any, base_url: str, private_settings: Settings, private_table: str
+    app: tornado.web.Application,
+    http_server: Any,
+    base_url: str,
+    private_settings: Settings,
+    private_table: str,
 ) -> None:
     client = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=20)
 
@@ -246,7 +253,7 @@ async def test_hostile_clients_never_fail_an_innocent_save(
     hostile = {
         "surrogate": '{"bio": "\\udcbf"}',
         "long user id": json.dumps({"user_id": "u" * 300}),
-        "refused value": '{"note": "poison"}',
+        "refused value": '{"user_id": "poison"}',
         "zone id": '{"ok": 1}',
     }
     innocents = [await start(f'{{"user_id": "user{i}", "n": 0}}') for i in range(10)]
@@ -285,6 +292,7 @@ async def test_hostile_clients_never_fail_an_innocent_save(
         f"SELECT user_id, data, ip FROM `{private_table}` WHERE user_id IS NOT NULL",
     )
     assert sorted(user for user, _, _ in rows) == sorted(f"user{i}" for i in range(10))
-    assert all(json.loads(data)["n"] == 20 for _, data, _ in rows)
+    sids = {f"user{i}": sid_of(app, cookie) for i, cookie in enumerate(innocents)}
+    assert all(json.loads(unseal(sids[user], data))["n"] == 20 for user, data, _ in rows)
     ips = query(private_settings, f"SELECT DISTINCT ip FROM `{private_table}`")
     assert ("fe80::1",) in ips and all(len(ip or "") <= 45 for (ip,) in ips)

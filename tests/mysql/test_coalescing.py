@@ -145,7 +145,7 @@ async def test_concurrent_saves_share_one_round_trip_with_their_own_outcomes(
     assert len(batch) == 1 and batch[0].count("UPDATE ") == 5, seen
     assert batch[0].rstrip().endswith("COMMIT")
     assert seen.counts == {"START": 1, "SELECT": 2}, seen
-    rows = versions(private_settings, private_table)
+    rows = versions(private_settings, private_table, (fine1, fine2, stale, gone, fine3))
     assert rows == {
         hash_sid(fine1).hex(): ('{"a":1}', 2),
         hash_sid(fine2).hex(): ('{"b":"\\u00e9 \'quoted\' %s ; -- x"}', 2),
@@ -205,7 +205,7 @@ async def test_a_batch_whose_connection_dies_is_sent_again_one_by_one(
     finally:
         blocker.close()
         admin.close()
-    assert versions(private_settings, private_table) == {
+    assert versions(private_settings, private_table, sids) == {
         hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate(sids)
     }
 
@@ -279,6 +279,6 @@ async def test_a_batch_chosen_as_deadlock_victim_is_sent_again_without_a_transac
         other.close()
         admin.close()
         query(private_settings, f"DROP TABLE IF EXISTS `{side}`")
-    assert versions(private_settings, private_table) == {
+    assert versions(private_settings, private_table, sids) == {
         hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate(sids)
     }

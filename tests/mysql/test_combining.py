@@ -15,7 +15,7 @@ import tornado.httpclient
 import tornado.ioloop
 import tornado.web
 
-from tests.conftest import ROUTES, Browser, FakeClock, body, set_cookies
+from tests.conftest import ROUTES, Browser, FakeClock, body, set_cookies, sid_of, unseal
 from tests.mysql.conftest import Settings, make_store, query
 from tornado_sessions import SessionConfig
 from tornado_sessions.stores.mysql import MySQLStore
@@ -93,7 +93,8 @@ async def test_concurrent_writers_of_one_session_combine_into_few_updates(
     assert combiner.conflicts == conflicts
     assert not [s for s in seen.statements if s.startswith("SELECT version, data")]
     ((stored, version),) = query(private_settings, f"SELECT data, version FROM `{private_table}`")
-    assert json.loads(stored) == data and version == 1 + updates
+    sid = sid_of(app, browser.jar[NAME])
+    assert json.loads(unseal(sid, stored)) == data and version == 1 + updates
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -14,16 +14,15 @@ import pytest
 
 from tests.conftest import FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, query
+from tests.mysql.conftest import Settings, versions
 from tests.mysql.proxy import LosingProxy
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
 
 
-def rows(settings: Settings, table: str) -> dict[str, tuple[str, int]]:
-    found = query(settings, f"SELECT LOWER(HEX(id)), data, version FROM `{table}`")
-    return {key: (data, version) for key, data, version in found}
+def rows(settings: Settings, table: str, sids: list[str]) -> dict[str, tuple[str, int]]:
+    return versions(settings, table, sids)
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +52,7 @@ async def test_an_insert_whose_answer_is_lost_is_created_once(
         proxy.drop_answer_to(b"INSERT INTO")
         assert await store.set(sid, record(clock, '{"new":1}'), expected_version=None) == 1
         assert proxy.dropped == 1
-    assert rows(private_settings, private_table) == {hash_sid(sid).hex(): ('{"new":1}', 1)}
+    assert rows(private_settings, private_table, [sid]) == {hash_sid(sid).hex(): ('{"new":1}', 1)}
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -87,6 +86,6 @@ async def test_a_batch_whose_answer_is_lost_counts_as_saved(
         )
         assert saved == [2, 2, 2]
         assert proxy.dropped == 1
-    assert rows(private_settings, private_table) == {
+    assert rows(private_settings, private_table, sids) == {
         hash_sid(sid).hex(): (f'{{"k":{k}}}', 2) for k, sid in enumerate(sids)
     }

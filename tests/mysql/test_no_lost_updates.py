@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
+import tornado.web
 
-from tests.conftest import Browser, body, set_cookies
+from tests.conftest import Browser, body, set_cookies, sid_of, unseal
 from tests.mysql.app_server import AppProcess
 from tests.mysql.conftest import Settings, query
 
@@ -19,7 +20,11 @@ NAME = "__Host-session"
 
 @pytest.mark.gen_test(timeout=180)
 async def test_20_clients_sharing_one_session_lose_no_increment(
-    browser: Browser, base_url: str, table: str, mysql_settings: Settings
+    app: tornado.web.Application,
+    browser: Browser,
+    base_url: str,
+    table: str,
+    mysql_settings: Settings,
 ) -> None:
     await browser.get("/counter")  # the session all clients share
     cookie = {"Cookie": f"{NAME}={browser.jar[NAME]}"}
@@ -40,7 +45,7 @@ async def test_20_clients_sharing_one_session_lose_no_increment(
     assert sum(v for k, v in data.items() if k.startswith("c")) == 1000
     assert data == {"n": 1, **{f"c{i}": 50 for i in range(20)}}
     (row,) = query(mysql_settings, f"SELECT data, version FROM `{table}`")
-    assert json.loads(row[0]) == data
+    assert json.loads(unseal(sid_of(app, browser.jar[NAME]), row[0])) == data
     # Concurrent saves of the session combined: fewer versioned writes than
     # increments (tests/mysql/test_combining.py counts them at the server).
     print(f"1000 increments in {row[1] - 1} versioned writes")

@@ -18,9 +18,12 @@ import abc
 import builtins
 import dataclasses
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 
+from .._ratelimit import RateLimitedLog
+from ..sealing import Unsealable, open_data, seal
 from ..values import check_text, client_agent, client_ip, user_text
 
 __all__ = [
@@ -31,6 +34,8 @@ __all__ = [
     "fingerprint",
     "hash_sid",
 ]
+
+log = logging.getLogger("tornado_sessions.stores")
 
 
 def hash_sid(sid: str) -> bytes:
@@ -132,6 +137,7 @@ class SessionStore(abc.ABC):
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
+        self._unsealable = RateLimitedLog(log)
 
     def now(self) -> int:
         """The current time in whole seconds, from the store's clock."""
@@ -245,6 +251,50 @@ class SessionStore(abc.ABC):
     async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
         """End every session of ``user_id`` (but ``except_sid``, if given):
         "log out everywhere".  Return how many were ended."""
+
+    def seal_record(self, sid: str, record: SessionRecord, row_key: bytes) -> SessionRecord:
+        """Return ``record`` with its data sealed for ``sid`` (`.sealing.seal`),
+        as a store keeps it; ``row_key`` is `hash_sid` of ``sid``.
+
+        The bundled stores call it in `set`, after `check_record`; a store of
+        your own should too, and `open_record` in `get`.
+
+        .. versionadded:: 0.3
+        """
+        return dataclasses.replace(record, data=seal(sid, row_key, record.data))
+
+    def open_record(
+        self, sid: str, record: SessionRecord | None, row_key: bytes
+    ) -> SessionRecord | None:
+        """Return a stored ``record`` with its data opened (plain JSON of a row
+        written before 0.3 passes as it is), or None if it does not open
+        under ``sid``: a row copied from another session, or altered.  That
+        is logged (rate-limited, with the `fingerprint` only) and the request
+        gets a fresh session, as for a missing one.
+
+        .. versionadded:: 0.3
+        """
+        if record is None:
+            return None
+        try:
+            data = open_data(sid, row_key, record.data)
+        except Unsealable:
+            self._unsealable.warning(
+                "unsealable",
+                "Stored session %s does not open under its own id (a row copied from another "
+                "session, or altered): it is treated as missing",
+                fingerprint(sid),
+            )
+            return None
+        return record if data is record.data else dataclasses.replace(record, data=data)
+
+    async def count_unsealed(self) -> int:
+        """Return how many stored sessions still hold plain JSON data, written
+        before sealing (0.3); each is sealed at its next write.
+
+        .. versionadded:: 0.3
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot count unsealed sessions")
 
     async def limit_user_sessions(self, user_id: str, limit: int, *, current_sid: str) -> int:
         """End the least recently used sessions of ``user_id`` so that, with

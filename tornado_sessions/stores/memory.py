@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..errors import SessionConflict, SessionExists, SessionGone
+from ..sealing import is_sealed
 from ..values import user_arg
 from .base import SessionInfo, SessionRecord, SessionStore, check_record, hash_sid
 
@@ -20,7 +21,9 @@ _FINGERPRINT = re.compile(r"\A[0-9a-fA-F]{12}\Z")
 
 
 class MemoryStore(SessionStore):
-    """Keeps sessions in this process's memory, as JSON text with an expiry.
+    """Keeps sessions in this process's memory, as sealed JSON text with an
+    expiry (sealed as `.MySQLStore` seals them, so that tests see the real
+    thing; see `.sealing`).
 
     Good for development and tests: it does not survive a restart and is not
     shared between processes, so it logs a warning when an application that
@@ -77,13 +80,14 @@ class MemoryStore(SessionStore):
         return len(dead)
 
     async def get(self, sid: str) -> SessionRecord | None:
-        return self._live(hash_sid(sid), self.now())
+        key = hash_sid(sid)
+        return self.open_record(sid, self._live(key, self.now()), key)
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
-        record = check_record(record)
+        key = hash_sid(sid)
+        record = self.seal_record(sid, check_record(record), key)
         now = self.now()
         self._maybe_sweep(now)
-        key = hash_sid(sid)
         current = self._live(key, now)
         if expected_version is None:
             if current is not None:
@@ -154,6 +158,9 @@ class MemoryStore(SessionStore):
     async def length(self) -> int:
         now = self.now()
         return sum(1 for r in self._records.values() if r.expires_at > now)
+
+    async def count_unsealed(self) -> int:
+        return sum(1 for r in self._records.values() if not is_sealed(r.data))
 
     async def clear(self) -> int:
         count = len(self._records)

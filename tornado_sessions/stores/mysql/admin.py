@@ -312,6 +312,19 @@ class AdminQueries:
         )
         return result.rowcount > 0
 
+    async def count_unsealed(self) -> int:
+        """Return how many live sessions still hold plain JSON data (rows
+        written before 0.3); each is sealed at its next write, and the others
+        expire.  It reads the first bytes of every live row's data: a scan,
+        for administration (``tornado-sessions stats``), not for requests.
+
+        .. versionadded:: 0.3
+        """
+        result = await self._execute(
+            "counting unsealed sessions", self._sql.unsealed, (self.now(),), fetch=True
+        )
+        return int(result.rows[0][0])
+
     async def stats(self) -> dict[str, int]:
         """Return ``{"live": ..., "expired": ..., "table_bytes": ...}``.
 

@@ -87,6 +87,11 @@ class Statements:
             "SELECT COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) "
             "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
         )
+        # Live rows whose data is still plain JSON (written before sealing):
+        # a scan of the live rows' data prefixes.
+        self.unsealed = (
+            f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s AND LEFT(data, 3) <> 's1:'"
+        )
         self.clear = f"DELETE FROM {t}"
         # The cleanup: the oldest expired keys (a non-locking read on the
         # expires_at index, the lease row left out), then a delete of those

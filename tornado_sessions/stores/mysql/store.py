@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import aiomysql
 
 from ...errors import ConfigError, SessionConflict, SessionExists, SessionGone, StoreError
-from ..base import SessionRecord, SessionStore, check_record
+from ..base import SessionRecord, SessionStore, check_record, hash_sid
 from . import cluster, pools, schema, statements
 from .admin import AdminQueries
 from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
@@ -294,18 +294,21 @@ class MySQLStore(AdminQueries, SessionStore):
     # -- the store contract ----------------------------------------------------
 
     async def get(self, sid: str) -> SessionRecord | None:
-        key = statements.key(sid)
+        row = hash_sid(sid)
+        key = row.hex()
         if self.coalesce_reads:
             text = await self._batches.read(key)
             if text is not ALONE:
-                return statements.record(text)
+                return self.open_record(sid, statements.record(text), row)
         if not self._ready:
             await self._prepare()
-        return statements.record((await self._batches.select((key,))).get(key))
+        text = (await self._batches.select((key,))).get(key)
+        return self.open_record(sid, statements.record(text), row)
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
-        record = check_record(record)
-        key = statements.key(sid)
+        row = hash_sid(sid)
+        key = row.hex()
+        record = self.seal_record(sid, check_record(record), row)  # see .sealing
         now = self.now()
         if expected_version is None:
             return await self._insert(key, record, now)
