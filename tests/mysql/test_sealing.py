@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -194,3 +195,40 @@ async def test_a_plain_row_of_0_2_is_read_then_sealed_at_its_next_write(
     stats = cli("stats", env=env, cwd=tmp_path)
     assert stats.returncode == 0, stats.stderr
     assert "unsealed:       0 " in stats.stdout
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_documented_delete_ends_only_unsealed_sessions(
+    app: tornado.web.Application,
+    http_client: tornado.httpclient.AsyncHTTPClient,
+    base_url: str,
+    store: MySQLStore,
+    mysql_settings: Settings,
+    table: str,
+) -> None:
+    """The statement docs/security.rst gives, run as it is written there."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "security.rst").read_text()
+    (statement,) = re.findall(r"^    (DELETE FROM sessions WHERE .*)$", page, re.M)
+    sealed, plain = Browser(http_client, base_url), Browser(http_client, base_url)
+    await put(sealed, {"kept": 1})
+    await put(plain, {"old": 1})
+    plain_key = hash_sid(sid_of(app, plain.jar[NAME])).hex()
+    query(
+        mysql_settings,
+        f"UPDATE `{table}` SET data = %s WHERE id = UNHEX(%s)",
+        ('{"old":1}', plain_key),
+    )
+    await store.clear_expired()  # leaves no lease row behind; insert one as a run holds it
+    query(
+        mysql_settings,
+        f"INSERT INTO `{table}` (id, data, created_at, updated_at, expires_at, version) "
+        "VALUES (UNHEX(%s), 'tok', 0, 0, 0, 1)",
+        ("00" * 32,),
+    )
+    assert await store.count_unsealed() == 1
+
+    query(mysql_settings, statement.replace("FROM sessions", f"FROM `{table}`"))
+    assert await store.count_unsealed() == 0
+    assert body(await sealed.get("/read")) == {"data": {"kept": 1}, "new": False}
+    assert body(await plain.get("/read")) == {"data": {}, "new": True}
+    assert query(mysql_settings, f"SELECT data FROM `{table}` WHERE expires_at = 0") == [("tok",)]

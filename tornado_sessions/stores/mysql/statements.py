@@ -89,9 +89,7 @@ class Statements:
         )
         # Live rows whose data is still plain JSON (written before sealing):
         # a scan of the live rows' data prefixes.
-        self.unsealed = (
-            f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s AND LEFT(data, 3) <> 's1:'"
-        )
+        self.unsealed = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s AND LEFT(data, 3) <> 's1:'"
         self.clear = f"DELETE FROM {t}"
         # The cleanup: the oldest expired keys (a non-locking read on the
         # expires_at index, the lease row left out), then a delete of those
