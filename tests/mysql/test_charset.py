@@ -24,13 +24,14 @@ import pymysql
 import pytest
 from pymysql.constants import CLIENT
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, unseal
 from tests.contract import record
 from tests.mysql.conftest import Settings, create_pool, query
 from tests.mysql.server import MariaDBServer
 from tornado_sessions import ConfigError, SessionConfig, StoreError
 from tornado_sessions.config import generate_secret
 from tornado_sessions.manager import new_sid
+from tornado_sessions.sealing import is_sealed
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
 from tornado_sessions.stores.mysql.charset import CharsetError
@@ -39,14 +40,20 @@ ADMIN = '{"role":"admin"}'
 USER = '{"role":"user"}'
 
 
-def crafted(victim: str) -> str:
-    """Session data whose value, read in GBK, sets the victim's data to
-    `ADMIN` (hex literals: the injected SQL needs no quote of its own)."""
-    value = (
+def crafted_value(victim: str) -> str:
+    """A value that, read in GBK, sets the victim's data to `ADMIN` (hex
+    literals: the injected SQL needs no quote of its own)."""
+    return (
         f"\u7e17', data=0x{ADMIN.encode().hex()}, version=version "
         f"WHERE user_id=0x{victim.encode().hex()} -- "
     )
-    return json.dumps({"bio": value}, ensure_ascii=False)
+
+
+def crafted(victim: str) -> str:
+    """Session data holding `crafted_value`.  The store seals data (0.3), so
+    what reaches the SQL of the data column is base64; the tests also send
+    the value as the user id, a column the server reads in clear."""
+    return json.dumps({"bio": crafted_value(victim)}, ensure_ascii=False)
 
 
 @pytest.fixture
@@ -65,10 +72,11 @@ def gbk_server(private_server: MariaDBServer) -> Iterator[Settings]:
 
 
 def data_of(settings: Settings, table: str, sid: str) -> str:
+    """The session's stored data, opened if it is sealed."""
     ((data,),) = query(
         settings, f"SELECT data FROM `{table}` WHERE id = UNHEX(%s)", (hash_sid(sid).hex(),)
     )
-    return str(data)
+    return unseal(sid, data) if is_sealed(data) else str(data)
 
 
 async def two_users(store: MySQLStore, clock: FakeClock) -> tuple[str, str]:
@@ -134,11 +142,11 @@ async def test_the_stores_own_pool_is_utf8mb4_whatever_init_connect_says(
         others = [new_sid() for _ in range(3)]
         for sid in others:
             await store.set(sid, record(clock, "{}", user="mallory"), expected_version=None)
-        text = crafted("victim")
+        text, value = crafted("victim"), crafted_value("victim")
         # Concurrent saves: with coalesce_writes they share one batch.
         saved = await asyncio.gather(
             *(
-                store.set(sid, record(clock, text, user="mallory"), expected_version=1)
+                store.set(sid, record(clock, text, user=value), expected_version=1)
                 for sid in [attacker, *others]
             )
         )
@@ -148,6 +156,7 @@ async def test_the_stores_own_pool_is_utf8mb4_whatever_init_connect_says(
         assert got is not None and got.data == text
         assert data_of(gbk_server, private_table, attacker) == text
         assert [info.user_id for info in await store.sessions_for_user("victim")] == ["victim"]
+        assert len(await store.sessions_for_user(value)) == 4  # the value, stored as it is
     finally:
         await store.close()
 
@@ -160,8 +169,8 @@ async def test_a_pool_made_with_pool_options_is_forced_to_utf8mb4_too(
     store = MySQLStore(pool=pool, table=private_table, clock=clock, cleanup_interval=None)
     try:
         victim, attacker = await two_users(store, clock)
-        text = crafted("victim")
-        assert await store.set(attacker, record(clock, text), expected_version=1) == 2
+        text, value = crafted("victim"), crafted_value("victim")
+        assert await store.set(attacker, record(clock, text, user=value), expected_version=1) == 2
         assert data_of(gbk_server, private_table, victim) == USER
         assert data_of(gbk_server, private_table, attacker) == text
     finally:
@@ -187,7 +196,11 @@ async def test_every_new_connection_of_a_pool_passed_in_is_checked_not_only_the_
             cur.execute("SET GLOBAL init_connect = 'SET NAMES gbk'")
         held = await pool.acquire()  # the store's next statement needs a new connection
         with pytest.raises(CharsetError) as caught:
-            await store.set(attacker, record(clock, crafted("victim")), expected_version=1)
+            await store.set(
+                attacker,
+                record(clock, crafted("victim"), user=crafted_value("victim")),
+                expected_version=1,
+            )
         message = str(caught.value)
         assert "character_set_client='gbk'" in message and "init_connect" in message
         assert isinstance(caught.value, StoreError) and isinstance(caught.value, ConfigError)
