@@ -331,3 +331,23 @@ async def test_the_memory_store_answers_which_sessions_live(clock: FakeClock) ->
     await store.destroy("b" * 43)
     assert await store.live(["a" * 43, "b" * 43, "c" * 43]) == {"a" * 43}
     assert await store.live([]) == set()
+
+
+@pytest.mark.gen_test
+async def test_a_store_without_its_own_live_is_checked_through_get(clock: FakeClock) -> None:
+    from tornado_sessions import MemoryStore
+    from tornado_sessions.stores.base import SessionStore
+
+    class ThirdParty(RecordingStore):
+        live = SessionStore.live  # the contract's default: get() for each id
+
+    from tests.contract import record
+
+    store = ThirdParty(MemoryStore(clock=clock))
+    keep, end = "k" * 43, "e" * 43
+    for sid in (keep, end):
+        await store.set(sid, record(clock), expected_version=None)
+    await store.inner.destroy(end)
+    store.calls.clear()
+    assert await store.live([keep, end, keep]) == {keep}
+    assert sorted(store.calls) == ["get", "get"]  # once per distinct id
