@@ -205,6 +205,59 @@ async def _lists_and_ends_a_users_sessions(ns: dict[str, Any], tmp_path: Path) -
     assert await read_session(app, cookie=here) == {"user_id": "alice"}
 
 
+def _jar(browser: Browser) -> str:
+    return "; ".join(f"{k}={v}" for k, v in browser.jar.items())
+
+
+@check("flask-tornado")
+async def _the_flask_side_by_side(ns: dict[str, Any], tmp_path: Path) -> None:
+    async with serving(ns["app"]) as browser:
+        post = {"method": "POST"}
+        wrong = await browser.get("/login", body="username=alice&password=nope", **post)
+        assert (wrong.code, wrong.headers["Location"]) == (302, "/login")
+        assert body(await browser.get("/")) == {
+            "user": None,
+            "messages": [["error", "Wrong password."]],
+        }
+        assert body(await browser.get("/"))["messages"] == []  # shown once
+        right = "username=alice&password=wonderland&remember=on"
+        response = await browser.get("/login", body=right, **post)
+        assert (response.code, response.headers["Location"]) == (302, "/")
+        assert "Max-Age=2592000" in response.headers["Set-Cookie"]
+        cookie = _jar(browser)
+        assert body(await browser.get("/")) == {
+            "user": "alice",
+            "messages": [["success", "Welcome, alice."]],
+        }
+        assert (await browser.get("/logout", body="", **post)).code == 302
+        assert body(await browser.get("/")) == {"user": None, "messages": []}
+    assert await read_session(ns["app"], cookie=cookie) is None
+
+
+@check("django-tornado")
+async def _the_django_side_by_side(ns: dict[str, Any], tmp_path: Path) -> None:
+    async with serving(ns["app"]) as browser:
+        post = {"method": "POST"}
+        response = await browser.get("/login", body="username=bob&password=wonderland", **post)
+        assert response.code == 302 and "Max-Age=2592000" not in response.headers["Set-Cookie"]
+        assert body(await browser.get("/cart", body="sku=tea", **post)) == {
+            "cart": ["tea"],
+            "lifetime": None,
+        }
+        # The append of the request before was saved without being flagged.
+        assert body(await browser.get("/cart", body="sku=milk", **post))["cart"] == ["tea", "milk"]
+        cookie = _jar(browser)
+        assert await read_session(ns["app"], cookie=cookie) == {
+            "user_id": "bob",
+            "cart": ["tea", "milk"],
+        }
+        assert (await browser.get("/logout", body="", **post)).code == 302
+        assert await read_session(ns["app"], cookie=cookie) is None
+        remember = "username=bob&password=wonderland&remember=on"
+        assert (await browser.get("/login", body=remember, **post)).code == 302
+        assert body(await browser.get("/cart", body="sku=tea", **post))["lifetime"] == 2592000
+
+
 # -- the tests -------------------------------------------------------------------
 
 
