@@ -69,7 +69,7 @@ def test_a_nested_edit_is_checked_at_save() -> None:
     s = make()
     s["cart"] = []
     s["cart"].append({1, 2})  # no __setitem__: found when serialized
-    with pytest.raises(TypeError, match=r"session\['cart'\] cannot be stored"):
+    with pytest.raises(TypeError, match=r"session\['cart'\]\[0\] cannot be stored: it is a set"):
         s.serialize()
 
 

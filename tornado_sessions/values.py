@@ -19,14 +19,21 @@ never as a database error in someone else's batch.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
+import enum
 import ipaddress
 import json
+import pathlib
+import uuid
 from typing import Any
 
 __all__ = [
     "MAX_AGENT",
     "MAX_IP",
     "MAX_USER_ID",
+    "advice",
     "check_text",
     "check_value",
     "client_agent",
@@ -50,16 +57,49 @@ def _refuse(path: str, problem: str) -> TypeError:
     return TypeError(f"{path} cannot be stored: {problem}; session data must be JSON ({_KINDS})")
 
 
-def _check_str(path: str, text: str, what: str = "text") -> None:
+def _check_str(path: str, text: str, what: str = "text") -> TypeError | None:
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise _refuse(
+            return _refuse(
                 path,
                 f"its {what} holds a lone surrogate ({text[exc.start]!r} at index {exc.start}), "
                 "which is not valid Unicode (decode client input with errors='replace')",
-            ) from None
+            )
+    return None
+
+
+def advice(value: Any) -> str:
+    """What to store instead of ``value``, a value JSON cannot hold: the
+    end of the `TypeError` of `check_value`.
+
+    .. versionadded:: 0.3
+    """
+    if isinstance(value, datetime.date | datetime.time):
+        kind = type(value).__name__ if type(value).__module__ == "datetime" else "datetime"
+        return (
+            f"store its ISO 8601 text, value.isoformat(), and read it back with "
+            f"{kind}.fromisoformat()"
+        )
+    if isinstance(value, datetime.timedelta):
+        return "store its length in seconds, value.total_seconds()"
+    if isinstance(value, set | frozenset):
+        return "store a list, sorted(value), and make it a set again when you read it"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return (
+            "store text: value.decode() for UTF-8 text, or "
+            "base64.b64encode(value).decode('ascii') for binary data"
+        )
+    if isinstance(value, decimal.Decimal):
+        return "store its text, str(value), and read it back with Decimal(...) (a float rounds)"
+    if isinstance(value, uuid.UUID | pathlib.PurePath):
+        return "store its text, str(value)"
+    if isinstance(value, enum.Enum):
+        return "store value.value (or value.name) and look the member up when you read it"
+    if dataclasses.is_dataclass(value):
+        return "store a dict of its fields, dataclasses.asdict(value)"
+    return "store a dict of the fields you need, or its text"
 
 
 def check_value(key: str, value: Any) -> None:
@@ -72,51 +112,67 @@ def check_value(key: str, value: Any) -> None:
     datetimes and other objects, non-string dict keys, NaN and infinities,
     lone surrogates, and containers that contain themselves.
 
+    The message names the whole path of a nested value
+    (``session['cart'][2]['added']``) and says what to store instead (an
+    ISO string for a datetime, a list for a set: `advice`); the traceback
+    ends here, not in the walk over the value.
+
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+       The message says what to store instead.
     """
-    _walk(f"session[{key!r}]", value, 0, set())
+    problem = _walk(f"session[{key!r}]", value, 0, set())
+    if problem is not None:
+        raise problem
 
 
-def _walk(path: str, value: Any, depth: int, seen: set[int]) -> None:
+def _walk(path: str, value: Any, depth: int, seen: set[int]) -> TypeError | None:
+    """The error of the first value under ``value`` that cannot be stored
+    (returned, not raised: the caller raises it from one frame)."""
     if value is None or isinstance(value, bool | int):
-        return
+        return None
     if isinstance(value, str):
-        _check_str(path, value)
-        return
+        return _check_str(path, value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise _refuse(path, f"{value!r} has no JSON form")
-        return
+            return _refuse(path, f"{value!r} has no JSON form (store None, or its text)")
+        return None
     if isinstance(value, dict | list):
         if depth >= _MAX_DEPTH:
-            raise _refuse(path, f"it is nested more than {_MAX_DEPTH} levels deep")
+            return _refuse(path, f"it is nested more than {_MAX_DEPTH} levels deep")
         if id(value) in seen:
-            raise _refuse(path, "it contains itself")
+            return _refuse(path, "it contains itself")
         seen.add(id(value))
+        problem: TypeError | None = None
         if isinstance(value, dict):
             for k, v in value.items():
                 if not isinstance(k, str):
-                    raise _refuse(
+                    return _refuse(
                         f"{path}[{k!r}]",
                         f"its key is a {type(k).__name__} (JSON keys are strings: it would "
-                        "come back as a string)",
+                        "come back as a string): use str(key)",
                     )
-                _check_str(f"{path}[{k!r}]", k, "key")
-                _walk(f"{path}[{k!r}]", v, depth + 1, seen)
+                problem = _check_str(f"{path}[{k!r}]", k, "key") or _walk(
+                    f"{path}[{k!r}]", v, depth + 1, seen
+                )
+                if problem is not None:
+                    return problem
         else:
             for index, item in enumerate(value):
-                _walk(f"{path}[{index}]", item, depth + 1, seen)
+                problem = _walk(f"{path}[{index}]", item, depth + 1, seen)
+                if problem is not None:
+                    return problem
         seen.discard(id(value))
-        return
+        return None
     if isinstance(value, tuple):
-        raise _refuse(path, "it is a tuple (JSON would give it back as a list): store a list")
+        return _refuse(path, "it is a tuple (JSON would give it back as a list): store a list")
     kind = type(value)
     name = (
         kind.__qualname__
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
-    raise _refuse(path, f"it is a {name}")
+    return _refuse(path, f"it is a {name}: {advice(value)}")
 
 
 def check_text(text: str) -> None:
@@ -138,8 +194,11 @@ def check_text(text: str) -> None:
         for key, value in data.items():
             if not isinstance(key, str):  # pragma: no cover - JSON keys are strings
                 continue
-            _check_str(f"session[{key!r}]", key, "key")
-            _walk(f"session[{key!r}]", value, 0, set())
+            problem = _check_str(f"session[{key!r}]", key, "key") or _walk(
+                f"session[{key!r}]", value, 0, set()
+            )
+            if problem is not None:
+                raise problem
     raise _refuse("session data", "it holds a lone surrogate")
 
 
@@ -154,8 +213,12 @@ def dumps(data: dict[str, Any]) -> str:
     """Serialize session data the one canonical way (sorted keys, compact,
     UTF-8 kept as is).
 
-    :raises TypeError: naming the top-level key of a value JSON cannot hold
-        (or a lone surrogate).
+    :raises TypeError: naming the path of a value JSON cannot hold (or a
+        lone surrogate), with what to store instead.
+
+    .. versionchanged:: 0.3
+       The whole path of a nested value (one changed in place, after
+       assignment), not only its top-level key.
     """
     try:
         text = _ENCODER.encode(data)
@@ -163,6 +226,9 @@ def dumps(data: dict[str, Any]) -> str:
         for key, value in data.items():
             if not isinstance(key, str):
                 raise TypeError(f"session keys must be strings, not {type(key).__name__}") from None
+            problem = _walk(f"session[{key!r}]", value, 0, set())
+            if problem is not None:
+                raise problem from None
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as inner:
@@ -194,7 +260,9 @@ def user_text(user: Any, *, name: str = "the user id") -> str | None:
             f"{name} is {len(text)} characters long; at most {MAX_USER_ID} are kept "
             "(use a shorter key, such as the user's database id)"
         )
-    _check_str(name, text)
+    problem = _check_str(name, text)
+    if problem is not None:
+        raise problem
     return text
 
 
