@@ -241,12 +241,24 @@ class Connections:
     # -- round trips -----------------------------------------------------------
 
     def _acquire_timeout(self, doing: str, pool: aiomysql.Pool) -> StoreError:
-        return self.error(
-            doing,
-            None,
-            f"no database connection within {self.timeout:g} s (SESSION_DB_TIMEOUT): "
-            f"all {pool.maxsize} pool connections are busy (SESSION_POOL_SIZE) or the "
-            "server does not answer",
+        """No connection in time: every connection busy, or none could be
+        made (the server, or the address, does not answer): told apart by
+        the pool's connections in use."""
+        busy = len(getattr(pool, "_used", ()))
+        if busy >= pool.maxsize:
+            return self.error(
+                doing,
+                None,
+                f"no database connection within {self.timeout:g} s (SESSION_DB_TIMEOUT): "
+                f"all {pool.maxsize} pool connections are busy (SESSION_POOL_SIZE): "
+                "requests hold them longer than that, or the pool is too small for the load",
+            )
+        return StoreError(
+            f"Session store failed {doing} ({self.where()}): timeout: could not connect "
+            f"within {self.timeout:g} s (SESSION_DB_TIMEOUT; {busy} of {pool.maxsize} pool "
+            "connections in use): nothing answered at that address (an unroutable or "
+            "firewalled host, a wrong SESSION_HOST or SESSION_PORT, or a server too busy to "
+            f"accept connections); {hint(2003)}"
         )
 
     async def on_connection(
