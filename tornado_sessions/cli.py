@@ -32,11 +32,12 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from .config import ENV_NAMES, DatabaseConfig, generate_secret
 from .env import looked_in as _looked_in
 from .errors import ConfigError, SessionError, StoreError
+from .progress import ProgressBar
 
 if TYPE_CHECKING:
     from .stores.mysql import MySQLStore
@@ -97,56 +98,6 @@ def _make_store(config: DatabaseConfig, create_table: bool = False) -> MySQLStor
     return MySQLStore.from_config(
         config, create_table=create_table, pool_size=1, cleanup_interval=None
     )
-
-
-# -- progress bar ----------------------------------------------------------------
-
-
-class ProgressBar:
-    """A one-line text progress bar redrawn in place on a terminal stream.
-
-    :param total: the expected count (0 or less: unknown, only the count is shown).
-    :param stream: where to draw (standard error).
-    :param label: what is being counted.
-    :param interval: the least time between two redraws, in seconds.
-    """
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO, label: str, *, interval: float = 0.1) -> None:
-        self.total = total
-        self.stream = stream
-        self.label = label
-        self.interval = interval
-        self._last = 0.0
-        self._drawn = False
-        self._started = time.monotonic()
-
-    def update(self, done: int, *, force: bool = False) -> None:
-        """Redraw the bar for ``done`` items (at most every ``interval`` seconds)."""
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        elapsed = now - self._started
-        rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
-        if self.total > 0:
-            fraction = min(1.0, done / self.total)
-            filled = int(round(fraction * self.WIDTH))
-            bar = "#" * filled + "-" * (self.WIDTH - filled)
-            line = f"[{bar}] {fraction:4.0%} {done:,}/{self.total:,} {self.label} {rate}"
-        else:
-            line = f"{done:,} {self.label} {rate}"
-        self.stream.write("\r" + line.rstrip() + "\x1b[K")
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self, done: int) -> None:
-        """Draw the final state and end the line."""
-        self.update(done, force=True)
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # -- commands --------------------------------------------------------------------
@@ -253,14 +204,40 @@ def _human_bytes(size: int) -> str:
 # -- running ---------------------------------------------------------------------
 
 
+_log = logging.getLogger("tornado_sessions.cli")
+_TABLE_STATES = {
+    "created": "created",
+    "exists": "exists with every column the store needs",
+    "upgraded": "upgraded",
+}
+
+
 def _run(config: DatabaseConfig, work: Any, *, create_table: bool = False) -> Any:
     """Open a store on ``config``, run ``await work(store)``, close the store."""
 
     async def go() -> Any:
         store = _make_store(config, create_table)
+        started = time.monotonic()
         try:
+            # What -v shows (INFO): the server, the table, the round trips.
+            _log.info("connecting to %s", _where(config))
             await store.open()
-            return await work(store)
+            server = store.server
+            _log.info(
+                "server %s (%s); table %r %s; %.1f ms",
+                server.version if server else "?",
+                "Galera" if server and server.galera else "not a Galera node",
+                config.table,
+                _TABLE_STATES.get(store.table_state or "", "checked"),
+                (time.monotonic() - started) * 1000,
+            )
+            result = await work(store)
+            _log.info(
+                "done: %d round trips to the server in %.1f ms",
+                store.round_trips,
+                (time.monotonic() - started) * 1000,
+            )
+            return result
         finally:
             try:
                 await store.close()
@@ -273,8 +250,9 @@ def _run(config: DatabaseConfig, work: Any, *, create_table: bool = False) -> An
         raise CLIError(_one_line(exc), EXIT_USAGE) from None
     except SessionError as exc:  # StoreError: its message names the server and table
         message = _one_line(exc)
-        if "error 1146" in message:
-            message += f" ({PROG} create-table --apply creates it)"
+        if "error 1146" in message:  # the command's own advice, once, not the store's
+            message = message.split("; create it with", 1)[0]
+            message += f"; create it with: {PROG} create-table --apply"
         raise CLIError(message) from None
     except (TimeoutError, OSError) as exc:
         raise CLIError(
@@ -296,7 +274,11 @@ def _parser() -> argparse.ArgumentParser:
         "from the environment or from .env in the current directory.",
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log what the store does on standard error"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also say, on standard error, which server and version answered, what the check "
+        "of the table found, and how many round trips and milliseconds the command took",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -23,7 +23,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.mysql.conftest import connect
+from tests.mysql.conftest import connect, query
 from tornado_sessions.stores.base import SessionRecord
 from tornado_sessions.stores.mysql import MySQLStore
 
@@ -265,6 +265,32 @@ def test_stats_counts_live_and_expired_sessions(
     assert data["estimated"] == ["table_bytes"]
 
 
+def test_verbose_stats_says_which_server_what_the_check_found_and_the_cost(
+    server: dict[str, Any], table: str, tmp_path: Path
+) -> None:
+    _fill(server, table, live=2, expired=1)
+    env = _env(server, SESSION_TABLE=table)
+    quiet = cli("stats", env=env, cwd=tmp_path)
+    verbose = cli("-v", "stats", env=env, cwd=tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout == quiet.stdout and quiet.stderr == ""  # -v adds to stderr only
+    version = query(server, "SELECT VERSION()")[0][0]
+    lines = verbose.stderr.splitlines()
+    assert lines[0] == (
+        f"INFO tornado_sessions.cli: connecting to table {table!r} in database "
+        f"{server['database']!r} on {server['host']}:{server['port']}"
+    )
+    assert re.fullmatch(
+        rf"INFO tornado_sessions.cli: server {re.escape(version)} \(not a Galera node\); "
+        rf"table {re.escape(repr(table))} exists with every column the store needs; "
+        r"[\d.]+ ms",
+        lines[1],
+    ), lines[1]
+    assert re.fullmatch(
+        r"INFO tornado_sessions.cli: done: \d+ round trips to the server in [\d.]+ ms", lines[-1]
+    ), lines[-1]
+
+
 def test_clear_expired_deletes_only_expired_rows_in_batches(
     server: dict[str, Any], table: str, tmp_path: Path
 ) -> None:
@@ -359,6 +385,14 @@ def test_missing_table_suggests_create_table(
     result = cli("stats", env=_env(server, SESSION_TABLE=table), cwd=tmp_path)
     assert_one_line_error(result, "1146", "create-table --apply")
     assert not _table_exists(server, table)  # the command did not create it
+    # The advice is given once, in the command's own words.
+    assert result.stderr.count("does not exist") == 1
+    assert result.stderr.count("create it") == 1, result.stderr
+    assert "create_table" not in result.stderr  # the library's advice, not the command's
+    assert result.stderr.rstrip().endswith(
+        f"error 1146: table {table!r} does not exist; create it with: tornado-sessions "
+        "create-table --apply"
+    )
 
 
 def test_bad_table_name_is_a_config_error(tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ async def test_a_failing_batch_gives_every_caller_its_store_error(
     )
     for outcome in [*reads, *saves]:
         assert isinstance(outcome, StoreError), outcome
-        assert "error 1146" in str(outcome) and "table does not exist" in str(outcome)
+        assert "error 1146" in str(outcome) and "create-table --apply" in str(outcome)
     # Each caller raised its own exception object.
     assert len({id(x) for x in reads}) == 3 and len({id(x) for x in saves}) == 3
 

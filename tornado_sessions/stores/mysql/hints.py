@@ -31,8 +31,8 @@ HINTS: dict[int, str] = {
     "(Primary) on it, or point SESSION_HOST at a synced node",
     1049: "the database does not exist: create it, or fix SESSION_DATABASE",
     1142: f"the user lacks a privilege on the table: {_GRANT}",
-    1146: "the table does not exist: create it (python -m tornado_sessions create-table --apply; "
-    "MySQLStore.create_table_sql() prints the DDL) or let the store create it (create_table=True)",
+    1146: "create it with python -m tornado_sessions create-table --apply (or run the DDL "
+    "MySQLStore.create_table_sql() returns), or let the store create it (create_table=True)",
     1180: "the commit failed: on a Galera cluster this node is not connected to the primary "
     "component (a network split or too few nodes up): check wsrep_cluster_status and "
     "wsrep_cluster_size on the nodes",
