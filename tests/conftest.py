@@ -23,6 +23,9 @@ import tornado_sessions.ui
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin, StoreError
 from tornado_sessions.stores.base import SessionInfo, SessionRecord, SessionStore
 
+# A shared test module (not collected by its name) gets pytest's assertion messages too.
+pytest.register_assert_rewrite("tests.events")
+
 SECRET = "test-secret-ftQCQMrW8hZMBF9YHXmQuKrT2PtTysZfM_4Ez_ijnNg"
 OLD_SECRET = "old-secret-tURLqdUVnMyuD3H5mLNGH3GEMUOTmtvQeFVLU3zNZxs"
 T0 = 1_800_000_000
@@ -91,6 +94,9 @@ class RecordingStore(SessionStore):
 
     async def clear_expired(self) -> int:
         return await self.inner.clear_expired()
+
+    def add_cleanup_listener(self, listener: Any) -> None:
+        self.inner.add_cleanup_listener(listener)  # the inner store cleans up
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return await self.inner.sessions_for_user(user_id)

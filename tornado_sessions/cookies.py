@@ -21,10 +21,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ._ratelimit import RateLimitedLog
+from .events import EventKind
+from .stores.base import fingerprint
 
 if TYPE_CHECKING:
     from .config import SessionConfig
     from .crypto import CookieCipher
+    from .events import SessionEvents
     from .session import Session
 
 __all__ = ["CookieRules"]
@@ -73,10 +76,15 @@ class CookieRules:
 
     config: SessionConfig
     cipher: CookieCipher
+    events: SessionEvents
 
     def now(self) -> int:
         """The current time in whole seconds, from the configured clock."""
         return int(self.config.clock())
+
+    def _expired(self, sid: str, timeout: str, user_id: str | None = None) -> None:
+        """A request presented a session that is over by time: an event."""
+        self.events.emit(EventKind.EXPIRED, fingerprint(sid), user_id, timeout)
 
     @functools.cached_property
     def _rejections(self) -> RateLimitedLog:
@@ -150,6 +158,7 @@ class CookieRules:
                 "starting a fresh session",
                 client,
             )
+            self._expired(payload["i"], f"{timeout} timeout")
             return None
         # A copy: the checked payload is shared by every request with the cookie.
         return dict(payload)

@@ -12,6 +12,8 @@ import enum
 import json
 import logging
 import secrets
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._rebase import hand_over
@@ -19,9 +21,11 @@ from .config import SessionConfig
 from .cookies import CookieRules
 from .crypto import CookieCipher
 from .errors import SessionExists, SessionGone, SessionTooLarge
+from .events import EventHook, EventKind, SessionEvents
+from .peruser import PerUserRules
 from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
 from .session import EMPTY, Session, _Owner
-from .stores.base import SessionInfo, SessionRecord, SessionStore, fingerprint
+from .stores.base import SessionRecord, SessionStore, fingerprint
 from .values import user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
@@ -57,18 +61,37 @@ def new_sid() -> str:
     return secrets.token_urlsafe(32)
 
 
-class SessionManager(CookieRules):
+class SessionManager(PerUserRules, CookieRules):
     """Loads and saves sessions for one application.
 
     :param store: where session records live.
     :param config: the settings (secrets, lifetimes, cookie and save rules).
+    :param on_event: an async callable, or several, that receive a
+        `.SessionEvent` for each thing that happens to a session (see
+        `.events`); `.SessionMixin` passes the application's
+        ``session_events`` setting.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       ``on_event``.
     """
 
-    def __init__(self, store: SessionStore, config: SessionConfig) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        config: SessionConfig,
+        *,
+        on_event: EventHook | Iterable[EventHook] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
+        hooks = [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
+        #: Delivers this manager's `.SessionEvent` s to its hooks.
+        self.events = SessionEvents(hooks, clock=config.clock)
+        if hooks:  # the cleanup reports what it removes, a count per batch
+            store.add_cleanup_listener(self.events.cleaned)
+        # Sessions regenerated and not saved yet: their insert is no "created".
+        self._moved: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self.cipher = CookieCipher(config.secrets, clock=config.clock)
         # Saves of one session by this process's concurrent requests combine
         # into one versioned write; only other processes can still make such
@@ -135,6 +158,8 @@ class SessionManager(CookieRules):
         record = await self.store.get(sid)
         now = self.now()
         absolute = self.config.absolute_max_age
+        if record is not None and absolute is not None and record.created_at + absolute <= now:
+            self._expired(sid, "absolute timeout", record.user_id)
         if record is None or (absolute is not None and record.created_at + absolute <= now):
             # Logout and expiry are no attack, but a replayed cookie can repeat
             # this line at will: it is rate-limited like the rejections.
@@ -261,6 +286,10 @@ class SessionManager(CookieRules):
             except SessionExists:  # 256 random bits collided: never in practice
                 session._id = new_sid()
                 session.version = await self.store.set(session._id, record, expected_version=None)
+            if self._moved.pop(session._id, None) is not session:
+                self.events.emit(
+                    EventKind.CREATED, session._fingerprint, record.user_id, "first save"
+                )
             session._snapshot = plan.text
             session._is_new = False
             session._base_exact = True
@@ -290,24 +319,6 @@ class SessionManager(CookieRules):
         if session._user_bound and plan.write in ("insert", "update"):
             await self._limit_user_sessions(session)
         return plan.cookie
-
-    async def _limit_user_sessions(self, session: Session) -> None:
-        """The session was just bound to a user (a login): end that user's
-        least recently used other sessions past ``SESSION_MAX_PER_USER``, in
-        one statement.  Only a save that sets the user key pays for it."""
-        session._user_bound = False
-        limit = self.config.max_sessions_per_user
-        user = self.user_of(session)
-        if limit is None or user is None:
-            return
-        ended = await self.store.limit_user_sessions(user, limit, current_sid=session._id)
-        if ended:
-            log.info(
-                "A login ended %d least recently used session(s) of its user, over the "
-                "limit of %d (SESSION_MAX_PER_USER)",
-                ended,
-                limit,
-            )
 
     def _gone(self, session: Session) -> None:
         log.info(
@@ -348,6 +359,7 @@ class SessionManager(CookieRules):
         old cookie is cleared, so an in-flight request cannot revive it under
         a new id.
         """
+        old = None if session._is_new else session._fingerprint
         if not session._is_new:
             live = await hand_over(self.store, session, keep_data=keep_data)
             self.saves.forget(session._id)
@@ -369,37 +381,25 @@ class SessionManager(CookieRules):
             new_sid(), created_at=created, expires_at=session._expires_at, keep_data=keep_data
         )
         log.info("Session regenerated as %s", session._fingerprint)
+        if old is not None:
+            self._moved[session._id] = session
+            self.events.emit(
+                EventKind.REGENERATED,
+                session._fingerprint,
+                self.user_of(session),
+                "regenerate()",
+                previous=old,
+            )
 
     async def destroy(self, session: Session) -> None:
         """Delete the session's record; the session becomes a fresh one."""
         if not session._is_new:
-            await self.store.destroy(session._id)
+            live = await self.store.destroy(session._id)
             self.saves.forget(session._id)
             log.info("Session %s destroyed", session._fingerprint)
+            if live:
+                self.events.emit(
+                    EventKind.DESTROYED, session._fingerprint, self.user_of(session), "destroy()"
+                )
         self._fresh(session)
         session._destroyed = True
-
-    # -- a user's sessions -----------------------------------------------------
-
-    def user_of(self, session: Session) -> str | None:
-        """Return the user ``session`` is bound to (its ``user_key`` value, as text)."""
-        try:
-            return user_text(session._data.get(self.config.user_key))
-        except (TypeError, ValueError):  # data stored by 0.1, or a nested edit
-            return None
-
-    async def user_sessions(self, user_id: str) -> list[SessionInfo]:
-        """Return the live sessions of ``user_id``, most recently used first."""
-        return await self.store.sessions_for_user(user_id)
-
-    async def end_user_sessions(
-        self, user_id: str, *, except_session: Session | None = None
-    ) -> int:
-        """End every session of ``user_id`` ("log out everywhere"), but
-        ``except_session`` if given; return how many were ended."""
-        keep = None
-        if except_session is not None and not except_session._is_new:
-            keep = except_session._id
-        count = await self.store.destroy_user_sessions(user_id, except_sid=keep)
-        log.info("Ended %d session(s) of a user", count)
-        return count

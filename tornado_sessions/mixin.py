@@ -153,7 +153,9 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
         manager: SessionManager | None = app.__dict__.get(_MANAGER_ATTR)
         if manager is None:
             store = self.get_session_store()
-            manager = SessionManager(store, self.get_session_config())
+            manager = SessionManager(
+                store, self.get_session_config(), on_event=self.settings.get("session_events")
+            )
             store.attach(debug=bool(self.settings.get("debug")))
             setattr(app, _MANAGER_ATTR, manager)
         return manager

@@ -77,7 +77,9 @@ def session_manager(app: tornado.web.Application) -> SessionManager:
         store = app.settings.get("session_store")
         if store is None:
             raise RuntimeError("the application has no session_store setting")
-        manager = SessionManager(store, app_config(app))
+        manager = SessionManager(
+            store, app_config(app), on_event=app.settings.get("session_events")
+        )
         store.attach(debug=bool(app.settings.get("debug")))  # as the mixin does
         app._tornado_sessions_manager = manager  # type: ignore[attr-defined]
     return manager

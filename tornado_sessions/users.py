@@ -97,7 +97,7 @@ class UserSessionsMixin(_HandlerBase):
             await self.session.destroy()
             return True
         try:
-            ended = await manager.store.destroy_user_session(user, fingerprint)
+            ended = await manager.end_user_session(user, fingerprint)
         except StoreError as exc:
             raise self._session_store_failed("ending a session", exc) from None
         if ended:

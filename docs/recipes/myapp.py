@@ -15,8 +15,10 @@ Its tests, an ``AsyncHTTPTestCase``, are in ``test_myapp.py`` beside it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import hmac
+import logging
 import os
 import time
 import urllib.parse
@@ -27,6 +29,7 @@ import tornado.web
 import tornado.websocket
 
 from tornado_sessions import MemoryStore, SessionConfig, SessionMixin, SessionStore
+from tornado_sessions.events import SessionEvent
 
 #: How long a "remember me" login lasts without a visit: 30 days.
 REMEMBER_ME = 30 * 24 * 3600
@@ -294,6 +297,29 @@ class CartSocket(SessionMixin, tornado.websocket.WebSocketHandler):
 # -- the application ------------------------------------------------------------------
 
 
+# -- an audit log of sessions --------------------------------------------------------
+
+
+class AuditLog:
+    """Receives every session event (the ``session_events`` setting) and
+    writes one line per event to the ``myapp.audit`` logger; the latest lines
+    are kept for an admin page.  Sessions appear by fingerprint, never id."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.log = logging.getLogger("myapp.audit")
+        self.recent: collections.deque[str] = collections.deque(maxlen=keep)
+
+    async def __call__(self, event: SessionEvent) -> None:
+        line = (
+            f"{event.kind} session={event.fingerprint or '-'} user={event.user_id or '-'} "
+            f"count={event.count} reason={event.reason}"
+        )
+        if event.previous is not None:  # regenerated: the fingerprint it had
+            line += f" previous={event.previous}"
+        self.recent.append(line)
+        self.log.info("%s", line)
+
+
 def make_app(
     store: SessionStore | None = None,
     config: SessionConfig | None = None,
@@ -327,6 +353,9 @@ def make_app(
             else SessionConfig.from_env(persistent=False, max_sessions_per_user=5)
         ),
         users=users,
+        # Every created, regenerated, destroyed, ended, limited, expired or
+        # cleaned-up session, as it happens (a failing hook is only logged).
+        session_events=AuditLog(),
     )
 
 

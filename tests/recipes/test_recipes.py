@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import myapp
@@ -18,6 +21,7 @@ import tornado.websocket
 
 from tests.conftest import SECRET, Browser, FakeClock, RecordingStore, set_cookies
 from tornado_sessions import SessionConfig
+from tornado_sessions.stores.base import fingerprint
 from tornado_sessions.testing import session_manager
 
 NAME = "__Host-session"
@@ -187,6 +191,52 @@ async def test_a_password_change_logs_out_every_other_browser(
 
     wrong = await post(laptop, "/password", old="wonderland", new="x")
     assert wrong.code == 403 and b"Wrong password" in wrong.body
+
+
+# -- an audit log of sessions ------------------------------------------------------------
+
+
+def documented_audit_lines() -> list[str]:
+    """The audit lines docs/recipes.rst shows, as they appear there."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "recipes.rst").read_text()
+    start = page.index(".. _recipe-audit-log:")
+    return re.findall(
+        r"^    ((?:created|regenerated|user_ended|destroyed) .*)$", page[start:], re.M
+    )[:6]
+
+
+@pytest.mark.gen_test
+async def test_the_audit_log_gets_a_line_per_session_event(
+    app: tornado.web.Application,
+    http_client: tornado.httpclient.AsyncHTTPClient,
+    base_url: str,
+    caplog: Any,
+) -> None:
+    audit: myapp.AuditLog = app.settings["session_events"]
+    laptop, phone = Browser(http_client, base_url), Browser(http_client, base_url)
+    with caplog.at_level(logging.INFO, logger="myapp.audit"):
+        await log_in(laptop)
+        first = fingerprint(sid(app, laptop.jar[NAME]))
+        await log_in(phone)
+        await post(laptop, "/password", old="wonderland", new="looking-glass")
+        second = fingerprint(sid(app, laptop.jar[NAME]))
+        await post(laptop, "/logout")
+        await session_manager(app).events.join()
+    lines = list(audit.recent)
+    assert [r.getMessage() for r in caplog.records if r.name == "myapp.audit"] == lines
+    # What the docs show is what the app writes, fingerprints aside.
+    shown = documented_audit_lines()
+    assert len(shown) == len(lines) == 6
+    for got, doc in zip(lines, shown, strict=True):
+        assert re.sub(r"[0-9a-f]{12}", "FP", got) == re.sub(r"[0-9a-f]{12}", "FP", doc)
+    assert lines[0].startswith(f"created session={first} user=alice ")
+    assert lines[3] == (
+        f"regenerated session={second} user=alice count=1 reason=regenerate() previous={first}"
+    )
+    assert lines[2].startswith(f"user_ended session={first} user=alice count=1 ")  # the phone
+    assert lines[4].startswith(f"destroyed session={second} user=alice ")
+    raw_ids = [sid(app, c) for c in (phone.jar[NAME],)]
+    assert not any(raw in line for line in lines for raw in raw_ids)
 
 
 # -- a JSON API on the same sessions ---------------------------------------------------

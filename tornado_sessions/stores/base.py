@@ -138,6 +138,7 @@ class SessionStore(abc.ABC):
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._unsealable = RateLimitedLog(log)
+        self._cleanup_listeners: list[Callable[[int], object]] = []
 
     def now(self) -> int:
         """The current time in whole seconds, from the store's clock."""
@@ -251,6 +252,26 @@ class SessionStore(abc.ABC):
     async def destroy_user_sessions(self, user_id: str, *, except_sid: str | None = None) -> int:
         """End every session of ``user_id`` (but ``except_sid``, if given):
         "log out everywhere".  Return how many were ended."""
+
+    def add_cleanup_listener(self, listener: Callable[[int], object]) -> None:
+        """Call ``listener(count)`` after each batch of expired records the
+        store's cleanup removes (`clear_expired`, or a periodic sweep), with
+        the batch's count; `.SessionManager` turns it into a
+        `~.EventKind.CLEANED` event.  A listener that raises is logged.
+
+        .. versionadded:: 0.3
+        """
+        self._cleanup_listeners.append(listener)
+
+    def _report_cleanup(self, count: int) -> None:
+        """Tell the cleanup listeners that ``count`` expired records went."""
+        if not count:
+            return
+        for listener in getattr(self, "_cleanup_listeners", ()):
+            try:
+                listener(count)
+            except Exception:
+                log.exception("A cleanup listener failed (the cleanup went on)")
 
     def seal_record(self, sid: str, record: SessionRecord, row_key: bytes) -> SessionRecord:
         """Return ``record`` with its data sealed for ``sid`` (`.sealing.seal`),

@@ -67,6 +67,8 @@ class AdminQueries:
 
         def now(self) -> int: ...
 
+        def _report_cleanup(self, count: int) -> None: ...
+
         async def _execute(
             self,
             doing: str,
@@ -193,6 +195,7 @@ class AdminQueries:
                     )
                     break
                 total += result.rowcount
+                self._report_cleanup(result.rowcount)
                 if progress is not None:
                     progress(total)
                 if len(keys) < batch or not await self._renew_lease(token, now):
