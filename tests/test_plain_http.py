@@ -142,6 +142,15 @@ async def test_auto_reads_only_the_cookie_of_the_requests_protocol(browser: Brow
     assert (cleared.key, cleared.value, cleared["secure"]) == ("session", "", "")
 
 
+@pytest.mark.gen_test
+@pytest.mark.session_config(secure="auto")
+async def test_auto_over_direct_http_with_no_proxy_header_is_quiet(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    await login(browser, "shop.test")
+    assert not [r for r in caplog.records if r.name == "tornado_sessions"]
+
+
 def test_cookie_for_each_setting() -> None:
     auto = SessionConfig(secret=SECRET, secure="auto")
     assert auto.cookie_for("https") == CookieSpec("__Host-session", True)

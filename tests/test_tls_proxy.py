@@ -112,13 +112,21 @@ async def test_auto_behind_the_proxy_with_xheaders_sends_a_secure_host_cookie(
 
 
 @pytest.mark.gen_test
-async def test_auto_without_xheaders_sees_http_and_drops_secure(site: Site) -> None:
+async def test_auto_without_xheaders_sees_http_drops_secure_and_says_so_once(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
     # Without xheaders, Tornado believes the proxy's plain http: auto then
-    # sends the http cookie, without Secure (what the docs warn about).
+    # sends the http cookie, without Secure, and the proxy's header tells.
     client = site(xheaders=False, secure="auto")
     response = await client.get("/login")
     (line,) = response.headers.get_list("Set-Cookie")
     assert line.startswith("session=") and "Secure" not in line
+    await site(xheaders=False, secure="auto").get("/login")  # another app: its own line
+    for user in ("bob", "carol"):
+        await client.get(f"/login?user={user}")
+    warnings = [r.getMessage() for r in caplog.records if "X-Forwarded-Proto" in r.getMessage()]
+    assert len(warnings) == 2  # once per application
+    assert "xheaders=True" in warnings[0] and "SESSION_COOKIE_SECURE=auto" in warnings[0]
 
 
 @pytest.mark.gen_test

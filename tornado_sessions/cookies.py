@@ -51,6 +51,16 @@ _PLAIN_HTTP = (
 )
 
 
+_PROXY_WITHOUT_XHEADERS = (
+    "A session cookie went out without Secure on a request that a proxy forwarded from https "
+    "(X-Forwarded-Proto: https), which Tornado sees as plain http because the server was not "
+    "started with xheaders=True: with SESSION_COOKIE_SECURE=auto the cookie then lacks Secure "
+    "(and the __Host- name) although the visitor is on https. Start the server with "
+    "xheaders=True (app.listen(port, xheaders=True)) if a proxy you trust sets that header. "
+    "Logged once"
+)
+
+
 def trusted_over_http(host: str) -> bool:
     """Whether browsers keep a ``Secure`` cookie that ``host`` sends over
     plain http: only a loopback name or address (``localhost``,
@@ -119,6 +129,21 @@ class CookieRules:
         logged = self._rejections.warning("plain-http", _PLAIN_HTTP, shown)
         if logged and len(self._plain_http_hosts) < PLAIN_HTTP_HOSTS:
             self._plain_http_hosts.add(host)
+
+    def check_proxy_without_xheaders(self, request: Any) -> None:
+        """Warn (once) that a cookie without ``Secure`` went out, under
+        ``SESSION_COOKIE_SECURE=auto``, on a request Tornado sees as http
+        while a proxy says the visitor is on https: the server lacks
+        ``xheaders=True``.
+
+        .. versionadded:: 0.3
+        """
+        if self.__dict__.get("_proxy_warned"):
+            return
+        if request.headers.get("X-Forwarded-Proto", "").strip().lower() != "https":
+            return
+        if self._rejections.warning("proxy-without-xheaders", _PROXY_WITHOUT_XHEADERS):
+            self.__dict__["_proxy_warned"] = True
 
     def decode_cookie(self, value: str, client: str | None = None) -> dict[str, Any] | None:
         """Return the checked payload of a cookie value, or None (logged,

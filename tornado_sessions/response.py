@@ -78,6 +78,8 @@ def apply(
         max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
         if cookie.secure:
             manager.check_plain_http(protocol, handler.request.host_name)
+        elif config.secure == "auto":
+            manager.check_proxy_without_xheaders(handler.request)
         handler.set_cookie(
             cookie.name,
             manager.cookie_value(session),
