@@ -4,7 +4,8 @@ told apart by the marker before each one.
 Every literal block of ``docs/*.rst`` and of ``README.md`` (a
 ``.. code-block::``, a ``::`` paragraph, a ``.. literalinclude::``, a fenced
 block) must have, as the line right before it (blank lines aside; for a
-``::`` paragraph, right before the paragraph), one of::
+``::`` paragraph, right before the paragraph; inside a list item, use a
+``code-block`` after the item's text, with its marker), one of::
 
     .. example: NAME [extends OTHER[,OTHER...]] [given NAME[,NAME...]] [KIND]
     .. skip-example: why this block is not run
@@ -22,8 +23,8 @@ tests/test_docs_examples.py's ``GIVEN``).  ``KIND`` is how it runs:
     executed as a module (top-level ``await`` allowed), then the test's
     check for ``NAME``, if any, exercises what it defined over real HTTP.
 ``module FILE``
-    the same, and the code is also written as ``FILE`` beside the examples
-    that follow, which import it.
+    the same; an example that ``extends`` it finds it written as ``FILE``
+    beside it, and imports it (rather than running its code first).
 ``pytest``
     written as a test file and run by pytest (with pytest-tornado) in a
     subprocess; every test in it must pass.
@@ -42,7 +43,9 @@ tests/test_docs_examples.py's ``GIVEN``).  ``KIND`` is how it runs:
 
 and ``mysql`` marks an example that needs a MySQL server: it runs in
 tests/mysql/test_docs_examples.py, on the test server.  A module docstring
-that a page shows (``automodule``) is read as part of that page.
+that a page shows (``automodule``) is read as part of that page; the
+docstrings of classes and functions (autodoc's entries of the API page) are
+not read.
 """
 
 from __future__ import annotations
