@@ -21,8 +21,10 @@ import functools
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, Self
+from typing import Any, Literal, Self
 
+from .cookies import CookieSpec as CookieSpec
+from .cookies import cookie_specs
 from .crypto import MIN_SECRET_LENGTH as MIN_SECRET_LENGTH
 from .crypto import secret_problem
 from .env import ENV_NAMES as ENV_NAMES
@@ -35,27 +37,6 @@ from .stores.mysql.charset import refused_variable
 __all__ = ["CookieSpec", "DatabaseConfig", "SessionConfig", "config", "generate_secret"]
 
 SameSite = Literal["lax", "strict", "none"]
-
-
-class CookieSpec(NamedTuple):
-    """The session cookie's name and ``Secure`` flag for one request
-    (`SessionConfig.cookie_for`).
-
-    .. versionadded:: 0.3
-    """
-
-    name: str
-    secure: bool
-
-
-_PREFIXES = ("__Host-", "__Secure-")
-
-
-def _unprefixed(name: str) -> str:
-    for prefix in _PREFIXES:
-        if name.startswith(prefix):
-            return name[len(prefix) :]
-    return name
 
 
 #: The default session lifetime in seconds (the original app's 2,628,000,000 ms).
@@ -395,12 +376,7 @@ class SessionConfig(DatabaseConfig):
 
     @functools.cached_property
     def _cookie_specs(self) -> tuple[CookieSpec, CookieSpec]:
-        if self.secure == "auto":
-            return CookieSpec(self.cookie_name, True), CookieSpec(
-                _unprefixed(self.cookie_name), False
-            )
-        spec = CookieSpec(self.cookie_name, bool(self.secure))
-        return spec, spec
+        return cookie_specs(self.cookie_name, self.secure)
 
     @property
     def secrets(self) -> tuple[str, ...]:

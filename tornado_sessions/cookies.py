@@ -18,7 +18,7 @@ import functools
 import ipaddress
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._ratelimit import RateLimitedLog
 from .events import EventKind
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .events import SessionEvents
     from .session import Session
 
-__all__ = ["CookieRules"]
+__all__ = ["CookieRules", "CookieSpec", "cookie_specs", "trusted_over_http"]
 
 log = logging.getLogger("tornado_sessions")
 
@@ -59,6 +59,36 @@ _PROXY_WITHOUT_XHEADERS = (
     "xheaders=True (app.listen(port, xheaders=True)) if a proxy you trust sets that header. "
     "Logged once"
 )
+
+
+class CookieSpec(NamedTuple):
+    """The session cookie's name and ``Secure`` flag for one request
+    (`.SessionConfig.cookie_for`).
+
+    .. versionadded:: 0.3
+    """
+
+    name: str
+    secure: bool
+
+
+_PREFIXES = ("__Host-", "__Secure-")
+
+
+def _unprefixed(name: str) -> str:
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def cookie_specs(name: str, secure: bool | str) -> tuple[CookieSpec, CookieSpec]:
+    """The cookie of https requests and that of http ones, for the cookie
+    name ``name`` and the ``secure`` setting (see `.SessionConfig.cookie_for`)."""
+    if secure == "auto":
+        return CookieSpec(name, True), CookieSpec(_unprefixed(name), False)
+    spec = CookieSpec(name, bool(secure))
+    return spec, spec
 
 
 def trusted_over_http(host: str) -> bool:
