@@ -39,6 +39,8 @@ setup(
         "cryptography>=42",
         "python-decouple>=3.8",
         "aiomysql>=0.2",
+        # The guessing-cost estimate of SESSION_SECRET (secrets_check.py).
+        "zxcvbn>=4.4.28",
     ],
     extras_require={
         "test": [

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from zxcvbn import zxcvbn
 
 from tornado_sessions import ConfigError, SessionConfig
 from tornado_sessions.config import ENV_NAMES, DatabaseConfig, generate_secret
 from tornado_sessions.crypto import secret_problem
+from tornado_sessions.secrets_check import guesses_log10
 
 ROOT = Path(__file__).resolve().parents[1]
 CURRENT = "current-6bqL0b3nQ1xWkB8vJ2yH5tRzC9mD4sF7gA0eK3uN1pV"
@@ -53,7 +55,19 @@ WEAK: dict[str, str] = {
     "a placeholder phrase": "please-change-me-before-going-to-production",
     "Django's insecure prefix": "django-insecure-" + secrets.token_urlsafe(32),
     "too short": "Zx8!kQ2#pL9$",
+    # Issue 17, finding 8: they passed 0.2's rules; zxcvbn finds them guessable.
+    "a sentence about the secret": "my-super-secret-session-key-for-production",
+    "an example's secret": "example-secret-do-not-use-in-production",
+    "keyboard rows": "qwertyuiopasdfghjklzxcvbnm1234567890",
+    "hex words, twice": "deadbeefcafebabe" * 2,
 }
+#: The secrets of issue 17 that 0.2 accepted.
+SENTENCES = [
+    "my-super-secret-session-key-for-production",
+    "example-secret-do-not-use-in-production",
+    "qwertyuiopasdfghjklzxcvbnm1234567890",
+    "deadbeefcafebabe" * 2,
+]
 
 GENERATED: dict[str, Callable[[], str]] = {
     "python -m tornado_sessions secret": generate_secret,
@@ -175,9 +189,49 @@ def test_the_secret_command_prints_a_secret_the_library_accepts(tmp_path: Path) 
     assert len(outputs) == 3
 
 
-def test_a_passphrase_of_words_is_not_mistaken_for_repetition() -> None:
-    # The check is about repetition and placeholders; it does not grade prose.
+@pytest.mark.parametrize("sentence", SENTENCES)
+def test_a_secret_that_reads_like_words_fails_at_startup_as_guessable(
+    sentence: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = secret_problem(sentence)
+    assert problem is not None and problem.startswith("is guessable"), problem
+    assert "zxcvbn estimates" in problem
+    monkeypatch.setenv("SESSION_SECRET", sentence)
+    with pytest.raises(ConfigError) as caught:
+        SessionConfig.from_env()
+    message = str(caught.value)
+    assert message.startswith("SESSION_SECRET (SessionConfig.secret) is guessable")
+    assert_names_and_helps(message, "SESSION_SECRET", sentence)
+
+
+def test_a_passphrase_is_judged_by_its_cost_not_by_its_look() -> None:
+    # Six words (zxcvbn: about 10^32.5 guesses for 41 characters) pass;
+    # a sentence made of the words a secret's name is made of does not.
     assert secret_problem("correct horse battery staple and a violin") is None
+    problem = secret_problem("supersecretsessionkeyforproduction")
+    assert problem is not None and problem.startswith("is guessable")
+
+
+def test_a_random_tail_behind_a_label_passes() -> None:
+    for secret in (CURRENT, OLDER, "myapp-production-" + secrets.token_urlsafe(32)):
+        assert secret_problem(secret) is None, secret
+
+
+def test_the_estimate_is_zxcvbns_own() -> None:
+    # The merged dictionaries change the cost, never the estimate.
+    for text in [*SENTENCES, CURRENT, secrets.token_hex(16), secrets.token_urlsafe(32)]:
+        assert guesses_log10(text) == pytest.approx(zxcvbn(text)["guesses_log10"]), text
+
+
+def test_long_secrets_are_judged_whole_in_pieces() -> None:
+    assert secret_problem(secrets.token_urlsafe(300)) is None
+    prose = (
+        "thesecretkeyofoursessionstoreinproductionpleasenevershare"
+        "thiswithanyoneoutsidetheoperationsteam"
+    )
+    assert len(prose) > 72
+    problem = secret_problem(prose)
+    assert problem is not None and problem.startswith("is guessable")
 
 
 # -- the operations command line needs no secret --------------------------------

@@ -29,6 +29,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .secrets_check import guessable_problem
+
 __all__ = ["CookieCipher", "canonical_token", "derive_key", "secret_problem"]
 
 _SALT = b"tornado_sessions"
@@ -339,14 +341,16 @@ def secret_problem(secret: str) -> str | None:
 
     A secret is refused when it is a known placeholder, shorter than
     `MIN_SECRET_LENGTH` characters, made of fewer than 6 distinct
-    characters, or mostly repetition: when more than half of its characters
+    characters, mostly repetition: when more than half of its characters
     repeat an earlier stretch of it (``"password" * 4``, ``"abc123" * 6``),
     continue a run of one character (``"a" * 32``, ``"secret-" + "s" * 40``)
-    or a sequence (``abcdefgh``, ``12345678``).  Generated secrets
+    or a sequence (``abcdefgh``, ``12345678``); or guessable by zxcvbn's
+    estimate of its guessing cost (`.secrets_check.guessable_problem`:
+    ``my-super-secret-session-key-for-production``).  Generated secrets
     (`secrets.token_urlsafe`, `secrets.token_hex`, ``openssl rand -hex 32``,
     ``openssl rand -base64 32``) always pass.  This cannot prove a secret
-    random: a passphrase made up by a person may pass and still be
-    guessable.  The returned text never contains the secret.
+    random: a phrase made up by a person may pass and still be guessable.
+    The returned text never contains the secret.
 
     ::
 
@@ -354,6 +358,8 @@ def secret_problem(secret: str) -> str | None:
         'is mostly repetition (24 of its 32 characters repeat an earlier stretch, ...'
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+       Guessable secrets (zxcvbn) are refused.
     """
     folded = secret.strip().lower()
     if folded in _PLACEHOLDERS or any(word in folded for word in _PLACEHOLDER_WORDS):
@@ -374,4 +380,4 @@ def secret_problem(secret: str) -> str | None:
             "earlier stretch, or continue a run of one character or a sequence): it does "
             "not look random"
         )
-    return None
+    return guessable_problem(secret)
