@@ -33,7 +33,6 @@ async def test_regression(regression: Regression) -> None:
     await replay(regression, lambda: [MemoryStore(clock=clock)], clock)
 
 
-@pytest.mark.xfail(strict=True, reason=regressions.WEAK_SECRETS_PENDING)
 @pytest.mark.parametrize("secret", regressions.WEAK_SECRETS)
 def test_a_secret_that_reads_like_a_sentence_is_refused(secret: str) -> None:
     regressions.weak_secret_is_refused(secret)

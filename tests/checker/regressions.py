@@ -38,8 +38,6 @@ PENDING: dict[tuple[str, str], str] = {
         for kind in ("memory", "mysql", "galera")
     },
 }
-#: Finding 8 (secret strength) is the seams-mysql work too, not landed yet.
-WEAK_SECRETS_PENDING = "finding 8: judging secrets by guessing cost is not landed yet"
 #: The invariants of the generated runs that wait for those fixes, per store kind.
 PENDING_INVARIANTS = {
     "memory": frozenset({"cap_lru"}),
