@@ -17,7 +17,7 @@ import tornado.websocket
 
 import tornado_sessions.ui
 from tests.conftest import ROUTES, Browser, FakeClock, RecordingStore, body
-from tests.test_user_sessions import EndOne, EndOthers, Mine
+from tests.test_user_sessions import Base, EndOne, EndOthers, Mine
 from tests.ws import FEED_ROUTES, Feed, FeedClient, revocation
 from tornado_sessions import SessionConfig
 from tornado_sessions.revocation import CLOSE_CODE, CLOSE_REASON
@@ -38,6 +38,7 @@ def app(store: RecordingStore, config: SessionConfig) -> tornado.web.Application
             (r"/u/mine", Mine),
             (r"/u/end-others", EndOthers),
             (r"/u/end-one", EndOne),
+            (r"/admin/end", AdminEnd),
         ]
     )
     return tornado.web.Application(
@@ -47,6 +48,15 @@ def app(store: RecordingStore, config: SessionConfig) -> tornado.web.Application
         debug=True,
         ui_methods=tornado_sessions.ui,
     )
+
+
+class AdminEnd(Base):
+    """An administrator's page that acts on the `.SessionManager` itself,
+    not through the mixin's per-user methods."""
+
+    async def get(self) -> None:
+        manager = self.get_session_manager()
+        self.write({"ended": await manager.end_user_sessions(self.get_argument("user"))})
 
 
 def new_browser(browser: Browser) -> Browser:
@@ -135,6 +145,25 @@ async def test_log_out_everywhere_closes_the_users_other_sockets_in_one_check(
     assert (await sockets[stranger].ping())["user"] == "bob"
     for b in (browser, stranger):
         await sockets[b].close()
+
+
+@pytest.mark.session_config(revocation_interval=NEVER)
+@pytest.mark.gen_test
+async def test_ends_through_the_session_manager_itself_close_the_sockets_at_once(
+    browser: Browser, store: RecordingStore
+) -> None:
+    phone, admin, stranger = (new_browser(browser) for _ in range(3))
+    for b in (browser, phone):
+        await log_in(b, "alice")
+    await log_in(stranger, "bob")
+    sockets = {b: await feed(b) for b in (browser, phone, stranger)}
+    store.live_asked.clear()
+    assert body(await admin.get("/admin/end?user=alice")) == {"ended": 2}
+    await ended(sockets[browser])
+    await ended(sockets[phone])
+    assert store.live_asked == [3]  # one lookup, at once, for every socket
+    assert (await sockets[stranger].ping())["user"] == "bob"
+    await sockets[stranger].close()
 
 
 @pytest.mark.session_config(revocation_interval=NEVER)

@@ -1,5 +1,5 @@
 """The session cookie's rules: what its payload holds, when a cookie is
-refused (and how that is logged), and how long it lasts in the browser.
+refused (and how that is logged), and how long it and the record last.
 
 `CookieRules` is a base of `.SessionManager`.  The cookie holds a Fernet
 token (`.crypto.CookieCipher`) over ``{"v", "i", "c", "e"}``: the payload
@@ -125,6 +125,29 @@ class CookieRules:
     def _expired(self, sid: str, timeout: str, user_id: str | None = None) -> None:
         """A request presented a session that is over by time: an event."""
         self.events.emit(EventKind.EXPIRED, fingerprint(sid), user_id, timeout)
+
+    # -- lifetime: the record's expiry, which the cookie follows -------------------
+
+    def _ttl(self, session: Session) -> int:
+        return session._ttl or self.config.max_age
+
+    def _expiry(self, session: Session, now: int) -> int:
+        return self._expiry_of(session._created_at, session._ttl, now)
+
+    def _expiry_of(self, created_at: int, ttl: int | None, now: int | None = None) -> int:
+        expires = (self.now() if now is None else now) + (ttl or self.config.max_age)
+        if self.config.absolute_max_age is not None:
+            expires = min(expires, created_at + self.config.absolute_max_age)
+        return expires
+
+    def _touch_due(self, session: Session, new_expiry: int) -> bool:
+        gain = new_expiry - session._expires_at
+        if session._force_touch or (self.config.rolling and gain > 0):
+            return True
+        interval = self.config.touch_interval
+        if interval is None:
+            interval = max(1, self._ttl(session) // 10)
+        return gain > 0 and gain >= interval
 
     @functools.cached_property
     def _rejections(self) -> RateLimitedLog:

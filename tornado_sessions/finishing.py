@@ -29,7 +29,6 @@ import tornado.web
 from . import response
 from .errors import StoreError
 from .manager import CookieAction, SessionManager, _Plan
-from .revocation import revocation_of
 from .session import Session
 
 if TYPE_CHECKING:
@@ -105,10 +104,7 @@ class SessionFinishing(_HandlerBase):
                 plan = manager.plan(
                     session, status=self.get_status(), headers_sent=self._headers_written
                 )
-            login = session._user_bound
             action = await manager.run(session, plan)
-            if login:  # the per-user limit may have ended other sessions
-                revocation_of(manager).check_soon()
         except StoreError as exc:
             log.error("Session store failed while saving the session: %s", exc)
             self._session_done = True
@@ -170,7 +166,7 @@ class SessionFinishing(_HandlerBase):
            session ends.
         """
         if self.get_status() == 101:
-            revocation_of(self.get_session_manager()).watch(self)
+            self.get_session_manager().revocation.watch(self)
         session = self._session
         if session is None or self._session_done:
             return super().finish(chunk)

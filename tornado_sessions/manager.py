@@ -23,6 +23,7 @@ from .crypto import CookieCipher
 from .errors import SessionExists, SessionGone, SessionTooLarge
 from .events import EventHook, EventKind, SessionEvents
 from .peruser import PerUserRules
+from .revocation import Revocation
 from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
 from .session import EMPTY, Session, _Owner
 from .stores.base import SessionRecord, SessionStore, fingerprint
@@ -90,6 +91,9 @@ class SessionManager(PerUserRules, CookieRules):
         self.events = SessionEvents(hooks, clock=config.clock)
         if hooks:  # the cleanup reports what it removes, a count per batch
             store.add_cleanup_listener(self.events.cleaned)
+        #: This process's open WebSockets of the application, closed when
+        #: their session ends (`.revocation`); this manager's ends tell it.
+        self.revocation = Revocation(self)
         # Sessions regenerated and not saved yet: their insert is no "created".
         self._moved: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self.cipher = CookieCipher(config.secrets, clock=config.clock)
@@ -102,29 +106,6 @@ class SessionManager(PerUserRules, CookieRules):
             max_size=config.max_data_size,
             user_key=config.user_key,
         )
-
-    # -- expiry ----------------------------------------------------------------
-
-    def _ttl(self, session: Session) -> int:
-        return session._ttl or self.config.max_age
-
-    def _expiry(self, session: Session, now: int) -> int:
-        return self._expiry_of(session._created_at, session._ttl, now)
-
-    def _expiry_of(self, created_at: int, ttl: int | None, now: int | None = None) -> int:
-        expires = (self.now() if now is None else now) + (ttl or self.config.max_age)
-        if self.config.absolute_max_age is not None:
-            expires = min(expires, created_at + self.config.absolute_max_age)
-        return expires
-
-    def _touch_due(self, session: Session, new_expiry: int) -> bool:
-        gain = new_expiry - session._expires_at
-        if session._force_touch or (self.config.rolling and gain > 0):
-            return True
-        interval = self.config.touch_interval
-        if interval is None:
-            interval = max(1, self._ttl(session) // 10)
-        return gain > 0 and gain >= interval
 
     # -- sessions ------------------------------------------------------------
 
@@ -160,7 +141,8 @@ class SessionManager(PerUserRules, CookieRules):
         absolute = self.config.absolute_max_age
         if record is not None and absolute is not None and record.created_at + absolute <= now:
             self._expired(sid, "absolute timeout", record.user_id)
-        if record is None or (absolute is not None and record.created_at + absolute <= now):
+            record = None
+        if record is None:
             # Logout and expiry are no attack, but a replayed cookie can repeat
             # this line at will: it is rate-limited like the rejections.
             self._rejections.info(
@@ -359,30 +341,18 @@ class SessionManager(PerUserRules, CookieRules):
         old cookie is cleared, so an in-flight request cannot revive it under
         a new id.
         """
-        old = None if session._is_new else session._fingerprint
-        if not session._is_new:
-            live = await hand_over(self.store, session, keep_data=keep_data)
-            self.saves.forget(session._id)
-            absolute = self.config.absolute_max_age
-            if absolute is not None and session._created_at + absolute <= self.now():
-                live = False
-            if not live:
-                log.info(
-                    "Session %s ended before this request could regenerate it (a logout, "
-                    "the per-user limit or expiry); its data was dropped and the request "
-                    "goes on with a fresh, empty session",
-                    session._fingerprint,
-                )
-                self._fresh(session)
-                return
-        now = self.now()
-        created = now if restart_lifetime else session._created_at
-        session._reset(
-            new_sid(), created_at=created, expires_at=session._expires_at, keep_data=keep_data
-        )
-        log.info("Session regenerated as %s", session._fingerprint)
-        if old is not None:
-            self._moved[session._id] = session
+        if session._is_new:
+            self._move(session, restart_lifetime, keep_data=keep_data)
+            return
+        old_sid, old = session._id, session._fingerprint
+        live = await hand_over(self.store, session, keep_data=keep_data)
+        self.saves.forget(old_sid)
+        absolute = self.config.absolute_max_age
+        if absolute is not None and session._created_at + absolute <= self.now():
+            live = False
+        if live:
+            self._move(session, restart_lifetime, keep_data=keep_data)
+            self._moved[session._id] = session  # its first save is no "created"
             self.events.emit(
                 EventKind.REGENERATED,
                 session._fingerprint,
@@ -390,12 +360,32 @@ class SessionManager(PerUserRules, CookieRules):
                 "regenerate()",
                 previous=old,
             )
+        else:
+            log.info(
+                "Session %s ended before this request could regenerate it (a logout, "
+                "the per-user limit or expiry); its data was dropped and the request "
+                "goes on with a fresh, empty session",
+                old,
+            )
+            self._fresh(session)
+        # The old id is over: its WebSockets in this process close now (the
+        # session itself holds its new id already, so its own socket stays).
+        self.revocation.ended(old_sid)
+
+    def _move(self, session: Session, restart_lifetime: bool, *, keep_data: bool) -> None:
+        """Give ``session`` a new id (its old record is gone or it had none)."""
+        created = self.now() if restart_lifetime else session._created_at
+        session._reset(
+            new_sid(), created_at=created, expires_at=session._expires_at, keep_data=keep_data
+        )
+        log.info("Session regenerated as %s", session._fingerprint)
 
     async def destroy(self, session: Session) -> None:
         """Delete the session's record; the session becomes a fresh one."""
-        if not session._is_new:
-            live = await self.store.destroy(session._id)
-            self.saves.forget(session._id)
+        sid = None if session._is_new else session._id
+        if sid is not None:
+            live = await self.store.destroy(sid)
+            self.saves.forget(sid)
             log.info("Session %s destroyed", session._fingerprint)
             if live:
                 self.events.emit(
@@ -403,3 +393,5 @@ class SessionManager(PerUserRules, CookieRules):
                 )
         self._fresh(session)
         session._destroyed = True
+        if sid is not None:  # its WebSockets in this process close now
+            self.revocation.ended(sid)

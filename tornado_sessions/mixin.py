@@ -13,7 +13,6 @@ from .config import SessionConfig
 from .errors import ConfigError, SessionNotLoadedError, StoreError
 from .finishing import SessionFinishing
 from .manager import SessionManager
-from .revocation import revocation_of
 from .session import Session
 from .users import UserSessionsMixin
 
@@ -292,13 +291,10 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
     async def _session_save(self, session: Session) -> None:
         manager = self.get_session_manager()
         plan = manager.plan(session, headers_sent=self._headers_written)
-        login = session._user_bound
         try:
             action = await manager.run(session, plan)
         except StoreError as exc:
             raise self._session_store_failed("saving the session", exc) from None
-        if login:  # the per-user limit may have ended other sessions
-            revocation_of(manager).check_soon()
         self._session_apply(action)
 
     async def _session_reload(self, session: Session) -> None:
@@ -310,24 +306,16 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
     async def _session_regenerate(
         self, session: Session, keep_data: bool, restart_lifetime: bool
     ) -> None:
-        old = None if session._is_new else session._id
-        manager = self.get_session_manager()
         try:
-            await manager.regenerate(session, keep_data, restart_lifetime)
+            await self.get_session_manager().regenerate(session, keep_data, restart_lifetime)
         except StoreError as exc:
             raise self._session_store_failed("regenerating the session", exc) from None
-        if old is not None:  # the old id ended: its sockets close now
-            revocation_of(manager).ended(old)
 
     async def _session_destroy(self, session: Session) -> None:
-        old = None if session._is_new else session._id
-        manager = self.get_session_manager()
         try:
-            await manager.destroy(session)
+            await self.get_session_manager().destroy(session)
         except StoreError as exc:
             raise self._session_store_failed("destroying the session", exc) from None
-        if old is not None:
-            revocation_of(manager).ended(old)
 
     def on_connection_close(self) -> None:
         """Stop watching a WebSocket whose connection closed (see
@@ -335,7 +323,7 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
 
         .. versionadded:: 0.3
         """
-        manager = self.application.__dict__.get(_MANAGER_ATTR)
+        manager: SessionManager | None = self.application.__dict__.get(_MANAGER_ATTR)
         if manager is not None:
-            revocation_of(manager).forget(self)
+            manager.revocation.forget(self)
         super().on_connection_close()

@@ -2,8 +2,9 @@
 the user's sessions, "log out everywhere" and the per-user cap.
 
 `PerUserRules` is a base of `.SessionManager`, as `.cookies.CookieRules` is:
-it acts on the manager's store and configuration, and reports what it ends
-as `.events` (`~.EventKind.USER_ENDED`, `~.EventKind.LIMITED`).
+it acts on the manager's store and configuration, reports what it ends as
+`.events` (`~.EventKind.USER_ENDED`, `~.EventKind.LIMITED`), and has the
+manager's `.revocation` check this process's open WebSockets at once.
 
 .. versionadded:: 0.3
    (Moved out of ``manager.py``, unchanged but for the events.)
@@ -15,6 +16,7 @@ import logging
 
 from .config import SessionConfig
 from .events import EventKind, SessionEvents
+from .revocation import Revocation
 from .session import Session
 from .stores.base import SessionInfo, SessionStore
 from .values import user_text
@@ -30,6 +32,7 @@ class PerUserRules:
     store: SessionStore
     config: SessionConfig
     events: SessionEvents
+    revocation: Revocation
 
     def user_of(self, session: Session) -> str | None:
         """Return the user ``session`` is bound to (its ``user_key`` value, as text)."""
@@ -53,6 +56,7 @@ class PerUserRules:
         count = await self.store.destroy_user_sessions(user_id, except_sid=keep)
         log.info("Ended %d session(s) of a user", count)
         if count:
+            self.revocation.check_soon()  # their open WebSockets here close now
             self.events.emit(
                 EventKind.USER_ENDED,
                 None if keep is None or except_session is None else except_session._fingerprint,
@@ -70,6 +74,7 @@ class PerUserRules:
         """
         ended = await self.store.destroy_user_session(user_id, fingerprint)
         if ended:
+            self.revocation.check_soon()  # its open WebSockets here close now
             self.events.emit(
                 EventKind.USER_ENDED,
                 fingerprint.lower(),
@@ -95,6 +100,7 @@ class PerUserRules:
                 ended,
                 limit,
             )
+            self.revocation.check_soon()  # their open WebSockets here close now
             self.events.emit(
                 EventKind.LIMITED,
                 session._fingerprint,

@@ -5,12 +5,14 @@ its connection closes.  When its session ends, by any route, the socket is
 closed with code `CLOSE_CODE` (4001) and reason `CLOSE_REASON`
 (``"session ended"``):
 
-* ended by a request of this process (`.Session.destroy`, a logout;
-  `.Session.regenerate`, a login, which ends the old id): its sockets in
-  this process close at once, with no statement;
+* ended by this process (`.Session.destroy`, a logout;
+  `.Session.regenerate`, a login, which ends the old id; or the same
+  `.SessionManager` methods called directly): its sockets in this process
+  close at once, with no statement;
 * ended in this process by "log out everywhere"
-  (`.SessionMixin.end_user_sessions`, `.SessionMixin.end_user_session`) or
-  by the per-user limit at a login: a check runs at once (one statement);
+  (`.SessionManager.end_user_sessions`, `.SessionManager.end_user_session`,
+  and the `.SessionMixin` methods that call them) or by the per-user limit
+  at a login: a check runs at once (one statement);
 * ended anywhere else (another process or node, expiry, the cleanup, an
   administrator): the periodic check, every ``SESSION_REVOCATION_INTERVAL``
   seconds (`.SessionConfig.revocation_interval`, 5 by default), finds it.
@@ -63,16 +65,11 @@ CLOSE_CODE = 4001
 #: The close reason sent with `CLOSE_CODE`.
 CLOSE_REASON = "session ended"
 
-_ATTR = "_tornado_sessions_revocation"
-
 
 def revocation_of(manager: SessionManager) -> Revocation:
-    """Return the `Revocation` of ``manager``'s application (made on first use)."""
-    found: Revocation | None = manager.__dict__.get(_ATTR)
-    if found is None:
-        found = Revocation(manager)
-        setattr(manager, _ATTR, found)
-    return found
+    """Return the `Revocation` of ``manager``'s application
+    (``manager.revocation``)."""
+    return manager.revocation
 
 
 class Revocation:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import tornado.web
 
 from .errors import StoreError
-from .revocation import revocation_of
 from .stores.base import SessionInfo
 
 if TYPE_CHECKING:
@@ -83,7 +82,6 @@ class UserSessionsMixin(_HandlerBase):
                 await manager.destroy(session)
         except StoreError as exc:
             raise self._session_store_failed("ending a user's sessions", exc) from None
-        revocation_of(manager).check_soon()  # their open WebSockets close now
         return count
 
     async def end_user_session(self, fingerprint: str, user_id: str | None = None) -> bool:
@@ -100,6 +98,4 @@ class UserSessionsMixin(_HandlerBase):
             ended = await manager.end_user_session(user, fingerprint)
         except StoreError as exc:
             raise self._session_store_failed("ending a session", exc) from None
-        if ended:
-            revocation_of(manager).check_soon()  # its open WebSockets close now
         return ended
