@@ -33,6 +33,7 @@ from .env import looked_in as _looked_in
 from .env import parse as _parse
 from .errors import ConfigError
 from .stores.mysql.charset import refused_variable
+from .values import MAX_COOKIE_LIFETIME as MAX_COOKIE_LIFETIME
 
 __all__ = ["CookieSpec", "DatabaseConfig", "SessionConfig", "config", "generate_secret"]
 
@@ -41,8 +42,6 @@ SameSite = Literal["lax", "strict", "none"]
 
 #: The default session lifetime in seconds (the original app's 2,628,000,000 ms).
 DEFAULT_MAX_AGE = 2_628_000
-#: Browsers cap cookie lifetimes at 400 days (RFC 6265bis), so do we.
-MAX_COOKIE_LIFETIME = 400 * 24 * 3600
 _TABLE = re.compile(r"\A[A-Za-z0-9_]{1,64}\Z")
 
 _SECRET_HELP = (

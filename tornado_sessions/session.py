@@ -7,7 +7,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .stores.base import fingerprint
-from .values import check_value, dumps, user_text
+from .values import check_value, dumps, lifetime_arg, same_json, user_text
 
 if TYPE_CHECKING:
     from .stores.base import SessionRecord
@@ -18,18 +18,6 @@ EMPTY = "{}"
 #: The data key under which flash messages are kept: reserved, and hidden
 #: from the mapping (``dict(session)`` never shows it).
 FLASH_KEY = "__flashes__"
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _same(value: Any, stored: Any) -> bool:
-    """Whether ``value`` serializes as ``stored`` does (exactly: ``1`` is not
-    ``1.0`` nor ``True``).  Scalars compare by type and value; containers
-    by their canonical JSON."""
-    if type(value) in _SCALARS and type(stored) in _SCALARS:
-        return type(value) is type(stored) and value == stored
-    return dumps({"": value}) == dumps({"": stored})
 
 
 class _Owner(Protocol):
@@ -195,7 +183,7 @@ class Session(MutableMapping[str, Any]):
         changed = {
             key
             for key, value in self._data.items()
-            if key not in original or not _same(value, original[key])
+            if key not in original or not same_json(value, original[key])
         }
         return changed, set(original) - set(self._data)
 
@@ -373,18 +361,7 @@ class Session(MutableMapping[str, Any]):
         .. versionchanged:: 0.2
            The lifetime is stored with the session, no longer in the cookie.
         """
-        if seconds is not None:
-            if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
-                raise ValueError(
-                    f"set_expiry() takes a positive number of seconds, not {seconds!r}"
-                )
-            from .config import MAX_COOKIE_LIFETIME
-
-            if seconds > MAX_COOKIE_LIFETIME:
-                raise ValueError(
-                    f"set_expiry() takes at most {MAX_COOKIE_LIFETIME} seconds (400 days)"
-                )
-        self._ttl = seconds
+        self._ttl = lifetime_arg(seconds)
         self._ttl_changed = True
         self._force_touch = True
         self._cookie_dirty = True

@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "MAX_AGENT",
+    "MAX_COOKIE_LIFETIME",
     "MAX_IP",
     "MAX_USER_ID",
     "advice",
@@ -39,6 +40,8 @@ __all__ = [
     "client_agent",
     "client_ip",
     "dumps",
+    "lifetime_arg",
+    "same_json",
     "user_arg",
     "user_text",
 ]
@@ -47,6 +50,8 @@ __all__ = [
 MAX_USER_ID = 255
 MAX_IP = 45
 MAX_AGENT = 255
+#: Browsers cap cookie lifetimes at 400 days (RFC 6265bis), so do we.
+MAX_COOKIE_LIFETIME = 400 * 24 * 3600
 
 _KINDS = "dict with str keys, list, str, int, float, bool or None"
 #: Containers nested deeper than this are refused (json would recurse).
@@ -236,6 +241,38 @@ def dumps(data: dict[str, Any]) -> str:
         raise TypeError(f"session data cannot be stored as JSON: {exc}") from None
     check_text(text)
     return text
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def same_json(value: Any, stored: Any) -> bool:
+    """Whether ``value`` serializes as ``stored`` does (exactly: ``1`` is not
+    ``1.0`` nor ``True``).  Scalars compare by type and value; containers
+    by their canonical JSON (`dumps`).
+
+    .. versionadded:: 0.3
+    """
+    if type(value) in _SCALARS and type(stored) in _SCALARS:
+        return type(value) is type(stored) and value == stored
+    return dumps({"": value}) == dumps({"": stored})
+
+
+def lifetime_arg(seconds: Any, *, name: str = "set_expiry()") -> int | None:
+    """Return ``seconds``, a session's own lifetime (None: the configured
+    one), checked: a positive int of at most `MAX_COOKIE_LIFETIME`.
+
+    :raises ValueError: naming ``name``.
+
+    .. versionadded:: 0.3
+    """
+    if seconds is None:
+        return None
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+        raise ValueError(f"{name} takes a positive number of seconds, not {seconds!r}")
+    if seconds > MAX_COOKIE_LIFETIME:
+        raise ValueError(f"{name} takes at most {MAX_COOKIE_LIFETIME} seconds (400 days)")
+    return seconds
 
 
 def user_text(user: Any, *, name: str = "the user id") -> str | None:
