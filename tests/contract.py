@@ -410,3 +410,36 @@ class StoreContract:
         )
         got = await store.get(sid)
         assert got is not None and (got.expires_at, got.ttl) == (now + 60, 60)
+
+    @pytest.mark.gen_test
+    async def test_user_ids_are_compared_byte_for_byte(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        # Issue 17, finding 4: a PAD SPACE collation made "alice " alice.
+        names = ("alice", "alice ", "alice  ", "alice\t", " alice", "Alice", "ALICE", "alicé")
+        names += ("alice\u0301", "alic\u00e9", "alice\n")
+        users = {name: new_sid() for name in names}
+        for name, sid in users.items():
+            await store.set(sid, record(clock, user=name), expected_version=None)
+        for name, sid in users.items():
+            listed = await store.sessions_for_user(name)
+            assert [(i.fingerprint, i.user_id) for i in listed] == [(fingerprint(sid), name)], name
+        for name in names:  # none may end another's session by its fingerprint
+            for other, sid in users.items():
+                if other != name:
+                    assert await store.destroy_user_session(name, fingerprint(sid)) is False
+        # A login of "alice " capped at one session ends no session of alice.
+        login = new_sid()
+        await store.set(login, record(clock, user="alice "), expected_version=None)
+        assert await store.limit_user_sessions("alice ", 1, current_sid=login) == 1
+        assert await store.get(users["alice "]) is None
+        for name in ("alice", "alice  ", "alice\t", "Alice"):
+            assert await store.get(users[name]) is not None, name
+        assert await store.destroy_user_sessions("alice ") == 1  # the login
+        assert await store.destroy_user_sessions("alice ") == 0
+        assert await store.destroy_user_sessions("alice", except_sid=users["alice"]) == 0
+        assert await store.destroy_user_sessions("alice") == 1
+        for name in names[1:]:
+            if name != "alice ":
+                assert await store.get(users[name]) is not None, name
+                assert len(await store.sessions_for_user(name)) == 1, name

@@ -127,7 +127,7 @@ def _cmd_create_table(args: argparse.Namespace) -> int:
     if state == "created":
         print(f"created {where}")
     elif state == "upgraded":
-        print(f"upgraded {where}: added the columns this version needs, rows intact")
+        print(f"upgraded {where}: gave it the columns this version needs, rows intact")
     else:
         print(f"{where} already exists with every column the store needs: nothing to do")
     if unsealed:

@@ -28,11 +28,6 @@ from .world import World
 #: the reason (the regression is a strict xfail there until the fix lands).
 PENDING: dict[tuple[str, str], str] = {
     **{
-        ("trailing-space-is-another-user", kind): "finding 4: user_id compares with PAD "
-        "SPACE on MariaDB (the fix is the seams-mysql work, not landed yet)"
-        for kind in ("mysql", "galera")
-    },
-    **{
         ("cap-ends-the-least-recently-used-within-a-second", kind): "finding 5: last use "
         "is kept in whole seconds (the fix is the seams-mysql work, not landed yet)"
         for kind in ("memory", "mysql", "galera")
@@ -41,8 +36,8 @@ PENDING: dict[tuple[str, str], str] = {
 #: The invariants of the generated runs that wait for those fixes, per store kind.
 PENDING_INVARIANTS = {
     "memory": frozenset({"cap_lru"}),
-    "mysql": frozenset({"cap_lru", "users_exact"}),
-    "galera": frozenset({"cap_lru", "users_exact"}),
+    "mysql": frozenset({"cap_lru"}),
+    "galera": frozenset({"cap_lru"}),
 }
 
 

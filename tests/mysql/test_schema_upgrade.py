@@ -125,3 +125,55 @@ async def test_stores_upgrading_at_once_all_start(
     finally:
         for s in stores:
             await s.close()
+
+
+# The DDL MySQLStore 0.2 created: user_id in utf8mb4_bin, a PAD SPACE collation.
+DDL_0_2 = OLD_DDL.replace("  `user_id`", "  `ttl` INT UNSIGNED NULL,\n  `user_id`")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_table_of_0_2_is_upgraded_and_alice_with_a_space_is_another_user(
+    mysql_settings: Settings, table: str, clock: FakeClock
+) -> None:
+    query(mysql_settings, DDL_0_2.format(t=table))
+    now = int(clock())
+    users = {"alice": new_sid(), "alice ": new_sid(), "Alice": new_sid(), "alicé": new_sid()}
+    for user, sid in users.items():
+        query(
+            mysql_settings,
+            f"INSERT INTO `{table}` (id, data, created_at, updated_at, expires_at, version, "
+            "user_id) VALUES (UNHEX(%s), '{}', %s, %s, %s, 2, %s)",
+            (hash_sid(sid).hex(), now, now, now + 3600, user),
+        )
+    refused = MySQLStore(
+        **mysql_settings, table=table, clock=clock, cleanup_interval=None, create_table=False
+    )
+    try:
+        with pytest.raises(StoreError) as caught:
+            await refused.open()
+        assert "has an older type for user_id" in str(caught.value)
+        assert "MODIFY COLUMN `user_id` VARBINARY(1020) NULL" in str(caught.value)
+    finally:
+        await refused.close()
+    store = MySQLStore(**mysql_settings, table=table, clock=clock, cleanup_interval=None)
+    try:
+        await store.open()
+        assert store.table_state == "upgraded"
+        rows = query(mysql_settings, f"SELECT HEX(user_id) FROM `{table}`")
+        stored = sorted((h.decode() if isinstance(h, bytes) else h) for (h,) in rows)
+        assert stored == sorted(u.encode().hex().upper() for u in users)  # the bytes, intact
+        for user, sid in users.items():
+            listed = await store.sessions_for_user(user)
+            assert [(i.user_id, i.fingerprint) for i in listed] == [
+                (user, hash_sid(sid).hex()[:12])
+            ]
+        assert await store.destroy_user_sessions("alice ") == 1
+        assert await store.get(users["alice"]) is not None
+    finally:
+        await store.close()
+    again = MySQLStore(**mysql_settings, table=table, clock=clock, cleanup_interval=None)
+    try:
+        await again.open()
+        assert again.table_state == "exists"
+    finally:
+        await again.close()

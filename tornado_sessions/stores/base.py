@@ -245,7 +245,13 @@ class SessionStore(abc.ABC):
         """Return the live sessions bound to ``user_id``, newest first.
 
         ``user_id`` is compared as text (`.values.user_text`): ``42`` and
-        ``"42"`` name the same user, and ``"042"`` another.
+        ``"42"`` name the same user, and ``"042"`` another.  Every per-user
+        method compares it byte for byte: ``"alice "`` and ``"Alice"`` are
+        not ``"alice"``.
+
+        .. versionchanged:: 0.3
+           Byte for byte on `.MySQLStore` too (its column ignored trailing
+           spaces).
         """
 
     @abc.abstractmethod

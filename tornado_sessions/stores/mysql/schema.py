@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from ...errors import ConfigError, StoreError
@@ -40,6 +41,12 @@ COLUMNS = (
 #: Columns added since 0.1, with their definitions: an older table gains
 #: them at first use (``ALTER TABLE ... ADD COLUMN``), rows intact.
 ADDED = {"ttl": "`ttl` INT UNSIGNED NULL AFTER `version`"}
+#: Columns whose type changed since an earlier version: the type they must
+#: have (``information_schema``'s ``DATA_TYPE``) and their definition, which
+#: ``ALTER TABLE ... MODIFY COLUMN`` gives an older table, rows intact.
+#: ``user_id`` was ``VARCHAR ... utf8mb4_bin``, whose PAD SPACE comparison
+#: made ``"alice "`` alice (0.3: the utf-8 bytes, compared byte for byte).
+CHANGED = {"user_id": ("varbinary", "`user_id` VARBINARY(1020) NULL")}
 
 Outcome = Literal["created", "exists", "upgraded"]
 
@@ -66,7 +73,7 @@ def create_table_sql(table: str = "sessions") -> str:
         "  `expires_at` BIGINT NOT NULL,\n"
         "  `version` INT UNSIGNED NOT NULL,\n"
         "  `ttl` INT UNSIGNED NULL,\n"
-        "  `user_id` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,\n"
+        "  `user_id` VARBINARY(1020) NULL,\n"
         "  `ip` VARCHAR(45) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,\n"
         "  `user_agent` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,\n"
         "  PRIMARY KEY (`id`),\n"
@@ -76,10 +83,28 @@ def create_table_sql(table: str = "sessions") -> str:
     )
 
 
-def upgrade_sql(table: str, missing: list[str]) -> str:
-    """The ``ALTER TABLE`` that adds ``missing`` columns (from `ADDED`)."""
+def upgrade_sql(table: str, missing: Sequence[str], changed: Sequence[str] = ()) -> str:
+    """The ``ALTER TABLE`` that adds ``missing`` columns (from `ADDED`) and
+    gives ``changed`` ones their current type (from `CHANGED`)."""
     name = check_table_name(table)
-    return f"ALTER TABLE `{name}` " + ", ".join(f"ADD COLUMN {ADDED[c]}" for c in missing)
+    parts = [f"ADD COLUMN {ADDED[c]}" for c in missing]
+    parts += [f"MODIFY COLUMN {CHANGED[c][1]}" for c in changed]
+    return f"ALTER TABLE `{name}` " + ", ".join(parts)
+
+
+def _outdated(columns: dict[str, str]) -> list[str]:
+    """The columns of `CHANGED` that ``columns`` (name: type) has with an older type."""
+    return [c for c, (kind, _) in CHANGED.items() if c in columns and columns[c] != kind]
+
+
+def _needs(missing: list[str], changed: list[str]) -> str:
+    """What an older table lacks, in words."""
+    parts = []
+    if missing:
+        parts.append(f"lacks the column(s) {', '.join(missing)}")
+    if changed:
+        parts.append(f"has an older type for {', '.join(changed)}")
+    return " and ".join(parts)
 
 
 async def _columns(conns: Connections, table: str) -> dict[str, str]:
@@ -121,24 +146,24 @@ async def ensure_table(conns: Connections, table: str, *, create: bool) -> Outco
             "(SESSION_TABLE), or drop this one and let the store create it "
             "(MySQLStore.create_table_sql() prints the statement)"
         )
-    if not missing:
+    changed = _outdated(columns)
+    if not missing and not changed:
         return "exists"
-    statement = upgrade_sql(table, missing)
+    statement = upgrade_sql(table, missing, changed)
+    needs = _needs(missing, changed)
     if not create:
         raise StoreError(
             f"Session store failed checking the table ({conns.where()}): the table was made "
-            f"by an earlier version and lacks the column(s) {', '.join(missing)}; upgrade it "
-            f"with: python -m tornado_sessions create-table --apply (or run: {statement})"
+            f"by an earlier version and {needs}; upgrade it with: python -m tornado_sessions "
+            f"create-table --apply (or run: {statement})"
         )
     try:
         await conns.execute("upgrading the table", statement)
     except StoreError:
         # Another process may have upgraded it at the same moment.
         now_there = await _columns(conns, table)
-        if any(name not in now_there for name in missing):
+        if any(name not in now_there for name in missing) or _outdated(now_there):
             raise
         return "exists"
-    log.info(
-        "Upgraded the session table: added %s, rows intact (%s)", ", ".join(missing), conns.where()
-    )
+    log.info("Upgraded the session table: it %s, rows intact (%s)", needs, conns.where())
     return "upgraded"

@@ -209,6 +209,15 @@ def record(text: str | None) -> SessionRecord | None:
     )
 
 
+def user_text(value: Any) -> str | None:
+    """A stored user id as text: the column holds its utf-8 bytes
+    (``VARBINARY``, compared byte for byte), or text in a table not yet
+    upgraded."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8")
+    return None if value is None else str(value)
+
+
 def info(row: Sequence[Any]) -> SessionInfo:
     """The `.SessionInfo` of a row of `Statements.infos`."""
     hex_id, created, updated, expires, user_id, ip, agent = row
@@ -217,7 +226,7 @@ def info(row: Sequence[Any]) -> SessionInfo:
         created_at=int(created),
         updated_at=int(updated),
         expires_at=int(expires),
-        user_id=user_id,
+        user_id=user_text(user_id),
         ip=ip,
         user_agent=agent,
     )
