@@ -269,8 +269,14 @@ class SessionStore(abc.ABC):
         """
         self._cleanup_listeners.append(listener)
 
-    def _report_cleanup(self, count: int) -> None:
-        """Tell the cleanup listeners that ``count`` expired records went."""
+    def report_cleanup(self, count: int) -> None:
+        """Tell the cleanup listeners (`add_cleanup_listener`) that the
+        store's cleanup removed ``count`` expired records; a store of your
+        own that cleans up calls it after each batch (nothing happens for a
+        count of 0, and a failing listener is logged, never raised).
+
+        .. versionadded:: 0.3
+        """
         if not count:
             return
         for listener in getattr(self, "_cleanup_listeners", ()):

@@ -77,7 +77,7 @@ class MemoryStore(SessionStore):
         dead = [k for k, r in self._records.items() if r.expires_at <= now]
         for key in dead:
             del self._records[key]
-        self._report_cleanup(len(dead))
+        self.report_cleanup(len(dead))
         return len(dead)
 
     async def get(self, sid: str) -> SessionRecord | None:

@@ -67,7 +67,7 @@ class AdminQueries:
 
         def now(self) -> int: ...
 
-        def _report_cleanup(self, count: int) -> None: ...
+        def report_cleanup(self, count: int) -> None: ...
 
         async def _execute(
             self,
@@ -195,7 +195,7 @@ class AdminQueries:
                     )
                     break
                 total += result.rowcount
-                self._report_cleanup(result.rowcount)
+                self.report_cleanup(result.rowcount)
                 if progress is not None:
                     progress(total)
                 if len(keys) < batch or not await self._renew_lease(token, now):
