@@ -9,6 +9,7 @@ told to conflict or fail: instrumentation, not a mock."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -71,6 +72,22 @@ async def commit(manager: SessionManager, session: Session) -> Any:
     return await manager.run(session, manager.plan(session))
 
 
+async def loaded_twice(manager: SessionManager) -> tuple[str, Session, Session]:
+    """A stored session ``{"n": 1}``, its cookie, and two requests that loaded it."""
+    cookie = await stored(manager, {"n": 1})
+    return cookie, await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+
+
+async def first_then_second(
+    first: Awaitable[Any], second: Awaitable[Any]
+) -> tuple[asyncio.Future[Any], asyncio.Future[Any]]:
+    """Start ``first``, let its write get in flight, then start ``second``
+    (whose save then queues behind it)."""
+    ta = asyncio.ensure_future(first)
+    await asyncio.sleep(0.005)
+    return ta, asyncio.ensure_future(second)
+
+
 async def outcomes(*tasks: asyncio.Task[Any]) -> list[Any]:
     """Each task's exception (or None); none may still be running after 5 s."""
     done, pending = await asyncio.wait(tasks, timeout=5)
@@ -83,16 +100,13 @@ async def outcomes(*tasks: asyncio.Task[Any]) -> list[Any]:
 async def test_a_save_queued_behind_a_failing_write_fails_too_and_never_hangs(
     manager: SessionManager, store: SlowStore, after_conflict: list[str]
 ) -> None:
-    cookie = await stored(manager, {"n": 1})
-    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    cookie, a, b = await loaded_twice(manager)
     a["a"] = 1
     b["b"] = 2
     # A's write meets another process's save; B queues meanwhile and rides
     # along with the retry, which then fails (the store, or 16 conflicts).
     store.plan = ["conflict", *after_conflict]
-    ta = asyncio.ensure_future(commit(manager, a))
-    await asyncio.sleep(0.005)
-    tb = asyncio.ensure_future(commit(manager, b))
+    ta, tb = await first_then_second(commit(manager, a), commit(manager, b))
     errors = await outcomes(ta, tb)
     assert all(isinstance(error, StoreError) for error in errors), errors
     assert manager.saves._groups == {}
@@ -102,8 +116,7 @@ async def test_a_save_queued_behind_a_failing_write_fails_too_and_never_hangs(
 async def test_a_caller_cancelled_mid_write_does_not_fail_the_saves_it_carries(
     manager: SessionManager, store: SlowStore
 ) -> None:
-    cookie = await stored(manager, {"n": 1})
-    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    cookie, a, b = await loaded_twice(manager)
     a["a"] = 1
     b["b"] = 2
 
@@ -111,9 +124,7 @@ async def test_a_caller_cancelled_mid_write_does_not_fail_the_saves_it_carries(
         async with asyncio.timeout(0.01):  # A's own timeout, mid-write
             await commit(manager, a)
 
-    ta = asyncio.ensure_future(impatient())
-    await asyncio.sleep(0.005)
-    tb = asyncio.ensure_future(commit(manager, b))
+    ta, tb = await first_then_second(impatient(), commit(manager, b))
     error_a, error_b = await outcomes(ta, tb)
     assert isinstance(error_a, TimeoutError) and error_b is None
     data = (await manager.load(OWNER, cookie))._data
@@ -124,15 +135,12 @@ async def test_a_caller_cancelled_mid_write_does_not_fail_the_saves_it_carries(
 async def test_a_failed_set_expiry_does_not_leak_into_the_saves_queued_behind_it(
     manager: SessionManager, store: SlowStore
 ) -> None:
-    cookie = await stored(manager, {"n": 1})
-    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    cookie, a, b = await loaded_twice(manager)
     a.set_expiry(600)
     a["remember"] = False
     b["b"] = 2
     store.plan = ["fail"]  # A's write fails: its request answers 503
-    ta = asyncio.ensure_future(commit(manager, a))
-    await asyncio.sleep(0.005)
-    tb = asyncio.ensure_future(commit(manager, b))
+    ta, tb = await first_then_second(commit(manager, a), commit(manager, b))
     error_a, error_b = await outcomes(ta, tb)
     assert isinstance(error_a, StoreError) and error_b is None
     record = await store.get(b.id)
@@ -160,8 +168,7 @@ async def test_a_flash_shown_by_one_request_is_not_brought_back_by_another(
 
 @pytest.mark.gen_test
 async def test_two_concurrent_flashes_are_both_kept(manager: SessionManager) -> None:
-    cookie = await stored(manager, {"n": 1})
-    first, second = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    cookie, first, second = await loaded_twice(manager)
     first.flash("one")
     second.flash("two", "error")
     await asyncio.gather(commit(manager, first), commit(manager, second))
@@ -173,8 +180,7 @@ async def test_two_concurrent_flashes_are_both_kept(manager: SessionManager) -> 
 async def test_a_lone_save_is_written_by_its_caller_and_a_queued_one_by_a_task(
     manager: SessionManager, store: SlowStore
 ) -> None:
-    cookie = await stored(manager, {"n": 1})
-    a, b = await manager.load(OWNER, cookie), await manager.load(OWNER, cookie)
+    cookie, a, b = await loaded_twice(manager)
     a["a"] = 1
     b["b"] = 2
     before = asyncio.all_tasks()

@@ -12,12 +12,10 @@ Without them the test is skipped, except in CI (``CI`` set), where it fails.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +27,11 @@ from demo.app import make_app
 from tornado_sessions import MemoryStore, SessionConfig
 
 from .conftest import COOKIE, SECRET
+from .serving import ServedFromThread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 15  # seconds, for any one page or element
-START = 30  # seconds, for the server thread or the browser to start
 
 
 def _require_browser() -> None:
@@ -57,58 +55,26 @@ def _require_browser() -> None:
     pytest.skip(advice)
 
 
-class DemoServer:
+class DemoServer(ServedFromThread):
     """The demo app served from a thread with its own event loop."""
 
     def __init__(self) -> None:
+        super().__init__("the demo server")
         self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="demo-server", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(START):
-            raise RuntimeError(f"the demo server did not start within {START} s")
-        if self._error is not None:
-            raise RuntimeError("the demo server failed to start") from self._error
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start() or stop()
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def serve(self) -> Callable[[], Awaitable[None]]:
         config = SessionConfig(secret=SECRET)
         app = make_app(MemoryStore(), config, debug=False)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         server = tornado.httpserver.HTTPServer(app)
         server.add_sockets(sockets)
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            server.stop()
-            await asyncio.wait_for(server.close_all_connections(), timeout=5)
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:  # the loop has already finished
-                pass
-        self._thread.join(START)
-        if self._thread.is_alive():
-            raise RuntimeError(f"the demo server did not stop within {START} s")
-        if self._error is not None:
-            raise RuntimeError("the demo server failed") from self._error
+        async def shut_down() -> None:
+            server.stop()
+            await server.close_all_connections()
+
+        return shut_down
 
 
 @pytest.fixture

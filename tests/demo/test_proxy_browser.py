@@ -14,11 +14,9 @@ Chromium resolves to 127.0.0.1 (``--host-resolver-rules``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,40 +28,22 @@ from tests.tls_proxy import Backend, TLSProxy, make_certificate
 from tornado_sessions import MemoryStore, SessionConfig
 
 from .conftest import SECRET
-from .test_browser import START, _require_browser, chromium
+from .serving import ServedFromThread
+from .test_browser import _require_browser, chromium
 
 
-class Sites:
+class Sites(ServedFromThread):
     """Three applications, served from a thread with its own event loop:
     ``proxied`` (auto, xheaders=True, behind the TLS proxy at ``proxy_port``),
     ``secure_http`` (the default Secure cookie, plain http) and
     ``auto_http`` (auto, plain http)."""
 
     def __init__(self, certificate: tuple[Path, Path]) -> None:
+        super().__init__("the proxy sites")
         self.certificate = certificate
         self.ports: dict[str, int] = {}
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="proxy-sites", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(START) or self._error is not None:
-            raise RuntimeError("the sites did not start") from self._error
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start() or stop()
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-
+    async def serve(self) -> Callable[[], Awaitable[None]]:
         def app(**fields: Any) -> tornado.web.Application:
             config = SessionConfig(secret=SECRET, **fields)
             return tornado.web.Application(
@@ -77,24 +57,13 @@ class Sites:
         auto_http = Backend(app(secure="auto"), xheaders=False)
         self.ports = {"proxy": proxy.port, "secure_http": secure_http.port}
         self.ports["auto_http"] = auto_http.port
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            async with asyncio.timeout(10):
-                await proxy.stop()
-                for backend in (proxied, secure_http, auto_http):
-                    await backend.stop()
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:  # the loop has already finished
-                pass
-        self._thread.join(START)
-        if self._thread.is_alive():
-            raise RuntimeError("the sites did not stop")
+        async def shut_down() -> None:
+            await proxy.stop()
+            for backend in (proxied, secure_http, auto_http):
+                await backend.stop()
+
+        return shut_down
 
 
 @pytest.fixture
