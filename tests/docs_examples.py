@@ -3,21 +3,32 @@ told apart by the marker before each one.
 
 Every literal block of ``docs/*.rst`` and of ``README.md`` (a
 ``.. code-block::``, a ``::`` paragraph, a ``.. literalinclude::``, a fenced
-block) must have, as the line right before it (blank lines aside; for a
+block, a ``>>>`` doctest block), and of every docstring a page shows through
+autodoc, must have, as the line right before it (blank lines aside; for a
 ``::`` paragraph, right before the paragraph; inside a list item, use a
 ``code-block`` after the item's text, with its marker), one of::
 
-    .. example: NAME [extends OTHER[,OTHER...]] [given NAME[,NAME...]] [KIND]
+    .. example: NAME [extends OTHER[,OTHER...]] [given NAME[,NAME...]] [mysql] [KIND]
     .. skip-example: why this block is not run
 
 in Markdown ``<!-- example: ... -->`` and ``<!-- skip-example: ... -->``.
 An unmarked block fails tests/test_docs_examples.py, so a block added later
 must say how it runs, or why it does not.
 
+The docstrings are those of the objects a page's ``auto*`` directives
+document (``automodule``, ``autoclass``, ``autofunction``, ``automethod``,
+``autoexception``, ``autodata``, with their ``:members:``): tests/
+docs_autodoc.py imports them and walks their members as Sphinx does, and
+tests/test_docs.py checks, entry by entry of the built HTML, that the
+blocks found here are the blocks Sphinx shows.  In a docstring the marker
+is an rst comment too (invisible on the page), and ``where`` is the line in
+the package's source.
+
 ``NAME`` is unique; ``extends OTHER`` runs OTHER's code first, in the same
 namespace (a fragment that continues another); ``given A,B`` names what the
-test supplies (a ``handlers`` list, a ``check_password`` coroutine, ...:
-tests/test_docs_examples.py's ``GIVEN``).  ``KIND`` is how it runs:
+test supplies (a ``handlers`` list, a ``check_password`` coroutine, the
+imports of the module a docstring is in, ...: tests/docs_given.py).
+``KIND`` is how it runs, and comes last:
 
 ``module`` (the default for Python)
     executed as a module (top-level ``await`` allowed), then the test's
@@ -25,6 +36,9 @@ tests/test_docs_examples.py's ``GIVEN``).  ``KIND`` is how it runs:
 ``module FILE``
     the same; an example that ``extends`` it finds it written as ``FILE``
     beside it, and imports it (rather than running its code first).
+``doctest`` (the default for a block that starts with ``>>>``)
+    run by the doctest module (``ELLIPSIS``, ``NORMALIZE_WHITESPACE``), in
+    the namespace of the module whose docstring shows it.
 ``pytest``
     written as a test file and run by pytest (with pytest-tornado) in a
     subprocess; every test in it must pass.
@@ -42,10 +56,7 @@ tests/test_docs_examples.py's ``GIVEN``).  ``KIND`` is how it runs:
     a ``literalinclude`` of a file the suite runs itself (docs/recipes).
 
 and ``mysql`` marks an example that needs a MySQL server: it runs in
-tests/mysql/test_docs_examples.py, on the test server.  A module docstring
-that a page shows (``automodule``) is read as part of that page; the
-docstrings of classes and functions (autodoc's entries of the API page) are
-not read.
+tests/mysql/test_docs_examples.py, on the test server.
 """
 
 from __future__ import annotations
@@ -53,7 +64,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import importlib
 import inspect
 import os
 import re
@@ -67,9 +77,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.docs_autodoc import Docstring, directive, documented
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-KINDS = {"module", "pytest", "program", "template", "env", "console", "include"}
+KINDS = {"module", "doctest", "pytest", "program", "template", "env", "console", "include"}
 #: An example marked ``mysql`` needs a MySQL server: it runs in
 #: tests/mysql/test_docs_examples.py, against the test server.
 FLAGS = {"mysql"}
@@ -95,6 +107,11 @@ class Block:
     flags: set[str] = field(default_factory=set)
     #: Why the marker is missing or wrong; empty when it is right.
     problem: str = ""
+    #: In a docstring that autodoc shows: the id of its entry in the HTML
+    #: (None for a module's own docstring, and outside docstrings).
+    object_id: str | None = None
+    #: In a docstring: the module whose namespace its doctests run in.
+    module: str | None = None
 
     @property
     def where(self) -> str:
@@ -165,36 +182,56 @@ def _marker(lines: list[str], before: int, block: Block) -> None:
         else:
             block.problem = f"unknown word {word!r} in the marker"
             return
+    if not block.kind and block.code.lstrip().startswith(">>>"):
+        block.kind = "doctest"
     if not block.kind:
-        block.kind = "module" if block.language in ("python", "py", "pycon") else ""
+        block.kind = "module" if block.language in ("python", "py") else ""
     if not block.kind:
         block.problem = f"say how a {block.language or 'literal'} block runs (one of {KINDS})"
 
 
 def rst_blocks(path: Path) -> list[Block]:
-    """The blocks of a page, and of the module docstrings it shows
-    (``automodule``), in order."""
+    """The blocks of a page, and of the docstrings it shows through autodoc
+    (tests/docs_autodoc.py finds them as Sphinx does), in order."""
     return _rst_blocks(path, path.read_text(encoding="utf-8").splitlines())
 
 
-def _docstring(module: str) -> tuple[Path, list[str]]:
-    imported = importlib.import_module(module)
-    assert imported.__file__ and imported.__doc__
-    return Path(imported.__file__), inspect.cleandoc(imported.__doc__).splitlines()
+def _docstring_blocks(doc: Docstring) -> list[Block]:
+    blocks = _rst_blocks(doc.source, doc.lines, doc.line - 1 if doc.line else 0)
+    for block in blocks:
+        block.object_id, block.module = doc.object_id, doc.module
+        if not doc.line:
+            block.line = 0
+    return blocks
 
 
-def _rst_blocks(path: Path, lines: list[str]) -> list[Block]:
+def _rst_blocks(path: Path, lines: list[str], offset: int = 0) -> list[Block]:
+    """The blocks of ``lines`` (read from ``path``, from its line
+    ``offset + 1`` on)."""
     blocks = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        auto = re.match(r"\.\. automodule:: (\S+)", line)
+        auto = directive(lines, i)
         if auto:
-            blocks += _rst_blocks(*_docstring(auto.group(1)))
+            kind, name, options, _ = auto
+            for doc in documented(kind, name, options):
+                blocks += _docstring_blocks(doc)
+        if re.match(r"\s*>>> ", line) and (i == 0 or not lines[i - 1].strip()):
+            # A doctest block: the paragraph that starts with ">>>".
+            end = i
+            while end < len(lines) and lines[end].strip():
+                end += 1
+            block = Block(path, offset + i + 1, "pycon", textwrap.dedent("\n".join(lines[i:end])))
+            block.code += "\n"
+            _marker(lines, i, block)
+            blocks.append(block)
+            i = end
+            continue
         m = DIRECTIVE.match(line)
         if m:
             indent = len(m.group(1))
-            block = Block(path, i + 1, m.group(3) or "text", "")
+            block = Block(path, offset + i + 1, m.group(3) or "text", "")
             if m.group(2) == "literalinclude":
                 block.include = m.group(3)
                 block.language = "python" if block.include.endswith(".py") else "text"
@@ -219,7 +256,7 @@ def _rst_blocks(path: Path, lines: list[str]) -> list[Block]:
                 and not re.match(r"\s*([-*]|\d+\.) ", lines[start])
             ):
                 start -= 1
-            block = Block(path, i + 1, "text", "")
+            block = Block(path, offset + i + 1, "text", "")
             block.code, after = _body(lines, i + 1, indent)
             _marker(lines, start, block)
             blocks.append(block)

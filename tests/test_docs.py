@@ -11,6 +11,7 @@ import html
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -95,22 +96,75 @@ def test_the_quickstart_links_every_recipe(built: Path) -> None:
         assert html.escape(name, quote=False).split()[-1] in recipes
 
 
+EXPLICIT = re.compile(
+    r"^\s*\.\. (?:py:)?(?:data|attribute|function|class|method|exception|property)::\s*(\S+)",
+    re.M,
+)
+
+
+def shown_blocks(page: str) -> tuple[Counter[str | None], set[str]]:
+    """The code blocks of a built page, counted by the id of the innermost
+    autodoc entry around each (None: in the page's own text), and the ids
+    of the entries."""
+    counts: Counter[str | None] = Counter()
+    ids: set[str] = set()
+    stack: list[tuple[bool, str | None]] = []  # (is it a Python entry, its id)
+    pattern = r'<dl\b[^>]*>|</dl>|<dt\b[^>]*\bid="([^"]+)"|<div class="[^"]*\bhighlight-'
+    for tag in re.finditer(pattern, page):
+        text, outer = tag.group(0), (stack[-1][1] if stack else None)
+        if text == "</dl>":
+            stack.pop()
+        elif text.startswith("<dl"):
+            stack.append((text.startswith('<dl class="py'), outer))
+        elif text.startswith("<dt"):
+            if stack and stack[-1][0]:
+                stack[-1] = (True, tag.group(1))
+                ids.add(tag.group(1))
+        else:
+            counts[outer] += 1
+    return counts, ids
+
+
 def test_every_code_block_of_the_built_pages_is_one_the_examples_test_knows(built: Path) -> None:
-    """tests/docs_examples.py reads the sources; Sphinx is the judge of what
-    a code block is: each page has as many as the extractor found (outside
-    the docstrings autodoc brings in, which are the package's, not the
-    page's)."""
+    """tests/docs_examples.py reads the sources, and the docstrings autodoc
+    brings in; Sphinx is the judge of what a code block is: each entry of
+    each page shows as many as the extractor found in its docstring, and
+    the page's own text as many as it found in the page."""
+    from tests.docs_autodoc import directive, documented
     from tests.docs_examples import rst_blocks
 
     for source in sorted((ROOT / "docs").glob("*.rst")):
         page = (built / f"{source.stem}.html").read_text(encoding="utf-8")
-        shown, stack = 0, []  # stack: is each open <dl> (or one around it) autodoc's?
-        for tag in re.finditer(r"<dl\b[^>]*>|</dl>|<div class=\"highlight-", page):
-            if tag.group(0) == "</dl>":
-                stack.pop()
-            elif tag.group(0).startswith("<dl"):
-                autodoc = tag.group(0).startswith('<dl class="py')
-                stack.append(bool(stack and stack[-1]) or autodoc)
-            elif not (stack and stack[-1]):
-                shown += 1
-        assert shown == len(rst_blocks(source)), source.name
+        counts, ids = shown_blocks(page)
+        lines = source.read_text(encoding="utf-8").splitlines()
+        autodoc: set[str] = set()
+        for i in range(len(lines)):
+            found = directive(lines, i)
+            if found:
+                autodoc |= {d.object_id for d in documented(*found[:3]) if d.object_id}
+        # The extractor walks exactly the entries autodoc made; the others
+        # are the page's own (.. attribute:: and the like).
+        assert autodoc <= ids, (source.name, sorted(autodoc - ids))
+        explicit = EXPLICIT.findall("\n".join(lines))
+        for other in ids - autodoc:
+            assert any(other == n or other.endswith(f".{n}") for n in explicit), other
+        shown: Counter[str | None] = Counter()
+        for key, n in counts.items():
+            shown[key if key in autodoc else None] += n
+        found_here = Counter(b.object_id for b in rst_blocks(source))
+        assert +shown == +found_here, (source.name, shown, found_here)
+
+
+def test_the_api_page_shows_the_docstrings_code_blocks(built: Path) -> None:
+    """The docstrings' blocks are counted, not excluded (a check that the
+    test above does not pass by finding none)."""
+    counts, _ = shown_blocks((built / "api.html").read_text(encoding="utf-8"))
+    for object_id in (
+        "tornado_sessions.SessionMixin",
+        "tornado_sessions.SessionMixin.load_session",
+        "tornado_sessions.Session.flash",
+        "tornado_sessions.stores.mysql.MySQLStore",
+        "tornado_sessions.config.DatabaseConfig",
+        "tornado_sessions.crypto.secret_problem",
+    ):
+        assert counts[object_id] >= 1, object_id

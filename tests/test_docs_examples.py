@@ -1,10 +1,10 @@
 """Every code block of the docs and the README, run as a reader would run it.
 
 The blocks are read from the sources (tests/docs_examples.py finds them and
-their markers); none is copied here.  What is here: the names an example is
-``given`` (a ``handlers`` list, a ``check_password`` coroutine), and for
-each example that defines an application, what a client must see when it
-uses it over real HTTP.  The examples that need MySQL run in
+their markers, in the pages and in the docstrings the API page shows);
+none is copied here.  What is here: for each example that defines an
+application, what a client must see when it uses it over real HTTP (what an
+example is ``given`` is in tests/docs_given.py).  The examples that need MySQL run in
 tests/mysql/test_docs_examples.py.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import doctest
+import importlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -38,76 +40,9 @@ from tests.docs_examples import (
     run_pytest,
     running_program,
 )
+from tests.docs_given import GIVEN
 from tornado_sessions.config import ENV_NAMES
 from tornado_sessions.testing import make_session_cookie, read_session
-
-#: What an example's ``given`` names stand for: code run before it.
-GIVEN = {
-    "handlers": """
-import tornado.web
-from tornado_sessions import SessionMixin
-
-class _Counter(SessionMixin, tornado.web.RequestHandler):
-    async def get(self):
-        self.session["n"] = self.session.get("n", 0) + 1
-        self.write({"n": self.session["n"]})
-
-handlers = [(r"/", _Counter)]
-""",
-    "Counter": """
-import tornado.web
-from tornado_sessions import SessionMixin
-
-class Counter(SessionMixin, tornado.web.RequestHandler):
-    async def get(self):
-        self.session["n"] = self.session.get("n", 0) + 1
-        self.write({"n": self.session["n"]})
-""",
-    "store": """
-from tornado_sessions import MemoryStore
-store = MemoryStore()
-""",
-    "config": """
-from tornado_sessions import SessionConfig
-config = SessionConfig.from_env()
-""",
-    "check_password": """
-import types
-
-async def check_password(username, password):
-    return types.SimpleNamespace(id=username) if password == "wonderland" else None
-""",
-    # A page that flashes a message and one that shows the template under test.
-    "routes": """
-import tornado.template
-import tornado.web
-from tornado_sessions import SessionMixin
-
-class _Flash(SessionMixin, tornado.web.RequestHandler):
-    def get(self):
-        self.session.flash("Saved.", "success")
-        self.redirect("/page")
-
-class _Page(SessionMixin, tornado.web.RequestHandler):
-    def get(self):  # as render() does, with the ui_methods in the namespace
-        page = tornado.template.Template(TEMPLATE)
-        self.finish(page.generate(**self.get_template_namespace()))
-
-routes = [(r"/flash", _Flash), (r"/page", _Page)]
-""",
-    "my_ui_methods": """
-import tornado.web
-import tornado_sessions.ui
-
-my_ui_methods = {"shout": lambda handler, text: text.upper()}
-""",
-    "MyStore": """
-from tornado_sessions import MemoryStore
-
-class MyStore(MemoryStore):  # stands in for the reader's store
-    pass
-""",
-}
 
 #: The contract suite needs the repository's tests/conftest.py, as its page says.
 PYTEST_ARGS = {"contract": ["-p", "tests.conftest"]}
@@ -146,6 +81,7 @@ async def counts_up(browser: Browser) -> None:
 
 
 @check("index")
+@check("mixin-counter")
 @check("readme")
 @check("config-from-env")
 async def _serves_a_counter(ns: dict[str, Any], tmp_path: Path) -> None:
@@ -156,6 +92,71 @@ async def _serves_a_counter(ns: dict[str, Any], tmp_path: Path) -> None:
 @check("app-config")
 async def _reads_the_apps_variables(ns: dict[str, Any], tmp_path: Path) -> None:
     assert (ns["PORT"], ns["DEBUG"]) == (9999, True)  # set by the test below
+
+
+@check("database-config")
+async def _reads_no_database_settings(ns: dict[str, Any], tmp_path: Path) -> None:
+    from tornado_sessions.config import DatabaseConfig
+
+    # No SESSION_HOST and the like in the test's environment: the defaults.
+    assert ns["database"] == DatabaseConfig()
+    assert (ns["database"].port, ns["database"].table) == (3306, "sessions")
+
+
+class _CountingStore:
+    """A MemoryStore that counts its reads (made when first asked for)."""
+
+    @staticmethod
+    def make() -> Any:
+        from tornado_sessions import MemoryStore
+
+        class Counting(MemoryStore):
+            reads = 0
+
+            async def get(self, sid: str) -> Any:
+                Counting.reads += 1
+                return await super().get(sid)
+
+        return Counting()
+
+
+@check("load-session")
+async def _loads_the_session_only_when_asked(ns: dict[str, Any], tmp_path: Path) -> None:
+    from tornado_sessions import SessionConfig
+
+    store = _CountingStore.make()
+    app = tornado.web.Application(
+        [(r"/health", ns["Health"])],
+        session_store=store,
+        session_config=SessionConfig(secret=SECRET),
+    )
+    cookie = {"Cookie": await make_session_cookie(app, {"user_id": "alice"})}
+    async with serving(app) as browser:
+        ok = await browser.get("/health", headers=cookie)
+        assert (ok.code, ok.body, type(store).reads) == (200, b"ok", 0)
+        assert body(await browser.get("/health?who=1", headers=cookie)) == {"user": "alice"}
+        assert type(store).reads == 1
+
+
+@check("flash-note")
+async def _flashes_a_note_once(ns: dict[str, Any], tmp_path: Path) -> None:
+    from tornado_sessions import MemoryStore, SessionConfig, SessionMixin
+
+    class Notes(SessionMixin, tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.write({"flashes": self.session.pop_flashes()})
+
+    app = tornado.web.Application(
+        [(r"/notes/save", ns["SaveNote"]), (r"/notes", Notes)],
+        session_store=MemoryStore(),
+        session_config=SessionConfig(secret=SECRET),
+    )
+    async with serving(app) as browser:
+        saved = await browser.get("/notes/save", method="POST", body="")
+        assert (saved.code, saved.headers["Location"]) == (302, "/notes")
+        shown = body(await browser.get("/notes"))["flashes"]
+        assert shown == [["success", "Your note was saved."]], shown
+        assert body(await browser.get("/notes")) == {"flashes": []}
 
 
 @check("login")
@@ -283,6 +284,14 @@ def test_every_block_is_marked_and_every_marker_is_sound() -> None:
     assert set(CHECKS) <= set(names)
     # Every source is read, and the kinds the docs use are all here.
     assert {b.source.name for b in blocks} >= {"index.rst", "quickstart.rst", "README.md"}
+    # The docstrings autodoc shows are read too: classes', methods', functions'.
+    in_docstrings = {b.object_id for b in blocks if b.object_id}
+    assert {
+        "tornado_sessions.SessionMixin",
+        "tornado_sessions.SessionMixin.load_session",
+        "tornado_sessions.crypto.secret_problem",
+    } <= in_docstrings
+    assert "doctest" in {b.kind for b in blocks}
     assert len([b for b in blocks if b.name]) >= 30
 
 
@@ -298,6 +307,22 @@ async def test_module_example(name: str, tmp_path: Path, monkeypatch: pytest.Mon
     ns = await run_module(name, GIVEN)
     if name in CHECKS:
         await CHECKS[name](ns, tmp_path)
+
+
+@pytest.mark.parametrize("name", named("doctest"))
+def test_doctest_example(name: str) -> None:
+    """A ``>>>`` example runs with the doctest module, in the namespace of
+    the module whose docstring shows it (as ``python -m doctest`` would)."""
+    block = examples()[name]
+    namespace = vars(importlib.import_module(block.module or "tornado_sessions"))
+    test = doctest.DocTestParser().get_doctest(
+        block.code, dict(namespace), name, block.where, block.line - 1
+    )
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    output: list[str] = []
+    runner = doctest.DocTestRunner(optionflags=flags)
+    result = runner.run(test, out=output.append)
+    assert result.attempted >= 1 and result.failed == 0, "".join(output)
 
 
 @pytest.mark.parametrize("name", named("pytest"))

@@ -81,6 +81,8 @@ def _name(field: str) -> str:
 class DatabaseConfig:
     """The MySQL/MariaDB settings alone, typed and checked.
 
+    .. example: database-config given imports module
+
     What the operations command line (``python -m tornado_sessions``) reads:
     it never handles a cookie, so it needs no ``SESSION_SECRET``.
     `SessionConfig` has these fields too (it is a `DatabaseConfig`), so an

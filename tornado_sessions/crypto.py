@@ -352,10 +352,13 @@ def secret_problem(secret: str) -> str | None:
     random: a phrase made up by a person may pass and still be guessable.
     The returned text never contains the secret.
 
-    ::
+    .. example: secret-problem
 
-        >>> secret_problem("password" * 4)
-        'is mostly repetition (24 of its 32 characters repeat an earlier stretch, ...'
+    >>> secret_problem("password" * 4)
+    'is mostly repetition (24 of its 32 characters repeat an earlier stretch, ...'
+    >>> import secrets
+    >>> secret_problem(secrets.token_urlsafe(32)) is None
+    True
 
     .. versionadded:: 0.2
     .. versionchanged:: 0.3

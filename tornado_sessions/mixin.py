@@ -31,6 +31,8 @@ _MANAGER_ATTR = "_tornado_sessions_manager"
 class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
     """Gives a `~tornado.web.RequestHandler` a server-side ``self.session``.
 
+    .. example: mixin-counter given imports module
+
     List it *before* ``RequestHandler`` in the bases::
 
         class Counter(SessionMixin, tornado.web.RequestHandler):
@@ -228,6 +230,8 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
 
     async def load_session(self) -> Session:
         """Return the session, loading it now if it is not loaded yet.
+
+        .. example: load-session given BaseHandler module
 
         The way to the session in a `lazy_session` handler, which pays for
         the load (one ``SELECT`` for a returning visitor) only when it calls

@@ -251,12 +251,16 @@ class Session(MutableMapping[str, Any]):
     def flash(self, message: str, category: str = "message") -> None:
         """Queue a one-time message for the user ("Saved.", "Wrong password.").
 
+        .. example: flash-note given imports module
+
         It is kept in the session until `pop_flashes` returns it, so it
         survives a redirect, and shows exactly once, in whichever process
         serves the next page::
 
-            self.session.flash("Your note was saved.", "success")
-            self.redirect("/notes")
+            class SaveNote(SessionMixin, tornado.web.RequestHandler):
+                def post(self):
+                    self.session.flash("Your note was saved.", "success")
+                    self.redirect("/notes")
 
         :param message: the text (shown to the user: escape it in templates,
             as Tornado's ``{{ }}`` does).

@@ -43,6 +43,8 @@ _FINGERPRINT = re.compile(r"[0-9a-fA-F]{12}\Z")
 class MySQLStore(AdminQueries, SessionStore):
     """Keeps sessions in a MySQL (5.7+, 8) or MariaDB (10.5+) table.
 
+    .. example: mysqlstore-from-config given imports mysql module
+
     It makes its own aiomysql pool from the connection settings, or uses a
     ``pool`` made with `pool_options` (checked at first use, never closed by
     the store).  The usual way is `from_config`::
