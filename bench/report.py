@@ -136,6 +136,7 @@ def print_tables(
     heading: str,
     floor: dict[str, dict[str, Any]] | None = None,
     base_ratio: dict[str, float | None] | None = None,
+    unbatched_ratio: dict[str, float | None] | None = None,
 ) -> None:
     print(heading)
     head = (
@@ -186,6 +187,7 @@ def print_tables(
         f"{'case':10} {'ours us/req':>12} {'express us/req':>15} {'ratio':>6}  {'target':16} "
         f"{'cpu ratio':>9}  {'lost: ours':>14} {'lost: express':>14}"
         + (f" {'base ratio':>10}" if base_ratio else "")
+        + (f" {'unbatched':>10}" if unbatched_ratio else "")
     )
     print(head)
     print("-" * len(head))
@@ -204,12 +206,18 @@ def print_tables(
             f"{target:16} {_num(cpu_ratio.get(case), '.2f'):>9}  "
             f"{_lost(ours):>14} {_lost(peer):>14}"
             + (f" {_num(base_ratio.get(case), '.2f'):>10}" if base_ratio else "")
+            + (f" {_num(unbatched_ratio.get(case), '.2f'):>10}" if unbatched_ratio else "")
         )
     print(
         "(ratio: ours over express, of the cost per request over the bare framework; "
         "cpu ratio: the same for the servers' CPU time per request; lost: in write-one, "
         "increments answered 200 but missing from the session, of all answered 200"
         + ("; base ratio: the ratio of mysql-base, the --baseline checkout's" if base_ratio else "")
+        + (
+            "; unbatched: the ratio of mysql-unbatched, this checkout with coalescing off"
+            if unbatched_ratio
+            else ""
+        )
         + ")"
     )
 
@@ -228,6 +236,7 @@ def result(
     cpu_ratio: dict[str, float | None],
     shape: Shape,
     base_ratio: dict[str, float | None] | None = None,
+    unbatched_ratio: dict[str, float | None] | None = None,
     settings: dict[str, Any],
     floor: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -255,6 +264,7 @@ def result(
         "ratios_ours_over_express": ratio,
         "cpu_ratios_ours_over_express": cpu_ratio,
         "ratios_baseline_over_express": base_ratio or {},
+        "ratios_unbatched_over_express": unbatched_ratio or {},
         "lost_updates_write_one": lost,
         "single_request_statements": probes,
         "floor_cpu_us_over_bare": floor or {},

@@ -19,7 +19,9 @@ and where Node.js is present bare express and express-session +
 express-mysql-session (bench/node/app.js, packages installed with npm);
 with ``--baseline DIR`` the same two session servers again on the library of
 another checkout (``memory-base``, ``mysql-base``), for a before/after in
-one run.  Each
+one run; with ``--unbatched`` the MySQL server again with coalescing off
+(``mysql-unbatched``: each read and save its own statement), to see what
+batching gains or costs at each load.  Each
 measured run is paired with a bare run just before it; the tables show
 medians over ``--rounds``, and the summary the ratio of our cost to express's
 per case.  This module is the command line and the order of a run.
@@ -111,6 +113,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also run the session servers on the tornado_sessions of another checkout "
         "(a git worktree of main, say), as memory-base and mysql-base",
     )
+    add(
+        "--unbatched",
+        action="store_true",
+        help="also run the MySQL server with coalescing off, as mysql-unbatched",
+    )
     add("--quick", action="store_true", help="a smoke run: 1 round of 1 s, 50 sessions, no warm-up")
     add(
         "--json",
@@ -201,6 +208,11 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
                     start_python(kind, env, TABLE, repo=args.baseline, name=f"{kind}-base", **loop)
                 )
                 variants.append(variant(f"{kind}-base", server, bare, "tornado", args.sessions))
+        if args.unbatched:
+            server = started_server(
+                start_python("mysql", env, TABLE, name="mysql-unbatched", unbatched=True, **loop)
+            )
+            variants.append(variant("mysql-unbatched", server, bare, "tornado", args.sessions))
         versions: dict[str, str] = {}
         node = node_setup() if args.node else None
         if node:
@@ -237,6 +249,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
     cpu_ratio = ratios(rows, "cpu_cost_us")
     floor = floors(rows)
     base_ratio = ratios(rows, ours_name="mysql-base") if args.baseline else None
+    unbatched_ratio = ratios(rows, ours_name="mysql-unbatched") if args.unbatched else None
     print()
     print_tables(
         rows,
@@ -249,6 +262,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         f"session; {db_label}{'; uvloop' if args.uvloop else ''})",
         floor,
         base_ratio,
+        unbatched_ratio,
     )
     settings_out = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -275,6 +289,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         "node_versions": versions,
         "uvloop": args.uvloop,
         "baseline": args.baseline,
+        "unbatched": args.unbatched,
     }
     out = result(
         rows=rows,
@@ -285,6 +300,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         settings=settings_out,
         floor=floor,
         base_ratio=base_ratio,
+        unbatched_ratio=unbatched_ratio,
     )
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     log(f"results written to {args.json} ({out['seconds']:g} s)")

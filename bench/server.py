@@ -3,7 +3,7 @@
 Run by ``bench/run.py`` as a subprocess::
 
     python bench/server.py --variant bare|memory|mysql --port 8001 [--table bench_sessions]
-        [--uvloop]
+        [--uvloop] [--unbatched]
 
 Routes (the same handler bodies in every variant, the session use aside):
 
@@ -124,6 +124,7 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--table", default="bench_sessions")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--unbatched", action="store_true", help="MySQLStore with coalescing off")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -141,7 +142,12 @@ async def main() -> None:
             from tornado_sessions.stores.mysql import MySQLStore
 
             store = MySQLStore.from_config(
-                config, table=args.table, create_table=True, cleanup_interval=None
+                config,
+                table=args.table,
+                create_table=True,
+                cleanup_interval=None,
+                coalesce_reads=not args.unbatched,
+                coalesce_writes=not args.unbatched,
             )
             await store.open()
         settings.update(session_store=store, session_config=config)

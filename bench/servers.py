@@ -99,16 +99,18 @@ def start_python(
     repo: str | None = None,
     name: str | None = None,
     uvloop: bool = False,
+    unbatched: bool = False,
 ) -> Server:
     """bench/server.py as ``bare``, ``memory`` or ``mysql``; on the
     tornado_sessions of the checkout ``repo`` if given (else this one's),
-    on uvloop if asked."""
+    on uvloop if asked, with coalescing off if ``unbatched``."""
     port = free_port()
     cmd = [
         sys.executable,
         str(HERE / "server.py"),
         *("--variant", variant, "--port", str(port), "--table", table),
         *(["--uvloop"] if uvloop else []),
+        *(["--unbatched"] if unbatched else []),
     ]
     if repo is not None:
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]

@@ -135,14 +135,24 @@ def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) ->
 
 
 def test_quick_run_wrk(bench_server: MariaDBServer, tmp_path: Path) -> None:
-    """wrk, on uvloop, with this checkout as its own --baseline (mysql-base)."""
+    """wrk, on uvloop, with this checkout as its own --baseline (mysql-base),
+    and with coalescing off (--unbatched: mysql-unbatched)."""
     result = run_bench(
         bench_server,
         tmp_path,
         *("--load", "wrk", "--no-node", "--no-memory", "--uvloop", "--baseline", str(REPO)),
+        "--unbatched",
     )
     assert result["load_generator"].startswith("wrk")
     assert result["uvloop"] is True and result["baseline"] == str(REPO)
-    check_common(result, {"mysql", "mysql-base"})
+    assert result["unbatched"] is True
+    check_common(result, {"mysql", "mysql-base", "mysql-unbatched"})
     assert result["single_request_statements"]["mysql-base"] == OURS
+    assert result["single_request_statements"]["mysql-unbatched"] == OURS
     assert result["ratios_ours_over_express"] == {}
+    assert result["ratios_unbatched_over_express"] == {}  # no express to divide by
+    # Unbatched, each read is a round trip of its own (the store's own count),
+    # whatever the load.
+    for case in ("read-1", "read-4", "read-many", "read-one"):
+        row = result["cases"][case]["variants"]["mysql-unbatched"]
+        assert row["round_trips_per_request"] >= 0.95, (case, row)
