@@ -443,3 +443,28 @@ class StoreContract:
             if name != "alice ":
                 assert await store.get(users[name]) is not None, name
                 assert len(await store.sessions_for_user(name)) == 1, name
+
+    @pytest.mark.gen_test
+    async def test_the_cap_ends_the_least_recently_used_within_one_second(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        # Issue 17, finding 5: the clock does not move here; last use is
+        # ordered all the same, and creation order breaks ties.
+        for round_ in range(5):
+            user = f"erin{round_}"
+            sids = [new_sid() for _ in range(4)]
+            for sid in sids:
+                await store.set(sid, record(clock, user=user), expected_version=None)
+            # sids[0] used again (a touch), sids[1] was not: it is the least
+            # recently used; then sids[3] logs in with a cap of 3.
+            assert await store.touch(sids[0], int(clock()) + 3600, ttl=None)
+            assert await store.limit_user_sessions(user, 3, current_sid=sids[3]) == 1
+            assert await store.get(sids[1]) is None
+            listed = [i.fingerprint for i in await store.sessions_for_user(user)]
+            assert listed == [fingerprint(sids[i]) for i in (0, 3, 2)], round_
+            # A save is a use too: sids[2] becomes the most recent.
+            await store.set(sids[2], record(clock, user=user), expected_version=1)
+            listed = [i.fingerprint for i in await store.sessions_for_user(user)]
+            assert listed == [fingerprint(sids[i]) for i in (2, 0, 3)], round_
+            assert await store.limit_user_sessions(user, 2, current_sid=sids[0]) == 1
+            assert await store.get(sids[3]) is None

@@ -22,12 +22,12 @@ def test_every_generated_interleaving_keeps_the_guarantees(io_loop: tornado.iolo
         lambda: [MemoryStore(clock=clock)],
         clock,
         examples=examples(200),
-        enabled=NAMES - regressions.PENDING_INVARIANTS["memory"],
+        enabled=NAMES,
     )
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("regression", params("memory"))
+@pytest.mark.parametrize("regression", params())
 async def test_regression(regression: Regression) -> None:
     clock = FakeClock()
     await replay(regression, lambda: [MemoryStore(clock=clock)], clock)

@@ -24,22 +24,6 @@ from .ops import VALUES
 from .runner import ProcessSpec, RequestSpec, Round, Scenario
 from .world import World
 
-#: Fixes other work brings, not landed yet: (regression, store kind) ->
-#: the reason (the regression is a strict xfail there until the fix lands).
-PENDING: dict[tuple[str, str], str] = {
-    **{
-        ("cap-ends-the-least-recently-used-within-a-second", kind): "finding 5: last use "
-        "is kept in whole seconds (the fix is the seams-mysql work, not landed yet)"
-        for kind in ("memory", "mysql", "galera")
-    },
-}
-#: The invariants of the generated runs that wait for those fixes, per store kind.
-PENDING_INVARIANTS = {
-    "memory": frozenset({"cap_lru"}),
-    "mysql": frozenset({"cap_lru"}),
-    "galera": frozenset({"cap_lru"}),
-}
-
 
 def config(**fields: Any) -> tuple[tuple[str, Any], ...]:
     base = {"rolling": False, "touch_interval": None, "max_sessions_per_user": None}
@@ -251,14 +235,9 @@ def weak_secret_is_refused(secret: str) -> None:
         SessionConfig(secret=secret)
 
 
-def params(kind: str) -> list[Any]:
-    """The regressions as pytest parameters for the store ``kind``."""
-    out = []
-    for regression in REGRESSIONS:
-        reason = PENDING.get((regression.name, kind))
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        out.append(pytest.param(regression, id=regression.name, marks=marks))
-    return out
+def params() -> list[Any]:
+    """The regressions as pytest parameters (every one must pass on every store)."""
+    return [pytest.param(regression, id=regression.name) for regression in REGRESSIONS]
 
 
 async def replay(regression: Regression, stores: Callable[[], Any], clock: Any) -> None:

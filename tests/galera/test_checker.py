@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import tornado.ioloop
 
-from tests.checker import regressions
 from tests.checker.model import NAMES
 from tests.checker.regressions import Regression, params, replay
 from tests.checker.runner import check, examples
@@ -42,12 +41,12 @@ def test_every_generated_interleaving_keeps_the_guarantees(
         lambda: stores,
         clock,
         examples=examples(15),
-        enabled=NAMES - regressions.PENDING_INVARIANTS["galera"],
+        enabled=NAMES,
     )
 
 
 @pytest.mark.gen_test(timeout=120)
-@pytest.mark.parametrize("regression", params("galera"))
+@pytest.mark.parametrize("regression", params())
 async def test_regression(
     regression: Regression, stores: list[MySQLStore], clock: FakeClock
 ) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 import tornado.ioloop
 
-from tests.checker import regressions
 from tests.checker.model import NAMES
 from tests.checker.regressions import Regression, params, replay
 from tests.checker.runner import check, examples
@@ -33,12 +32,12 @@ def test_every_generated_interleaving_keeps_the_guarantees(
         lambda: [store, other],
         clock,
         examples=examples(60),
-        enabled=NAMES - regressions.PENDING_INVARIANTS["mysql"],
+        enabled=NAMES,
     )
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("regression", params("mysql"))
+@pytest.mark.parametrize("regression", params())
 async def test_regression(
     regression: Regression, store: MySQLStore, other: MySQLStore, clock: FakeClock
 ) -> None:

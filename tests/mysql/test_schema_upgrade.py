@@ -177,3 +177,47 @@ async def test_a_table_of_0_2_is_upgraded_and_alice_with_a_space_is_another_user
         assert again.table_state == "exists"
     finally:
         await again.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_rows_of_0_2_keep_their_place_in_the_least_recently_used_order(
+    mysql_settings: Settings, table: str, clock: FakeClock
+) -> None:
+    # Rows written before 0.3 have no updated_us: their whole second stands in.
+    query(mysql_settings, DDL_0_2.format(t=table))
+    now = int(clock())
+    older, newer = new_sid(), new_sid()
+    for sid, used in ((older, now - 10), (newer, now - 1)):
+        query(
+            mysql_settings,
+            f"INSERT INTO `{table}` (id, data, created_at, updated_at, expires_at, version, "
+            "user_id) VALUES (UNHEX(%s), '{}', %s, %s, %s, 1, 'erin')",
+            (hash_sid(sid).hex(), now - 20, used, now + 3600),
+        )
+    store = MySQLStore(**mysql_settings, table=table, clock=clock, cleanup_interval=None)
+    try:
+        await store.open()
+        assert {"updated_us", "created_seq"} <= set(columns(mysql_settings, table))
+        assert query(
+            mysql_settings, f"SELECT COUNT(*) FROM `{table}` WHERE updated_us IS NULL"
+        ) == [(2,)]
+        login = new_sid()
+        await store.set(
+            login,
+            SessionRecord(data="{}", created_at=now, expires_at=now + 60, user_id="erin"),
+            expected_version=None,
+        )
+        listed = [i.fingerprint for i in await store.sessions_for_user("erin")]
+        assert listed == [hash_sid(s).hex()[:12] for s in (login, newer, older)]
+        assert await store.limit_user_sessions("erin", 2, current_sid=login) == 1
+        assert await store.get(older) is None and await store.get(newer) is not None
+        # A touch stamps the old row to the microsecond.
+        assert await store.touch(newer, now + 3600, ttl=None)
+        (stamp,) = query(
+            mysql_settings,
+            f"SELECT updated_us FROM `{table}` WHERE id = UNHEX(%s)",
+            (hash_sid(newer).hex(),),
+        )
+        assert stamp[0] is not None and stamp[0] >= now * 1_000_000
+    finally:
+        await store.close()

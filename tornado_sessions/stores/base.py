@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from .._ratelimit import RateLimitedLog
 from ..sealing import Unsealable, open_data, seal
 from ..values import check_text, client_agent, client_ip, user_text
+from . import stamps
 
 __all__ = [
     "SessionInfo",
@@ -79,6 +80,17 @@ class SessionRecord:
     #:
     #: .. versionadded:: 0.2
     ttl: int | None = None
+    #: The last write or touch in microseconds (`.stamps.stamp`: never tied
+    #: within a process), so that uses within one second are ordered; set
+    #: by the store (0 when a store does not say).
+    #:
+    #: .. versionadded:: 0.3
+    updated_us: int = 0
+    #: The creation's stamp (`.stamps.stamp`): breaks ties of ``updated_us``
+    #: by creation order; set by the store (0 when a store does not say).
+    #:
+    #: .. versionadded:: 0.3
+    created_seq: int = 0
 
 
 def check_record(record: SessionRecord) -> SessionRecord:
@@ -143,6 +155,15 @@ class SessionStore(abc.ABC):
     def now(self) -> int:
         """The current time in whole seconds, from the store's clock."""
         return int(self.clock())
+
+    def stamp(self) -> int:
+        """The current time in microseconds, from the store's clock, never
+        tied or behind within this process (`.stamps.stamp`): what orders
+        the last uses of sessions.
+
+        .. versionadded:: 0.3
+        """
+        return stamps.stamp(self.clock)
 
     def attach(self, *, debug: bool) -> None:  # noqa: B027 - optional hook
         """Called once when an application first uses this store.
@@ -242,7 +263,9 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        """Return the live sessions bound to ``user_id``, newest first.
+        """Return the live sessions bound to ``user_id``, most recently used
+        first (by the last write or touch to the microsecond, then the most
+        recently created).
 
         ``user_id`` is compared as text (`.values.user_text`): ``42`` and
         ``"42"`` name the same user, and ``"042"`` another.  Every per-user
@@ -334,9 +357,11 @@ class SessionStore(abc.ABC):
         ``current_sid``, it holds at most ``limit`` live sessions; return how
         many were ended.
 
-        "Least recently used" is by `SessionInfo.updated_at` (last written or
-        touched).  The default lists the user's sessions and ends the extra
-        ones one by one; the bundled stores do it in one statement.
+        "Least recently used" is by the last write or touch, to the
+        microsecond (`SessionRecord.updated_us`), ties broken by creation
+        order: the order `sessions_for_user` lists.  The default lists the
+        user's sessions and ends the extra ones one by one; the bundled
+        stores do it in one statement.
 
         .. versionadded:: 0.2
         """
@@ -385,4 +410,6 @@ def _with_data(record: SessionRecord, data: str) -> SessionRecord:
         ip=record.ip,
         user_agent=record.user_agent,
         ttl=record.ttl,
+        updated_us=record.updated_us,
+        created_seq=record.created_seq,
     )

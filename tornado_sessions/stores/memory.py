@@ -93,7 +93,15 @@ class MemoryStore(SessionStore):
         if expected_version is None:
             if current is not None:
                 raise SessionExists("a session with this id exists")
-            new = _replace(record, version=1, updated_at=now, created_at=record.created_at)
+            used = self.stamp()
+            new = _replace(
+                record,
+                version=1,
+                updated_at=now,
+                created_at=record.created_at,
+                updated_us=used,
+                created_seq=used,
+            )
         else:
             if current is None:
                 raise SessionGone("the session no longer exists")
@@ -110,6 +118,8 @@ class MemoryStore(SessionStore):
                 updated_at=now,
                 created_at=current.created_at,
                 expires_at=expires,
+                updated_us=self.stamp(),
+                created_seq=current.created_seq,
             )
         self._records[key] = new
         return new.version
@@ -140,18 +150,21 @@ class MemoryStore(SessionStore):
             updated_at=now,
             created_at=current.created_at,
             expires_at=expires_at,
+            updated_us=self.stamp(),
+            created_seq=current.created_seq,
         )
         return True
 
     def _infos(self, user: str | None = None) -> list[SessionInfo]:
+        """The live sessions (of ``user``), most recently used first."""
         now = self.now()
-        out = [
-            _info(key, record)
+        live = [
+            (_recency(key, record), key, record)
             for key, record in self._records.items()
             if record.expires_at > now and (user is None or record.user_id == user)
         ]
-        out.sort(key=lambda i: (i.updated_at, i.created_at), reverse=True)
-        return out
+        live.sort(reverse=True)
+        return [_info(key, record) for _, key, record in live]
 
     async def all(self) -> list[SessionInfo]:
         return self._infos()
@@ -188,16 +201,17 @@ class MemoryStore(SessionStore):
         user = user_arg(user_id)
         now = self.now()
         keep = hash_sid(current_sid)
-        others = sorted(
+        # Most recently used first (as MySQLStore orders them): keep the
+        # first limit - 1.
+        live = sorted(
             (
-                (record.updated_at, record.created_at, key)
+                (_recency(key, record), key)
                 for key, record in self._records.items()
-                if record.user_id == user and key != keep
+                if record.user_id == user and key != keep and record.expires_at > now
             ),
             reverse=True,
         )
-        live = [entry for entry in others if self._records[entry[2]].expires_at > now]
-        for _, _, key in live[limit - 1 :]:  # newest first: keep the first limit - 1
+        for _, key in live[limit - 1 :]:
             del self._records[key]
         return max(0, len(live) - (limit - 1))
 
@@ -215,12 +229,20 @@ class MemoryStore(SessionStore):
         return False
 
 
+def _recency(key: bytes, record: SessionRecord) -> tuple[int, int, bytes]:
+    """The order of last use: the stamp of the last write or touch, then
+    of the creation, then the key (only two processes' stamps can tie)."""
+    return (record.updated_us, record.created_seq, key)
+
+
 def _replace(
     record: SessionRecord,
     *,
     version: int,
     updated_at: int,
     created_at: int,
+    updated_us: int,
+    created_seq: int,
     expires_at: int | None = None,
 ) -> SessionRecord:
     # Built field by field: dataclasses.replace() costs several times more.
@@ -234,6 +256,8 @@ def _replace(
         ip=record.ip,
         user_agent=record.user_agent,
         ttl=record.ttl,
+        updated_us=updated_us,
+        created_seq=created_seq,
     )
 
 

@@ -37,10 +37,18 @@ COLUMNS = (
     "user_id",
     "ip",
     "user_agent",
+    "updated_us",
+    "created_seq",
 )
 #: Columns added since 0.1, with their definitions: an older table gains
 #: them at first use (``ALTER TABLE ... ADD COLUMN``), rows intact.
-ADDED = {"ttl": "`ttl` INT UNSIGNED NULL AFTER `version`"}
+ADDED = {
+    "ttl": "`ttl` INT UNSIGNED NULL AFTER `version`",
+    # 0.3: last use and creation to the microsecond (`.stamps`), for the
+    # per-user cap's order; NULL on older rows (their seconds stand in).
+    "updated_us": "`updated_us` BIGINT NULL AFTER `ttl`",
+    "created_seq": "`created_seq` BIGINT NULL AFTER `updated_us`",
+}
 #: Columns whose type changed since an earlier version: the type they must
 #: have (``information_schema``'s ``DATA_TYPE``) and their definition, which
 #: ``ALTER TABLE ... MODIFY COLUMN`` gives an older table, rows intact.
@@ -73,6 +81,8 @@ def create_table_sql(table: str = "sessions") -> str:
         "  `expires_at` BIGINT NOT NULL,\n"
         "  `version` INT UNSIGNED NOT NULL,\n"
         "  `ttl` INT UNSIGNED NULL,\n"
+        "  `updated_us` BIGINT NULL,\n"
+        "  `created_seq` BIGINT NULL,\n"
         "  `user_id` VARBINARY(1020) NULL,\n"
         "  `ip` VARCHAR(45) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,\n"
         "  `user_agent` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,\n"

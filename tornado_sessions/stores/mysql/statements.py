@@ -30,7 +30,14 @@ from .schema import check_table_name
 __all__ = ["KEY_INDEX", "Statements", "info", "key", "record", "update_args"]
 
 #: The position of the hex key in `update_args` (batches sort on it).
-KEY_INDEX = 10
+KEY_INDEX = 11
+#: Most recently used first: the last write or touch to the microsecond (a
+#: row of 0.2 has only its seconds), then the most recently created (see
+#: `.stamps`), then the key (only stamps of two processes can tie).
+RECENT_FIRST = (
+    "COALESCE(updated_us, updated_at * 1000000) DESC, "
+    "COALESCE(created_seq, created_at * 1000000) DESC, id DESC"
+)
 
 
 class Statements:
@@ -47,13 +54,14 @@ class Statements:
         )
         self.insert = (
             f"INSERT INTO {t} (id, data, created_at, updated_at, expires_at, version, ttl, "
-            "user_id, ip, user_agent) VALUES (UNHEX(%s), %s, %s, %s, %s, 1, %s, %s, %s, %s)"
+            "user_id, ip, user_agent, updated_us, created_seq) "
+            "VALUES (UNHEX(%s), %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s)"
         )
         # The expiry never moves earlier unless the lifetime changes (so a
         # concurrent touch is not undone): expires_at is assigned before ttl,
         # and so compares the stored ttl.
         self.update = (
-            f"UPDATE {t} SET data = %s, updated_at = %s, "
+            f"UPDATE {t} SET data = %s, updated_at = %s, updated_us = %s, "
             "expires_at = IF(ttl <=> %s, GREATEST(expires_at, %s), %s), version = %s, "
             "ttl = %s, user_id = %s, ip = %s, user_agent = %s "
             "WHERE id = UNHEX(%s) AND version = %s AND expires_at > %s"
@@ -72,8 +80,8 @@ class Statements:
         # stale request cannot undo a set_expiry); the row counts as found
         # either way (CLIENT.FOUND_ROWS), so the row count says "live".
         self.touch = (
-            f"UPDATE {t} SET expires_at = IF(ttl <=> %s, %s, expires_at), updated_at = %s "
-            "WHERE id = UNHEX(%s) AND expires_at > %s"
+            f"UPDATE {t} SET expires_at = IF(ttl <=> %s, %s, expires_at), updated_at = %s, "
+            "updated_us = %s WHERE id = UNHEX(%s) AND expires_at > %s"
         )
         self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"
         # stats(): exact counts of live and expired rows, each read from the
@@ -115,8 +123,7 @@ class Statements:
             f"DELETE FROM {t} WHERE user_id = %s AND id <> UNHEX(%s) AND expires_at > %s "
             "AND id NOT IN ("
             f"SELECT id FROM (SELECT id FROM {t} WHERE user_id = %s AND id <> UNHEX(%s) "
-            "AND expires_at > %s ORDER BY updated_at DESC, created_at DESC, id DESC "
-            "LIMIT %s) AS kept)"
+            f"AND expires_at > %s ORDER BY {RECENT_FIRST} LIMIT %s) AS kept)"
         )
         # A fingerprint is the first 6 bytes of the key: the one row in range.
         self.destroy_user_one = (
@@ -147,7 +154,7 @@ class Statements:
         """The listing of sessions matching ``where`` (a fixed condition)."""
         return (
             "SELECT id, created_at, updated_at, expires_at, user_id, ip, user_agent "
-            f"FROM {self.table} WHERE {where} ORDER BY updated_at DESC, created_at DESC"
+            f"FROM {self.table} WHERE {where} ORDER BY {RECENT_FIRST}"
         )
 
 
@@ -158,12 +165,14 @@ def key(sid: str) -> str:
 
 
 def update_args(
-    record: SessionRecord, hex_key: str, new_version: int, expected: int, now: int
+    record: SessionRecord, hex_key: str, new_version: int, expected: int, now: int, used: int
 ) -> tuple[Any, ...]:
-    """The values of `Statements.update`, in order (the key at `KEY_INDEX`)."""
+    """The values of `Statements.update`, in order (the key at `KEY_INDEX`);
+    ``used`` is the write's stamp (`.SessionStore.stamp`)."""
     return (
         record.data,
         now,
+        used,
         record.ttl,
         record.expires_at,
         record.expires_at,
@@ -178,8 +187,10 @@ def update_args(
     )
 
 
-def insert_args(record: SessionRecord, hex_key: str, now: int) -> tuple[Any, ...]:
-    """The values of `Statements.insert`, in order."""
+def insert_args(record: SessionRecord, hex_key: str, now: int, used: int) -> tuple[Any, ...]:
+    """The values of `Statements.insert`, in order; ``used`` is the
+    creation's stamp (`.SessionStore.stamp`), its last use and its place in
+    the creation order."""
     return (
         hex_key,
         record.data,
@@ -190,6 +201,8 @@ def insert_args(record: SessionRecord, hex_key: str, now: int) -> tuple[Any, ...
         record.user_id,
         record.ip,
         record.user_agent,
+        used,
+        used,
     )
 
 

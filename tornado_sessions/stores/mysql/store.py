@@ -315,7 +315,7 @@ class MySQLStore(AdminQueries, SessionStore):
         if expected_version is None:
             return await self._insert(key, record, now)
         new_version = expected_version + 1
-        args = statements.update_args(record, key, new_version, expected_version, now)
+        args = statements.update_args(record, key, new_version, expected_version, now, self.stamp())
         # In a batch: its row count; ALONE if there was no batch to join or
         # the batch told it to go alone; RETRIED if the batch's answer was
         # lost (it may have been applied already).
@@ -347,7 +347,7 @@ class MySQLStore(AdminQueries, SessionStore):
         raise SessionConflict("the session was saved by another request")
 
     async def _insert(self, key: str, record: SessionRecord, now: int) -> int:
-        args = statements.insert_args(record, key, now)
+        args = statements.insert_args(record, key, now, self.stamp())
         try:
             await self._execute("creating a session", self._sql.insert, args)
             return 1
@@ -387,6 +387,6 @@ class MySQLStore(AdminQueries, SessionStore):
         result = await self._execute(
             "extending a session",
             self._sql.touch,
-            (ttl, expires_at, now, statements.key(sid), now),
+            (ttl, expires_at, now, self.stamp(), statements.key(sid), now),
         )
         return result.rowcount > 0
