@@ -43,7 +43,9 @@ pygments_style = "sphinx"
 
 html_theme = "alabaster"
 html_title = f"tornado_sessions {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+# The feature comparison's table, nine columns in the page's width.
+html_css_files = ["comparison.css"]
 html_theme_options = {
     "description": "Server-side sessions for Tornado",
     "fixed_sidebar": True,

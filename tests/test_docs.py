@@ -72,6 +72,49 @@ def test_the_api_page_puts_each_object_under_its_heading(built: Path) -> None:
     assert 'id="tornado_sessions.crypto.CookieCipher"' not in page["Testing helpers"]
 
 
+PEERS = [
+    "tornado_sessions",
+    "express",
+    "aiohttp-session",
+    "Django",
+    "Flask-Session",
+    "scs (Go)",
+    "Spring Session",
+    "Laravel",
+]
+
+
+def _text(cell: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", cell)).replace("\u200b", "").strip()
+
+
+def test_the_feature_comparison_is_a_table_linked_from_the_index(built: Path) -> None:
+    """One table, a column per system, a short verdict in every cell, a note
+    for every "partial", and each of our "yes" a link to where it is
+    described."""
+    index = sections((built / "index.html").read_text(encoding="utf-8"))
+    assert 'href="comparison.html"' in index["What it does differently"]
+    page = (built / "comparison.html").read_text(encoding="utf-8")
+    (table,) = re.findall(r"<table\b.*?</table>", page, re.S)
+    assert "comparison" in re.match(r"<table[^>]*>", table).group(0)  # its CSS
+    rows = [
+        re.findall(r"<t[hd]\b[^>]*>(.*?)</t[hd]>", row, re.S)
+        for row in re.findall(r"<tr\b.*?</tr>", table, re.S)
+    ]
+    assert [_text(c) for c in rows[0][1:]] == PEERS
+    assert len(rows) >= 16  # the header and 15 features
+    for row in rows[1:]:
+        feature, ours, *peers = row
+        assert len(peers) == len(PEERS) - 1, _text(feature)
+        assert _text(ours) == "yes" and re.search(r'<a class="reference internal"', ours)
+        for cell in peers:
+            verdict = _text(cell).split()[0]
+            assert verdict in {"yes", "no", "partial", "n/a"}, (_text(feature), cell)
+            if verdict in {"partial", "n/a"}:  # always says why
+                assert 'class="footnote-reference' in cell, (_text(feature), cell)
+    assert "rubric" in page and page.count('class="footnote-reference') >= 40
+
+
 RECIPES = [
     "recipe-current-user",
     "recipe-login",
