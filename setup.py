@@ -63,6 +63,8 @@ setup(
             *DOCS,  # scripts/test builds the docs too
         ],
         "docs": DOCS,
+        # The second database driver (SESSION_DB_DRIVER; auto prefers it when installed).
+        "asyncmy": ["asyncmy>=0.2.18"],
     },
     entry_points={"console_scripts": ["tornado-sessions=tornado_sessions.__main__:main"]},
     classifiers=[

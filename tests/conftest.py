@@ -12,6 +12,7 @@ import builtins
 import http.cookies
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -25,6 +26,35 @@ from tornado_sessions.stores.base import SessionInfo, SessionRecord, SessionStor
 
 # A shared test module (not collected by its name) gets pytest's assertion messages too.
 pytest.register_assert_rewrite("tests.events")
+
+#: The database driver the suite runs on: ``TEST_SESSION_DB_DRIVER=aiomysql``
+#: (the default dependency; the default here) or ``asyncmy`` (scripts/test
+#: runs the MySQL and contract tests a second time on it).  On aiomysql,
+#: asyncmy is made unimportable for the run, exactly as for a user without the
+#: extra, so that the store's default driver (``auto``) is aiomysql; on
+#: asyncmy, ``auto`` picks it because it is installed.  Subprocesses get
+#: ``SESSION_DB_DRIVER`` set to it (`driver_env`).
+TEST_DRIVER = os.environ.get("TEST_SESSION_DB_DRIVER", "") or "aiomysql"
+if TEST_DRIVER == "aiomysql":
+    sys.modules["asyncmy"] = None  # type: ignore[assignment]
+elif TEST_DRIVER == "asyncmy":
+    try:
+        import asyncmy  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - a broken setup, said plainly
+        raise pytest.UsageError(
+            "TEST_SESSION_DB_DRIVER=asyncmy but asyncmy is not installed: "
+            "pip install -e '.[test,asyncmy]'"
+        ) from exc
+else:  # pragma: no cover
+    raise pytest.UsageError(
+        f"TEST_SESSION_DB_DRIVER={TEST_DRIVER!r}: accepted values are aiomysql and asyncmy"
+    )
+
+
+def driver_env() -> dict[str, str]:
+    """The environment that makes a subprocess's store use the run's driver."""
+    return {"SESSION_DB_DRIVER": TEST_DRIVER}
+
 
 SECRET = "test-secret-ftQCQMrW8hZMBF9YHXmQuKrT2PtTysZfM_4Ez_ijnNg"
 OLD_SECRET = "old-secret-tURLqdUVnMyuD3H5mLNGH3GEMUOTmtvQeFVLU3zNZxs"

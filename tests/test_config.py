@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "SESSION_POOL_SIZE": "4",
         "SESSION_DB_TIMEOUT": "2.5",
         "SESSION_DB_VARIABLES": "wsrep_sync_wait=3, max_statement_time=10",
+        "SESSION_DB_DRIVER": "AIOMySQL ",
     }
     assert set(env) == set(ENV_NAMES.values())
     for k, v in env.items():
@@ -101,6 +103,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (c.table, c.pool_size, c.db_timeout) == ("web_sessions", 4, 2.5)
     assert c.revocation_interval == 1.5
     assert c.db_variables == (("wsrep_sync_wait", "3"), ("max_statement_time", "10"))
+    assert c.db_driver == "aiomysql"
 
 
 def test_dotenv_in_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -207,6 +210,8 @@ def test_short_fallback() -> None:
         ("SESSION_DB_VARIABLES", "x=1; DROP TABLE y", "a whole number or a plain word"),
         ("SESSION_DB_VARIABLES", "sql mode=1", "name=value pairs"),
         ("SESSION_DB_VARIABLES", "a=it's", "a whole number or a plain word"),
+        ("SESSION_DB_DRIVER", "pymysql", "accepted values: auto, aiomysql, asyncmy"),
+        ("SESSION_DB_DRIVER", "mysqlclient", "is not a database driver"),
     ],
 )
 def test_bad_values_name_the_variable(var: str, value: str, expect: str) -> None:
@@ -263,3 +268,15 @@ def test_a_table_name_with_a_trailing_newline_is_refused() -> None:
         with pytest.raises(ConfigError, match="SESSION_TABLE"):
             check_table_name(bad)
     assert check_table_name("sessions_2") == "sessions_2"
+
+
+def test_db_driver_defaults_to_auto_and_asyncmy_needs_its_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert SessionConfig(secret=GOOD).db_driver == "auto"
+    # Without the extra, importing asyncmy fails: asking for it names the extra.
+    monkeypatch.setitem(sys.modules, "asyncmy", None)
+    message = _error({"SESSION_SECRET": GOOD, "SESSION_DB_DRIVER": "asyncmy"})
+    assert "SESSION_DB_DRIVER" in message
+    assert "pip install 'tornado_sessions[asyncmy]'" in message
+    assert SessionConfig(secret=GOOD, db_driver="aiomysql").db_driver == "aiomysql"

@@ -33,6 +33,7 @@ from .env import looked_in as _looked_in
 from .env import parse as _parse
 from .errors import ConfigError
 from .stores.mysql.charset import refused_variable
+from .stores.mysql.driver import choose as _choose_driver
 from .values import MAX_COOKIE_LIFETIME as MAX_COOKIE_LIFETIME
 
 __all__ = ["CookieSpec", "DatabaseConfig", "SessionConfig", "config", "generate_secret"]
@@ -105,6 +106,8 @@ class DatabaseConfig:
     #: Server variables each connection of MySQLStore's own pool sets
     #: (``SESSION_DB_VARIABLES="wsrep_sync_wait=1,max_statement_time=5"``).
     db_variables: tuple[tuple[str, str], ...] = ()
+    #: ``auto`` (asyncmy if installed, else aiomysql), ``aiomysql`` or ``asyncmy``.
+    db_driver: str = "auto"
     #: The clock (seconds since the epoch); tests inject their own.
     clock: Callable[[], float] = dataclasses.field(default=time.time, repr=False, compare=False)
 
@@ -122,6 +125,8 @@ class DatabaseConfig:
                 f"{_name('table')} must be letters, digits and underscores (at most 64), "
                 f"not {self.table!r}"
             )
+        _choose_driver(self.db_driver, source=_name("db_driver"))
+        object.__setattr__(self, "db_driver", str(self.db_driver).strip().lower())
         if isinstance(self.db_variables, dict):
             object.__setattr__(self, "db_variables", tuple(self.db_variables.items()))
         for pair in self.db_variables:

@@ -115,6 +115,7 @@ ENV_NAMES: dict[str, str] = {
     "pool_size": "SESSION_POOL_SIZE",
     "db_timeout": "SESSION_DB_TIMEOUT",
     "db_variables": "SESSION_DB_VARIABLES",
+    "db_driver": "SESSION_DB_DRIVER",
 }
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}

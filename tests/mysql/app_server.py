@@ -26,7 +26,7 @@ import tornado.httpserver
 import tornado.web
 
 import tornado_sessions.ui
-from tests.conftest import SECRET
+from tests.conftest import SECRET, driver_env
 from tornado_sessions import SessionConfig
 from tornado_sessions.stores.mysql import MySQLStore
 
@@ -68,6 +68,7 @@ class AppProcess:
             SESSION_DATABASE=str(self.settings["database"]),
             SESSION_TABLE=self.table,
             SESSION_DB_TIMEOUT="5",
+            **driver_env(),
         )
         env.update(self.extra_env)
         self.proc = subprocess.Popen(

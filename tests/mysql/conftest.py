@@ -35,14 +35,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import aiomysql
 import pymysql
 import pytest
 import tornado.ioloop
 
-from tests.conftest import FakeClock
+from tests.conftest import TEST_DRIVER, FakeClock
 from tests.mysql.server import MariaDBServer, running_server
-from tornado_sessions.stores.mysql import MySQLStore
+from tornado_sessions.stores.mysql import MySQLStore, driver
 
 Settings = dict[str, Any]
 
@@ -167,9 +166,11 @@ def private_table(private_settings: Settings) -> Iterator[str]:
     query(private_settings, f"DROP TABLE IF EXISTS `{name}`")
 
 
-async def create_pool(settings: Settings, maxsize: int, **options: Any) -> aiomysql.Pool:
-    """An application's own aiomysql pool on ``settings`` (for ``pool=``)."""
-    return await aiomysql.create_pool(
+async def create_pool(settings: Settings, maxsize: int, **options: Any) -> Any:
+    """An application's own pool on ``settings`` (for ``pool=``), made by
+    the run's driver (``TEST_SESSION_DB_DRIVER``) with its own ``create_pool``."""
+    module: Any = __import__(TEST_DRIVER)
+    return await module.create_pool(
         minsize=0,
         maxsize=maxsize,
         host=settings["host"],
@@ -179,6 +180,28 @@ async def create_pool(settings: Settings, maxsize: int, **options: Any) -> aiomy
         db=settings["database"],
         **options,
     )
+
+
+async def pool_serves(pool: Any) -> bool:
+    """Whether ``pool`` still hands out a working connection (a closed pool
+    refuses with RuntimeError, on both drivers)."""
+    try:
+        async with asyncio.timeout(10):
+            conn = await pool.acquire()
+    except RuntimeError:
+        return False
+    try:
+        cur = conn.cursor()
+        cur = await cur if asyncio.iscoroutine(cur) else cur
+        await cur.execute("SELECT 1")
+        return bool(await cur.fetchone() == (1,))
+    finally:
+        pool.release(conn)
+
+
+def driver_error() -> type[Exception]:
+    """The base error class of the run's driver."""
+    return driver.load(TEST_DRIVER).Error
 
 
 async def running_statement(admin: pymysql.connections.Connection[Any], like: str) -> int:

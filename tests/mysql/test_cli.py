@@ -23,6 +23,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.conftest import driver_env
 from tests.mysql.conftest import connect, query
 from tornado_sessions.stores.base import SessionRecord
 from tornado_sessions.stores.mysql import MySQLStore
@@ -126,6 +127,7 @@ def _env(server: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:
             SESSION_PASSWORD=server["password"],
             SESSION_DATABASE=server["database"],
             SESSION_DB_TIMEOUT="5",
+            **driver_env(),
         )
     env.update(extra)
     return env

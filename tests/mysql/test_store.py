@@ -15,6 +15,7 @@ from tests.mysql.conftest import (
     connect,
     create_pool,
     new_table_name,
+    pool_serves,
     query,
     running_statement,
 )
@@ -101,7 +102,7 @@ async def test_an_existing_pool_is_used_and_left_open(
         assert await store.set(sid, record(clock), expected_version=None) == 1
         assert (await store.get(sid)) is not None
         await store.close()
-        assert not pool.closed
+        assert await pool_serves(pool)  # left open
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(f"SELECT COUNT(*) FROM `{table}`")
             assert await cur.fetchone() == (1,)

@@ -31,8 +31,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
-
 from ...errors import StoreError
 from .connection import Connections, NoAnswer, background
 from .hints import DEADLOCK, LOST, code_of
@@ -191,7 +189,7 @@ class Coalescer:
         answers: list[int] = []
 
         async def run(conn: Any) -> None:
-            cur = await conn.cursor()
+            cur = await self._conns.driver.cursor(conn)
             parts = [cur.mogrify(self._st.update, args) for args, _ in order]
             if transaction:
                 parts = ["START TRANSACTION", *parts, "COMMIT"]
@@ -207,7 +205,7 @@ class Coalescer:
             # After any error the transaction may be open or results unread:
             # closing the connection rolls back whatever is open.
             await self._conns.on_connection("saving sessions", run, keep_after_server_error=False)
-        except pymysql.err.MySQLError as exc:
+        except self._conns.driver.Error as exc:
             code = code_of(exc)
             position = len(answers) - offset  # the statement that failed
             done = [] if transaction else list(zip(order, answers, strict=False))

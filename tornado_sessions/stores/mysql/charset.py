@@ -27,9 +27,12 @@ So the store:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from .driver import Driver
 
 __all__ = ["FORCE", "SAFE_CHARSETS", "VARIABLES", "CharsetError", "check", "refused_variable"]
 
@@ -71,15 +74,15 @@ def refused_variable(name: str, source: str = "SESSION_DB_VARIABLES") -> ConfigE
     )
 
 
-async def check(conn: Any, *, own_pool: bool) -> None:
+async def check(conn: Any, driver: Driver, *, own_pool: bool) -> None:
     """Check one connection before its first statement: the driver's
     encoding and the server's `VARIABLES` must all be in `SAFE_CHARSETS`.
 
     :raises CharsetError: naming the first variable that is not (the
         caller closes the connection).
     """
-    found = [("the pool's charset", str(getattr(conn, "charset", "") or "").lower())]
-    cur = await conn.cursor()
+    found = [("the pool's charset", driver.charset(conn).lower())]
+    cur = await driver.cursor(conn)
     try:
         await cur.execute(_QUERY)
         row = await cur.fetchone()
@@ -88,10 +91,10 @@ async def check(conn: Any, *, own_pool: bool) -> None:
     found += [(name, _text(value).lower()) for name, value in zip(VARIABLES, row, strict=True)]
     for name, charset in found:
         if charset not in SAFE_CHARSETS:
-            raise CharsetError(_message(name, charset, own_pool))
+            raise CharsetError(_message(name, charset, own_pool, driver.name))
 
 
-def _message(name: str, charset: str, own_pool: bool) -> str:
+def _message(name: str, charset: str, own_pool: bool, driver: str) -> str:
     shown = charset or "unknown"
     if own_pool:
         return (
@@ -101,7 +104,7 @@ def _message(name: str, charset: str, own_pool: bool) -> str:
             "nothing on it"
         )
     return (
-        f"the aiomysql pool given to MySQLStore has {name}={shown!r}; session data needs "
+        f"the {driver} pool given to MySQLStore has {name}={shown!r}; session data needs "
         'utf8mb4 (utf8/utf8mb3 are accepted): create the pool with charset="utf8mb4" and no '
         "SET NAMES of another set, and check the server's init_connect "
         "(see MySQLStore.pool_options())"

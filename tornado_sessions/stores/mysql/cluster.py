@@ -68,9 +68,10 @@ async def make_reads_causal(conns: Connections, server: Server) -> None:
         return
     if not conns.own_pool:
         raise ConfigError(
-            f"the aiomysql pool given to MySQLStore connects to a Galera node ({conns.where()}) "
-            f"with wsrep_sync_wait={server.sync_wait}: a read through one node can miss a write "
-            "acknowledged through another (stale sessions, lost updates); create the pool with "
+            f"the {conns.driver.name} pool given to MySQLStore connects to a Galera node "
+            f"({conns.where()}) with wsrep_sync_wait={server.sync_wait}: a read through one "
+            "node can miss a write acknowledged through another (stale sessions, lost "
+            "updates); create the pool with "
             'init_command="SET SESSION sql_notes=0, wsrep_sync_wait=1" '
             "(MySQLStore.pool_options(session_variables={'wsrep_sync_wait': 1}))"
         )

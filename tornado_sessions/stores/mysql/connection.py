@@ -1,8 +1,8 @@
 """Connections to the server: the pool, one round trip, the retry policy and
 the error messages.
 
-`Connections` makes the store's own aiomysql pool (or checks one the
-application passes in), runs each round trip on a pooled connection within
+`Connections` makes the store's own pool on the chosen `.driver` (or checks
+one the application passes in), runs each round trip on a pooled connection within
 one timeout, retries what is safe to retry, and turns every failure into a
 `.StoreError` whose message names the host, port, database, user, table and
 error code with a hint of what to check, never the password or a session id.
@@ -17,16 +17,22 @@ import logging
 import random
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aiomysql
-import pymysql
-from pymysql.constants import CLIENT
-
 from ...errors import ConfigError, StoreError
 from . import charset
+from .driver import (
+    FOUND_ROWS,
+    MULTI_STATEMENTS,
+    Driver,
+    Pool,
+    background,
+    close_pool,
+    load,
+    of_pool,
+)
 from .hints import DEADLOCK, DUPLICATE, LOST, code_of, hint, message_of
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "Connections",
     "NoAnswer",
     "Result",
+    "background",
     "check_variables",
     "code_of",
     "message_of",
@@ -101,9 +108,10 @@ class Result:
 class Connections:
     """The pool and every round trip of one `.MySQLStore`.
 
-    :param pool: an application's aiomysql pool (never closed here), or
-        None to make one from the other arguments on first use.
+    :param pool: an application's aiomysql or asyncmy pool (never closed
+        here), or None to make one from the other arguments on first use.
     :param label: the table, for messages.
+    :param driver: the driver of the store's own pool (`.driver.choose`).
     """
 
     def __init__(
@@ -115,13 +123,18 @@ class Connections:
         password: str,
         database: str | None,
         unix_socket: str | None,
-        pool: aiomysql.Pool | None,
+        pool: Pool | None,
         pool_size: int,
         timeout: float,
         pool_recycle: int,
         label: str,
         variables: Mapping[str, Any] | None = None,
+        driver: str = "auto",
     ) -> None:
+        #: The driver of the pool: the one a pool passed in was made with.
+        self.driver: Driver = (
+            load(driver, source="MySQLStore driver") if pool is None else of_pool(pool)
+        )
         if pool is not None:
             kwargs: dict[str, Any] = getattr(pool, "_conn_kwargs", {}) or {}
             host = host or kwargs.get("host")
@@ -144,10 +157,10 @@ class Connections:
         self.variables = check_variables(variables)
         #: The kind of cluster the server is part of ("galera"), or None.
         self.cluster: str | None = None
-        self._pool: aiomysql.Pool | None = pool
+        self._pool: Pool | None = pool
         self.own_pool = pool is None
         self.closed = False
-        #: Several statements may be sent in one query (aiomysql asks for it
+        #: Several statements may be sent in one query (the store asks for it
         #: on its connections; a pool passed in is checked at first use).
         self.multi = pool is None
         #: Queries sent to the server so far (a coalesced batch counts once).
@@ -176,7 +189,7 @@ class Connections:
 
     # -- the pool --------------------------------------------------------------
 
-    async def pool(self) -> aiomysql.Pool:
+    async def pool(self) -> Pool:
         if self.closed:
             raise StoreError(f"the session store is closed ({self.where()})")
         if self._pool is None:
@@ -184,18 +197,20 @@ class Connections:
             # fail; connections are made (and re-made after an outage) on use.
             from .pools import checked_options
 
-            self._pool = await aiomysql.create_pool(
-                minsize=0,
-                maxsize=self.pool_size,
-                pool_recycle=self.pool_recycle,
-                host=self.host or "localhost",
-                port=self.port,
-                user=self.user,
-                password=self._password,
-                db=self.database,
-                unix_socket=self.unix_socket,
-                connect_timeout=self.timeout,
-                **checked_options(self.variables, timeout=self.timeout),
+            self._pool = await self.driver.create_pool(
+                dict(
+                    minsize=0,
+                    maxsize=self.pool_size,
+                    pool_recycle=self.pool_recycle,
+                    host=self.host or "localhost",
+                    port=self.port,
+                    user=self.user,
+                    password=self._password,
+                    db=self.database,
+                    unix_socket=self.unix_socket,
+                    connect_timeout=self.timeout,
+                    **checked_options(self.variables, timeout=self.timeout),
+                )
             )
         return self._pool
 
@@ -214,7 +229,7 @@ class Connections:
         self.variables.update(check_variables(variables))
         pool, self._pool = self._pool, None
         if pool is not None and self.own_pool:
-            await _close(pool, self.timeout)
+            await close_pool(pool, self.timeout)
 
     async def check_given_pool(self) -> None:
         """Check a pool the application passed in: autocommit and found rows
@@ -222,13 +237,14 @@ class Connections:
         store's own)."""
 
         async def check(conn: Any) -> None:
-            if not conn.get_autocommit() or not (conn.client_flag & CLIENT.FOUND_ROWS):
+            flags = self.driver.client_flag(conn)
+            if not conn.get_autocommit() or not (flags & FOUND_ROWS):
                 raise ConfigError(
-                    "the aiomysql pool given to MySQLStore must be created with autocommit=True "
-                    "and client_flag=pymysql.constants.CLIENT.FOUND_ROWS "
+                    f"the {self.driver.name} pool given to MySQLStore must be created with "
+                    "autocommit=True and client_flag=CLIENT.FOUND_ROWS "
                     "(see MySQLStore.pool_options())"
                 )
-            self.multi = bool(conn.client_flag & CLIENT.MULTI_STATEMENTS)
+            self.multi = bool(flags & MULTI_STATEMENTS)
 
         await self.on_connection("checking the pool", check)
 
@@ -236,11 +252,11 @@ class Connections:
         self.closed = True
         pool, self._pool = self._pool, None
         if pool is not None and self.own_pool:
-            await _close(pool, self.timeout)
+            await close_pool(pool, self.timeout)
 
     # -- round trips -----------------------------------------------------------
 
-    def _acquire_timeout(self, doing: str, pool: aiomysql.Pool) -> StoreError:
+    def _acquire_timeout(self, doing: str, pool: Pool) -> StoreError:
         """No connection in time: every connection busy, or none could be
         made (the server, or the address, does not answer): told apart by
         the pool's connections in use."""
@@ -280,7 +296,7 @@ class Connections:
             async with asyncio.timeout(self.timeout):
                 conn = await pool.acquire()
                 if conn not in self._checked:  # a new connection: before anything else
-                    await charset.check(conn, own_pool=self.own_pool)
+                    await charset.check(conn, self.driver, own_pool=self.own_pool)
                     self._checked.add(conn)
                 self.round_trips += 1
                 return await run(conn)
@@ -295,7 +311,7 @@ class Connections:
             # in an unknown state: never give it back.
             if (
                 not keep_after_server_error
-                or not isinstance(exc, pymysql.err.MySQLError)
+                or not isinstance(exc, self.driver.Error)
                 or code_of(exc) in LOST
             ):
                 conn.close()
@@ -312,11 +328,11 @@ class Connections:
             raise
         finally:
             if conn is not None:
-                release(pool, conn)
+                self.driver.release(pool, conn)
 
     async def once(self, doing: str, sql: str, args: Sequence[Any], fetch: bool) -> Result:
         async def run(conn: Any) -> Result:
-            cur = await conn.cursor()
+            cur = await self.driver.cursor(conn)
             await cur.execute(sql, tuple(args))
             rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
             rowcount = cur.rowcount
@@ -343,7 +359,7 @@ class Connections:
                 result = await self.once(doing, sql, args, fetch)
                 result.retried = lost > 0
                 return result
-            except pymysql.err.MySQLError as exc:
+            except self.driver.Error as exc:
                 code = code_of(exc)
                 if code == DUPLICATE:
                     raise Duplicate(retried=lost > 0) from None
@@ -363,37 +379,6 @@ class Connections:
                 raise self.error(doing, code, message_of(exc)) from None
             except OSError as exc:
                 raise self.error(doing, None, f"{type(exc).__name__}: {exc}") from None
-
-
-async def _close(pool: aiomysql.Pool, timeout: float) -> None:
-    pool.close()
-    try:
-        async with asyncio.timeout(timeout):
-            await pool.wait_closed()
-    except TimeoutError:
-        log.warning("Closing the session store's pool timed out; terminating it")
-        pool.terminate()
-
-
-def release(pool: aiomysql.Pool, conn: Any) -> None:
-    pool.release(conn)
-    if conn.closed:
-        # aiomysql does not wake the tasks waiting for a free connection
-        # when a closed one comes back, so they would wait until their
-        # timeout although the pool has room for a new connection.
-        wakeup = getattr(pool, "_wakeup", None)
-        if wakeup is not None:
-            background(wakeup())
-
-
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def background(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` as a task that is kept alive until it ends."""
-    task = asyncio.ensure_future(coro)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
 
 
 def text_of(value: Any) -> str:

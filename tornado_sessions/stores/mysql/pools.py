@@ -1,4 +1,4 @@
-"""aiomysql pools for sessions: the options a pool must have, and a pool
+"""Pools for sessions: the options a pool must have, and a pool
 built from a `.SessionConfig` (or `.DatabaseConfig`), for an application
 that wants to share one pool between its own queries and `.MySQLStore`::
 
@@ -7,9 +7,10 @@ that wants to share one pool between its own queries and `.MySQLStore`::
     pool = await create_pool(config)  # on the application's event loop
     store = MySQLStore.from_config(config, pool=pool)
 
-`create_pool` maps the config as the store itself does (``database`` is
-aiomysql's ``db``, ``pool_size`` its ``maxsize``, ``db_timeout`` its
-``connect_timeout``) and adds what the store requires (``autocommit``,
+`create_pool` makes the pool on the driver ``SESSION_DB_DRIVER`` chooses
+(aiomysql or asyncmy, `.driver`) and maps the config as the store itself
+does (``database`` is the drivers' ``db``, ``pool_size`` their ``maxsize``,
+``db_timeout`` their ``connect_timeout``) and adds what the store requires (``autocommit``,
 ``utf8mb4``, the ``FOUND_ROWS`` client flag, and a ``SET SESSION`` with
 ``SESSION_DB_VARIABLES`` that ends with ``NAMES utf8mb4``).  The store's own
 pool is made by the same code.
@@ -23,12 +24,10 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import aiomysql
-from pymysql.constants import CLIENT
-
 from ...errors import ConfigError
 from . import charset
 from .connection import check_variables
+from .driver import FOUND_ROWS, Pool, load
 
 if TYPE_CHECKING:
     from ...config import DatabaseConfig
@@ -72,14 +71,15 @@ def checked_options(variables: Mapping[str, str], *, timeout: float | None) -> d
     return {
         "autocommit": True,
         "charset": "utf8mb4",
-        "client_flag": CLIENT.FOUND_ROWS,
+        "client_flag": FOUND_ROWS,
         "init_command": init_command(settings),
     }
 
 
 def pool_options(config: DatabaseConfig, **overrides: Any) -> dict[str, Any]:
-    """The keyword arguments of ``aiomysql.create_pool`` for a pool on the
-    server ``config`` names, with what the store requires.
+    """The keyword arguments of ``aiomysql.create_pool`` (or asyncmy's, the
+    same) for a pool on the server ``config`` names, with what the store
+    requires.
 
     ``host``, ``port``, ``user``, ``password`` and ``db`` come from the
     config (``SESSION_HOST``... ``SESSION_DATABASE``), ``maxsize`` from
@@ -88,7 +88,7 @@ def pool_options(config: DatabaseConfig, **overrides: Any) -> dict[str, Any]:
     session variables from ``SESSION_DB_VARIABLES``; ``pool_recycle`` is
     3600 s.
 
-    :param overrides: aiomysql arguments that win over these (``maxsize=20``,
+    :param overrides: driver arguments that win over these (``maxsize=20``,
         ``unix_socket=...``); ``autocommit``, ``charset`` and ``client_flag``
         cannot be changed (the store needs them).
     :raises ConfigError: if the host, user or database is not set, or an
@@ -133,9 +133,10 @@ def pool_options(config: DatabaseConfig, **overrides: Any) -> dict[str, Any]:
     return options
 
 
-async def create_pool(config: DatabaseConfig, **overrides: Any) -> aiomysql.Pool:
-    """Return a new aiomysql pool on the server ``config`` names, made with
-    `pool_options` (``overrides`` win), on the running event loop.
+async def create_pool(config: DatabaseConfig, **overrides: Any) -> Pool:
+    """Return a new pool on the server ``config`` names, made with
+    `pool_options` (``overrides`` win), on the running event loop, by the
+    driver ``SESSION_DB_DRIVER`` chooses (aiomysql or asyncmy).
 
     Pass it to `.MySQLStore` as ``pool=`` (``MySQLStore.from_config(config,
     pool=pool)``) and use it for the application's own queries too.  The
@@ -144,8 +145,11 @@ async def create_pool(config: DatabaseConfig, **overrides: Any) -> aiomysql.Pool
     here (``minsize`` 0), so this does not fail when the server is down.
 
     .. versionadded:: 0.3
+    .. versionchanged:: 0.3
+       An asyncmy pool when ``SESSION_DB_DRIVER`` chooses asyncmy.
     """
-    return await aiomysql.create_pool(**pool_options(config, **overrides))
+    options = pool_options(config, **overrides)
+    return await load(config.db_driver).create_pool(options)
 
 
 def store_arguments(config: DatabaseConfig, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,6 +184,7 @@ def store_arguments(config: DatabaseConfig, options: Mapping[str, Any]) -> dict[
         "timeout": config.db_timeout,
         "clock": config.clock,
         "session_variables": dict(config.db_variables),
+        "driver": config.db_driver,
     }
     values.update(options)
     return values

@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import aiomysql
-
 from ...errors import ConfigError, SessionConflict, SessionExists, SessionGone, StoreError
 from ..base import SessionRecord, SessionStore, check_record, hash_sid
 from . import cluster, pools, schema, statements
 from .admin import AdminQueries
 from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
 from .connection import Connections, Duplicate, Result
+from .driver import Pool
 
 if TYPE_CHECKING:
     from ...config import DatabaseConfig
@@ -45,9 +44,9 @@ class MySQLStore(AdminQueries, SessionStore):
 
     .. example: mysqlstore-from-config given imports mysql module
 
-    It makes its own aiomysql pool from the connection settings, or uses a
-    ``pool`` made with `pool_options` (checked at first use, never closed by
-    the store).  The usual way is `from_config`::
+    It makes its own pool (aiomysql, or asyncmy: ``driver``) from the connection
+    settings, or uses a ``pool`` made with `pool_options` (checked at first use,
+    never closed by the store).  The usual way is `from_config`::
 
         store = MySQLStore.from_config(SessionConfig.from_env())
         await store.open()  # optional: fail at startup if the database is unreachable
@@ -63,7 +62,8 @@ class MySQLStore(AdminQueries, SessionStore):
     :param password: password (never logged).
     :param database: database (schema) holding the table.
     :param table: table name (letters, digits and underscores).
-    :param pool: an existing aiomysql pool to use instead of making one.
+    :param pool: an existing aiomysql or asyncmy pool to use instead of
+        making one.
     :param create_table: create the table if it is missing, and upgrade a
         table made by an earlier version, at first use (either way, an
         existing table's columns are checked then).
@@ -86,10 +86,14 @@ class MySQLStore(AdminQueries, SessionStore):
     :param session_variables: ``SET SESSION`` variables of the store's own
         connections, e.g. ``{"max_statement_time": 5}`` (on a Galera node
         the store sets ``wsrep_sync_wait=1`` itself unless given here).
+    :param driver: ``"auto"``, ``"aiomysql"`` or ``"asyncmy"`` (``SESSION_DB_DRIVER``).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``session_variables``; Galera nodes are recognized at first use.
+
+    .. versionchanged:: 0.3
+       ``driver``: asyncmy as well as aiomysql.
     """
 
     def __init__(
@@ -101,7 +105,7 @@ class MySQLStore(AdminQueries, SessionStore):
         password: str = "",
         database: str | None = None,
         table: str = "sessions",
-        pool: aiomysql.Pool | None = None,
+        pool: Pool | None = None,
         create_table: bool = True,
         pool_size: int = 10,
         timeout: float = 5.0,
@@ -113,6 +117,7 @@ class MySQLStore(AdminQueries, SessionStore):
         coalesce_reads: bool = True,
         coalesce_writes: bool = True,
         session_variables: Mapping[str, Any] | None = None,
+        driver: str = "auto",
     ) -> None:
         super().__init__(clock=clock)
         self.table = schema.check_table_name(table)
@@ -138,7 +143,10 @@ class MySQLStore(AdminQueries, SessionStore):
             pool_recycle=pool_recycle,
             label=self.table,
             variables=session_variables,
+            driver=driver,
         )
+        #: ``"aiomysql"`` or ``"asyncmy"``: the driver of the store's pool.
+        self.driver = self._conns.driver.name
         self.host = self._conns.host
         self.port = self._conns.port
         self.user = self._conns.user
@@ -203,7 +211,8 @@ class MySQLStore(AdminQueries, SessionStore):
     def pool_options(session_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return the connection options a pool passed as ``pool`` must have.
 
-        Use them with ``aiomysql.create_pool(**MySQLStore.pool_options(), ...)``,
+        Use them with ``aiomysql.create_pool(**MySQLStore.pool_options(), ...)``
+        (or asyncmy's),
         or let `.pools.create_pool` build the whole pool from the config.
 
         :param session_variables: server variables each connection sets, e.g.
