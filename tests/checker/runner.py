@@ -1,13 +1,16 @@
 """Generated scenarios, and running one against a store.
 
 A scenario is a configuration, a setup (each browser's first visit, some of
-them logged in), then one to three rounds of concurrent actors (requests of
-the three browsers, served by either of two processes, and process
-operations), each round followed by a move of the clock, and a schedule:
-which paused store call goes next at each step.  Hypothesis generates them
-and, when an invariant fails, shrinks the scenario to a minimal one and
-keeps it (``.hypothesis/``); tests/checker/regressions.py keeps the ones
-worth keeping for ever.
+them logged in), then rounds of concurrent actors (requests of the three
+browsers, served by either of two processes, and process operations), each
+round followed by a move of the clock: three in four are short races (2 to
+6 one-operation requests at once, see `_small_rounds`), the others up to
+three rounds of up to three actors.  The schedule, which paused store call
+goes next, is drawn step by step while the scenario runs, among the calls
+waiting at that moment (``st.data()``).  Hypothesis generates both and, when an invariant fails,
+shrinks the scenario and its schedule to a minimal one and keeps it
+(``.hypothesis/``); tests/checker/regressions.py keeps the ones worth
+keeping for ever.
 """
 
 from __future__ import annotations
@@ -68,34 +71,107 @@ def _ops(table: dict[str, Any]) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]
     return st.one_of(*(st.tuples(st.just(name), op.args) for name, op in table.items()))
 
 
-def scenarios() -> st.SearchStrategy[Scenario]:
-    """Every scenario the checker may generate."""
-    config = st.tuples(
+#: Seconds the clock may move after a round.
+ADVANCES = (0, 0, 1, 61, MAX_AGE + 1)
+
+
+def _configs() -> st.SearchStrategy[tuple[tuple[str, Any], ...]]:
+    return st.tuples(
         st.tuples(st.just("rolling"), st.booleans()),
         st.tuples(st.just("touch_interval"), st.sampled_from([None, 0])),
         st.tuples(st.just("max_sessions_per_user"), st.sampled_from([None, 2])),
         st.tuples(st.just("absolute_max_age"), st.sampled_from([None, 3 * MAX_AGE])),
     )
-    request = st.builds(
-        RequestSpec,
-        # Mostly the same browser: the races of one session's requests.
-        st.sampled_from([0, 0, 0, 1, 2]),
-        st.integers(0, 1),
-        st.lists(_ops(REQUEST_OPS), min_size=1, max_size=5).map(tuple),
-    )
-    process = st.builds(lambda p, op: ProcessSpec(p, *op), st.integers(0, 1), _ops(PROCESS_OPS))
-    actor = st.one_of(request, request, process)
-    rounds = st.builds(
-        Round,
-        st.lists(actor, min_size=1, max_size=3).map(tuple),
-        st.sampled_from([0, 0, 1, 61, MAX_AGE + 1]),
-    )
+
+
+def _actors(
+    max_ops: int,
+    requests: Iterable[str] = REQUEST_OPS,
+    processes: Iterable[str] = PROCESS_OPS,
+    browsers: Sequence[int] = (0, 0, 0, 1, 2),
+) -> st.SearchStrategy[RequestSpec | ProcessSpec]:
+    """Actors using only the operations named (a request's ops among
+    ``requests``; a process operation among ``processes``)."""
+    requests, processes = list(requests), list(processes)
+    choices = []
+    if requests:
+        request = st.builds(
+            RequestSpec,
+            # Mostly the same browser: the races of one session's requests.
+            st.sampled_from(browsers),
+            st.integers(0, 1),
+            st.lists(_ops({n: REQUEST_OPS[n] for n in requests}), min_size=1, max_size=max_ops).map(
+                tuple
+            ),
+        )
+        choices += [request, request]
+    if processes:
+        ops = _ops({n: PROCESS_OPS[n] for n in processes})
+        choices.append(st.builds(lambda p, op: ProcessSpec(p, *op), st.integers(0, 1), ops))
+    return st.one_of(*choices)
+
+
+#: The operations by what they do, for the short scenarios' swarm: each short
+#: scenario uses the operations of one or two families only, so that the few
+#: operations of a race (a touch and a set_expiry of one session) meet often.
+FAMILIES = {
+    "read": ("read", "identity", "pop"),
+    "write": ("set_key", "set_value", "delete_key", "flash", "save"),
+    "expiry": ("touch", "set_expiry"),
+    # With a write: what a login moves to the new id, or a logout drops.
+    "lifecycle": ("login", "destroy", "logout_everywhere", "reload", "set_key"),
+    "process": tuple(PROCESS_OPS),
+}
+assert {n for names in FAMILIES.values() for n in names} == REQUEST_OPS.keys() | PROCESS_OPS.keys()
+
+
+@st.composite
+def _small_rounds(draw: st.DrawFn) -> tuple[Round, ...]:
+    """Two to six operations in all (requests of one operation each), of one
+    family or, a third of the time, two (swarm testing), all concurrent,
+    after a move of the clock or not: the short races, where a schedule is
+    short enough to hit a dangerous order often, and which shrink to a few
+    lines."""
+    family = st.sampled_from(sorted(FAMILIES))
+    families = {draw(family)}
+    if draw(st.integers(0, 2)) == 0:  # a third of them mix two families
+        families.add(draw(family))
+    names = {n for family in families for n in FAMILIES[family]}
+    requests, processes = names & REQUEST_OPS.keys(), names & PROCESS_OPS.keys()
+    pick = _actors(1, sorted(requests), sorted(processes), browsers=(0, 0, 0, 0, 1))
+    budget = draw(st.integers(2, 6))
+    actors: list[RequestSpec | ProcessSpec] = []
+    while budget > 0:
+        spec = draw(pick)
+        if isinstance(spec, RequestSpec):
+            spec = dataclasses.replace(spec, ops=spec.ops[:budget])
+            budget -= len(spec.ops)
+        else:
+            budget -= 1
+        actors.append(spec)
+    before = draw(st.sampled_from(ADVANCES))
+    return (Round((), before), Round(tuple(actors))) if before else (Round(tuple(actors)),)
+
+
+def scenarios() -> st.SearchStrategy[Scenario]:
+    """Every scenario the checker may generate: three in four short (see
+    `_small_rounds`), the others up to three rounds of up to three actors.  The order
+    of store calls is not part of the scenario: `check` draws it step by
+    step while the scenario runs."""
+    full = st.lists(
+        st.builds(
+            Round,
+            st.lists(_actors(5), min_size=1, max_size=3).map(tuple),
+            st.sampled_from(ADVANCES),
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(tuple)
     return st.builds(
         Scenario,
-        config,
+        _configs(),
         st.tuples(*[st.sampled_from((None, *USERS))] * 3),
-        st.lists(rounds, min_size=1, max_size=3).map(tuple),
-        st.lists(st.integers(0, 3), max_size=80).map(tuple),
+        st.one_of(_small_rounds(), _small_rounds(), _small_rounds(), full),
     )
 
 
@@ -122,10 +198,17 @@ async def _process(world: World, name: str, spec: ProcessSpec) -> None:
 
 
 async def run_scenario(
-    stores: Sequence[SessionStore], clock: Any, scenario: Scenario, enabled: Iterable[str]
+    stores: Sequence[SessionStore],
+    clock: Any,
+    scenario: Scenario,
+    enabled: Iterable[str],
+    choose: Callable[[Sequence[Call]], int] | None = None,
 ) -> World:
     """Run ``scenario`` on ``stores`` (emptied first; one per process, or
-    one for all), checking the invariants named ``enabled`` at every step."""
+    one for all), checking the invariants named ``enabled`` at every step.
+
+    ``choose``, if given, picks the next store call to release among those
+    waiting (see `.world.Scheduler`); else ``scenario.schedule`` does."""
     await stores[0].clear()
     config = dict(scenario.config, max_age=MAX_AGE)
     world = World(stores, clock, config)
@@ -137,6 +220,7 @@ async def run_scenario(
     world.model = model
     world.scheduler.choices = list(scenario.schedule)
     world.scheduler.script = list(scenario.script)
+    world.scheduler.choose = choose
     world.scheduler.on_step = on_step
     serial = 0
 
@@ -200,8 +284,14 @@ def check(
         suppress_health_check=list(HealthCheck),
         print_blob=True,
     )
-    @given(scenario=scenarios())
-    def generated(scenario: Scenario) -> None:
-        run_sync(lambda: run_scenario(stores(), clock, scenario, enabled))
+    @given(scenario=scenarios(), data=st.data())
+    def generated(scenario: Scenario, data: st.DataObject) -> None:
+        def choose(waiting: Sequence[Call]) -> int:
+            # Drawn from the calls waiting now: any order is reachable, and a
+            # failing one shrinks towards "oldest first" (index 0).
+            labels = " | ".join(f"{i}: {call.label}" for i, call in enumerate(waiting))
+            return data.draw(st.integers(0, len(waiting) - 1), label=f"release [{labels}]")
+
+        run_sync(lambda: run_scenario(stores(), clock, scenario, enabled, choose))
 
     generated()

@@ -54,12 +54,18 @@ class Call:
     released: asyncio.Future[None] = dataclasses.field(default_factory=asyncio.Future)
     done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
+        """The call, before it runs: actor, method, session, purpose."""
         what = f"{self.actor}: {self.method}"
         if self.sid is not None:
             what += f"({fingerprint(self.sid)[:6]})"
         if self.purpose:
             what += f" [{self.purpose}]"
+        return what
+
+    def __str__(self) -> str:
+        what = self.label
         outcome = type(self.error).__name__ if self.error is not None else repr(self.result)
         return f"{what} -> {outcome[:60]}"
 
@@ -67,14 +73,21 @@ class Call:
 class Scheduler:
     """Releases paused store calls one at a time, in the schedule's order.
 
-    :param choices: the generated schedule: at each step, the index (modulo
-        the number of paused calls) of the call to release.  When it runs
-        out, the oldest paused call goes first.
+    :param choices: a fixed schedule: at each step, the index (modulo the
+        number of paused calls) of the call to release.  When it runs out,
+        the oldest paused call goes first.
     :param on_step: awaited after each call completes (the model's check).
+
+    A generated run sets `choose` instead: at each step where more than one
+    call waits, it is handed the calls waiting at that moment and returns
+    the index of the one to release (the runner draws it from Hypothesis,
+    so every order is reachable and a failing one shrinks towards "oldest
+    first").
     """
 
     def __init__(self, choices: Sequence[int], on_step: Callable[[Call], Awaitable[None]]) -> None:
         self.choices = list(choices)
+        self.choose: Callable[[Sequence[Call]], int] | None = None
         #: A fixed order to reach (regressions): ``"r5 set"`` releases the
         #: next ``set`` of the actor whose name starts with ``r5`` as soon
         #: as it is paused; the generated choices decide the rest.
@@ -94,6 +107,8 @@ class Scheduler:
                 if call.actor.startswith(prefix) and call.method == method:
                     self.script.pop(0)
                     return index
+        if self.choose is not None:
+            return self.choose(self.paused) if len(self.paused) > 1 else 0
         step = len(self.trace)
         pick = self.choices[step] if step < len(self.choices) else 0
         return pick % len(self.paused)
