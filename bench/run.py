@@ -19,7 +19,8 @@ and where Node.js is present bare express and express-session +
 express-mysql-session (bench/node/app.js, packages installed with npm);
 with ``--baseline DIR`` the same two session servers again on the library of
 another checkout (``memory-base``, ``mysql-base``), for a before/after in
-one run; with ``--unbatched`` the MySQL server again with coalescing off
+one run (``--driver`` picks the MySQL driver of ours: aiomysql or asyncmy);
+with ``--unbatched`` the MySQL server again with coalescing off
 (``mysql-unbatched``: each read and save its own statement), to see what
 batching gains or costs at each load.  Each
 measured run is paired with a bare run just before it; the tables show
@@ -65,6 +66,8 @@ from bench.servers import (  # noqa: E402
     start_node,
     start_python,
 )
+from tornado_sessions.errors import ConfigError  # noqa: E402
+from tornado_sessions.stores.mysql.driver import choose as choose_driver  # noqa: E402
 
 TABLE = "bench_sessions"
 NODE_TABLE = "bench_express_sessions"
@@ -108,6 +111,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run the Python servers on uvloop (pip install uvloop; not a dependency)",
     )
     add(
+        "--driver",
+        default="auto",
+        choices=["auto", "aiomysql", "asyncmy"],
+        help="the MySQLStore's driver, SESSION_DB_DRIVER (auto: asyncmy if installed, "
+        "else aiomysql; asyncmy: pip install 'tornado_sessions[asyncmy]')",
+    )
+    add(
         "--baseline",
         metavar="DIR",
         help="also run the session servers on the tornado_sessions of another checkout "
@@ -136,6 +146,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.baseline = str(Path(args.baseline).resolve())
         if not (Path(args.baseline) / "tornado_sessions" / "__init__.py").is_file():
             parser.error(f"--baseline: no tornado_sessions package in {args.baseline}")
+    try:
+        args.driver = choose_driver(args.driver, source="--driver")
+    except ConfigError as exc:
+        parser.error(str(exc))
     if args.uvloop:
         try:
             import uvloop  # noqa: F401
@@ -189,7 +203,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
     with database(args.db) as (db_label, settings), tempfile.TemporaryDirectory() as tmp:
         log(f"database: {db_label}, database {settings['database']!r}")
         drop_tables(settings, TABLE, NODE_TABLE)
-        env = server_env(settings)
+        env = {**server_env(settings), "SESSION_DB_DRIVER": args.driver}
 
         def started_server(server: Server) -> Server:
             servers.append(server)
@@ -259,7 +273,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         f"session layer cost over the bare framework, median of {args.rounds} paired runs "
         f"({load.name}, {args.duration:g} s per run; many: {args.sessions} sessions over "
         f"{args.connections} connections; one: {args.concurrency} connections on one "
-        f"session; {db_label}{'; uvloop' if args.uvloop else ''})",
+        f"session; {db_label}; {args.driver}{'; uvloop' if args.uvloop else ''})",
         floor,
         base_ratio,
         unbatched_ratio,
@@ -288,6 +302,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         "concurrency": args.concurrency,
         "node_versions": versions,
         "uvloop": args.uvloop,
+        "driver": args.driver,
         "baseline": args.baseline,
         "unbatched": args.unbatched,
     }

@@ -121,8 +121,11 @@ def check_common(result: dict[str, Any], variants: set[str]) -> None:
 
 
 def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) -> None:
-    result = run_bench(bench_server, tmp_path, "--load", "python", "--duration", "0.3")
+    result = run_bench(
+        bench_server, tmp_path, "--load", "python", "--duration", "0.3", "--driver", "aiomysql"
+    )
     assert result["load_generator"] == "python keep-alive client"
+    assert result["driver"] == "aiomysql"
     variants = {"memory", "mysql"} | ({"express-mysql"} if HAS_NODE else set())
     check_common(result, variants)
     if HAS_NODE:
