@@ -21,6 +21,7 @@ from typing import Any
 from tornado_sessions.session import FLASH_KEY
 from tornado_sessions.stores.base import fingerprint
 
+from .audit import Audit
 from .world import Call, Row
 
 #: The data key of a session's lineage token.
@@ -72,6 +73,23 @@ INVARIANTS = (
         "private",
         "A response whose content depends on the session is never cacheable by a shared cache.",
     ),
+    Invariant(
+        "revocation_closes",
+        "An open WebSocket of a session that ended by any route (destroy, the old id of a "
+        "regenerate, log out everywhere, the per-user limit, expiry, cleanup) is closed, with "
+        "code 4001: in the process that ended it at once, elsewhere at its process's next "
+        "revocation check.",
+    ),
+    Invariant(
+        "live_sockets_stay",
+        "No WebSocket of a live session is ever closed by the revocation.",
+    ),
+    Invariant(
+        "events_match",
+        "Every session a request destroys, a login regenerates, log out everywhere or the "
+        "per-user limit ends gives exactly one matching event with its reason, the cleanup one "
+        "count per batch, every new session one created event; no event carries a session id.",
+    ),
 )
 
 NAMES = frozenset(invariant.name for invariant in INVARIANTS)
@@ -118,6 +136,8 @@ class Model:
         self.used: dict[str, int] = {}
         self.created: dict[str, int] = {}
         self.trace: list[str] = []
+        #: The sockets' and events' checks (`.audit.Audit`).
+        self.audit = Audit(self)
 
     # -- reports -----------------------------------------------------------------
 
@@ -149,6 +169,7 @@ class Model:
                 self.created.setdefault(call.sid, self.steps)
         for row in after.values():
             self.transit.pop(row.data.get(TOKEN, ""), None)
+        self.audit.step(call, before, after)
         self._check_rows()
         if call.method in (
             "sessions_for_user",

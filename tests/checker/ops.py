@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from tornado_sessions.session import Session
 
+from .live import Socket
 from .model import DELETED, TOKEN, Model, Pending
 from .world import PURPOSE, Process, Request, World
 
@@ -215,7 +216,7 @@ async def login(ctx: Ctx, user: str, keep_data: bool) -> None:
     """``regenerate()`` then bind the user (the documented login), under
     ``SESSION_MAX_PER_USER`` when the config sets it."""
     before, new = ctx.token(), ctx.session._is_new
-    reset = PURPOSE.set("move" if keep_data else "")
+    reset = PURPOSE.set("move" if keep_data else "renew")
     try:
         await ctx.session.regenerate(keep_data=keep_data)
     finally:
@@ -273,4 +274,22 @@ async def revoke(world: World, process: Process, user: str, index: int) -> None:
     """A "my sessions" page ends one session by its fingerprint."""
     known = list(world.sids)  # in the order first stored: a replay picks the same one
     if known:
-        await process.store.destroy_user_session(user, known[index % len(known)])
+        await process.manager.end_user_session(user, known[index % len(known)])
+
+
+# -- live revocation (issue 20) ------------------------------------------------------
+
+
+@process_op(st.integers(0, 2))
+async def open_socket(world: World, process: Process, browser: int) -> None:
+    """A WebSocket handshake of a browser: its session, watched by the
+    process's revocation until the library closes it."""
+    socket = Socket(unique("s"), world, process, world.browsers[browser])
+    world.sockets.append(socket)
+    await socket.handshake()
+
+
+@process_op()
+async def revocation_check(world: World, process: Process) -> None:
+    """The process's periodic revocation check (one `live` call)."""
+    await process.revocation.check()

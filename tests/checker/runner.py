@@ -121,6 +121,8 @@ FAMILIES = {
     # With a write: what a login moves to the new id, or a logout drops.
     "lifecycle": ("login", "destroy", "logout_everywhere", "reload", "set_key"),
     "process": tuple(PROCESS_OPS),
+    # Sockets, and what ends their sessions.
+    "live": ("open_socket", "revocation_check", "destroy", "login", "logout_everywhere"),
 }
 assert {n for names in FAMILIES.values() for n in names} == REQUEST_OPS.keys() | PROCESS_OPS.keys()
 
@@ -178,6 +180,7 @@ def scenarios() -> st.SearchStrategy[Scenario]:
 async def _request(world: World, model: Model, name: str, spec: RequestSpec) -> None:
     ACTOR.set(name)
     request = Request(name, world.processes[spec.process], world.browsers[spec.browser])
+    world.managers[name] = request.manager
     model.begin(name)
     try:
         session = await request.load()
@@ -194,6 +197,7 @@ async def _request(world: World, model: Model, name: str, spec: RequestSpec) -> 
 
 async def _process(world: World, name: str, spec: ProcessSpec) -> None:
     ACTOR.set(name)
+    world.managers[name] = world.processes[spec.process].manager
     await PROCESS_OPS[spec.op].run(world, world.processes[spec.process], *spec.args)
 
 
@@ -210,7 +214,9 @@ async def run_scenario(
     ``choose``, if given, picks the next store call to release among those
     waiting (see `.world.Scheduler`); else ``scenario.schedule`` does."""
     await stores[0].clear()
-    config = dict(scenario.config, max_age=MAX_AGE)
+    # Revocation checks run when the schedule runs them (the revocation_check
+    # operation) or at once after a per-user end, never by the wall clock.
+    config = dict(scenario.config, max_age=MAX_AGE, revocation_interval=3600)
     world = World(stores, clock, config)
     model = Model(max_age=MAX_AGE, absolute=config.get("absolute_max_age"), enabled=enabled)
 
@@ -218,6 +224,8 @@ async def run_scenario(
         model.step(call, await world.peek(), world.now())
 
     world.model = model
+    model.audit.world = world
+    world.scheduler.on_settle = model.audit.settled
     world.scheduler.choices = list(scenario.schedule)
     world.scheduler.script = list(scenario.script)
     world.scheduler.choose = choose
@@ -234,7 +242,9 @@ async def run_scenario(
                 coros.append(_request(world, model, name, spec))
             else:
                 coros.append(_process(world, f"p{spec.process}.{spec.op}#{serial}", spec))
-        for outcome in await world.scheduler.run(coros):
+        outcomes = await world.scheduler.run(coros)
+        await model.audit.round_done()
+        for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, Violation):
                     raise outcome
