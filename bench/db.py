@@ -46,7 +46,7 @@ def database(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
     elif kind == "local":
         yield "local shared MariaDB (127.0.0.1:3306)", _local_settings()
     elif kind == "private":
-        from tests.mysql.server import MariaDBServer, ServerError
+        from tests.mysql.server import SHM, MariaDBServer, ServerError
 
         try:
             server = MariaDBServer()
@@ -54,7 +54,8 @@ def database(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
         except ServerError as exc:
             raise BenchError(f"could not start a private MariaDB: {exc}") from None
         try:
-            yield f"private MariaDB (127.0.0.1:{server.port})", server.settings()
+            where = "files in memory" if server.root.startswith(SHM) else "files on disk"
+            yield f"private MariaDB (127.0.0.1:{server.port}, {where})", server.settings()
         finally:
             server.cleanup()
     else:

@@ -96,7 +96,7 @@ from tests.galera.node import (
     chown_tree,
     find_provider,
 )
-from tests.mysql.server import DATABASE, USER, find_program, free_port
+from tests.mysql.server import DATABASE, USER, data_parent, find_program, free_port
 
 __all__ = ["PROVIDER_OPTIONS", "ClusterError", "GaleraCluster", "JoinFailed", "NodeStatus"]
 
@@ -154,7 +154,7 @@ class GaleraCluster:
         while len(ports) < 4 * size:
             ports.add(free_port())
         free = sorted(ports)
-        self.root = tempfile.mkdtemp(prefix="tornado-sessions-galera-")
+        self.root = tempfile.mkdtemp(prefix="tornado-sessions-galera-", dir=data_parent())
         self.nodes = [Node(self.root, i + 1, free[4 * i : 4 * i + 4]) for i in range(size)]
         self.cluster_name = "tornado-sessions-" + uuid.uuid4().hex[:8]
         self.database = DATABASE

@@ -6,6 +6,9 @@ its own socket, and creates a test database and a user with a random
 password.  Tests may `stop` and `start` it again (same data directory and
 port) to simulate an outage without touching any shared server.
 
+Its files live in memory (``/dev/shm``, see `data_parent`) where the machine
+has it, so that a commit costs no disk flush.
+
 It needs the ``mariadbd`` and ``mariadb-install-db`` programs
 (``scripts/mariadb-test-env`` installs them).  Usable on its own::
 
@@ -55,6 +58,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Where throwaway servers keep their files when the machine has it: memory.
+SHM = "/dev/shm"
+
+
+def data_parent() -> str | None:
+    """The folder for a throwaway server's files: `SHM` (memory) where it
+    exists and is writable, so that commits cost no disk flush (the tests
+    and the benchmark then measure the code, not this machine's disk, whose
+    flushes took 0.3 to 12 ms here depending on its other load); else the
+    default temporary folder.  ``TEST_MARIADB_ON_DISK=1`` keeps them on disk.
+    """
+    if os.environ.get("TEST_MARIADB_ON_DISK", "") not in ("", "0"):
+        return None
+    if os.path.isdir(SHM) and os.access(SHM, os.W_OK | os.X_OK):
+        return SHM
+    return None
+
+
 class MariaDBServer:
     """A MariaDB server of our own, in a temporary directory.
 
@@ -71,7 +92,7 @@ class MariaDBServer:
                 "(apt-get install mariadb-server), or point TEST_SESSION_HOST, TEST_SESSION_PORT, "
                 "TEST_SESSION_USER, TEST_SESSION_PASSWORD, TEST_SESSION_DATABASE at a server"
             )
-        self.root = tempfile.mkdtemp(prefix="tornado-sessions-mariadb-")
+        self.root = tempfile.mkdtemp(prefix="tornado-sessions-mariadb-", dir=data_parent())
         self.datadir = os.path.join(self.root, "data")
         self.socket = os.path.join(self.root, "mysqld.sock")
         self.error_log = os.path.join(self.root, "error.log")
