@@ -137,8 +137,39 @@ async def test_secure_behind_the_proxy_without_xheaders_is_warned_about_once(
     client = site(xheaders=False)  # SESSION_COOKIE_SECURE=true, the default
     for user in ("alice", "bob"):
         await client.get(f"/login?user={user}")
+    # The visitor is on https: the Secure cookie is kept, the login works...
+    assert body(await client.get("/read"))["data"] == {"user_id": "bob"}
+    # ...so the line says so, and asks for xheaders=True (Tornado sees http).
     (warning,) = plain_http_warnings(caplog)
     assert "host 'shop.test'" in warning and "xheaders=True" in warning
+    assert "browsers keep this cookie" in warning
+    assert "drop" not in warning and "logged out" not in warning
+
+
+@pytest.mark.gen_test
+async def test_a_forwarded_https_header_does_not_silence_the_plain_http_warning(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client can send X-Forwarded-Proto itself: after a proxied request,
+    # plain http straight to the server for the same host is still warned
+    # about, with the cookie that browsers drop there.
+    caplog.set_level(logging.WARNING, "tornado_sessions")
+    client = site(xheaders=False)
+    await client.get("/login")
+    direct = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+    try:
+        response = await direct.fetch(
+            f"http://127.0.0.1:{client.proxy.backend_port}/login",
+            headers={"Host": "shop.test"},
+            raise_error=False,
+            request_timeout=10,
+        )
+    finally:
+        direct.close()
+    assert "Secure" in response.headers["Set-Cookie"]
+    kept, dropped = plain_http_warnings(caplog)
+    assert "browsers keep this cookie" in kept
+    assert "host 'shop.test'" in dropped and "every visitor stays logged out" in dropped
 
 
 @pytest.mark.gen_test

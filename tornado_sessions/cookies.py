@@ -50,6 +50,15 @@ _PLAIN_HTTP = (
     "requests Tornado sees as https). Logged once per host"
 )
 
+_SECURE_WITHOUT_XHEADERS = (
+    "A Secure session cookie was sent over plain http (as Tornado sees the request) to "
+    "host %s, on a request that a proxy forwarded from https (X-Forwarded-Proto: https): "
+    "browsers keep this cookie, since the visitor is on https, but Tornado sees plain http "
+    "(request.protocol, full_url(), SESSION_COOKIE_SECURE=auto) because the server was not "
+    "started with xheaders=True. Start the server with xheaders=True "
+    "(app.listen(port, xheaders=True)) if a proxy you trust sets that header. Logged once"
+)
+
 
 _PROXY_WITHOUT_XHEADERS = (
     "A session cookie went out without Secure on a request that a proxy forwarded from https "
@@ -166,17 +175,27 @@ class CookieRules:
     def _plain_http_hosts(self) -> set[str]:
         return set()
 
-    def check_plain_http(self, protocol: str, host: str) -> None:
+    def check_plain_http(self, protocol: str, host: str, *, forwarded_proto: str = "") -> None:
         """Warn (once per host) that a ``Secure`` cookie just went out on a
         request Tornado sees as plain http, to a host where browsers drop it.
 
         Called by `.response.apply` when it sets a ``Secure`` session cookie.
         At most `PLAIN_HTTP_HOSTS` hosts are remembered; the lines share the
-        rate limit of the other warnings (one a minute, then a count).
+        rate limit of the other warnings (one a minute, then a count).  When
+        ``forwarded_proto`` (the request's ``X-Forwarded-Proto``) is https,
+        a proxy served the visitor over https, so browsers keep the cookie:
+        the line (once) says so and asks for ``xheaders=True`` instead, and
+        the host is not remembered (a client can send that header itself).
 
         .. versionadded:: 0.3
         """
         if protocol != "http" or host in self._plain_http_hosts or trusted_over_http(host):
+            return
+        if forwarded_proto.strip().lower() == "https":
+            if not self.__dict__.get("_secure_proxy_warned") and self._rejections.warning(
+                "secure-without-xheaders", _SECURE_WITHOUT_XHEADERS, ascii(host[:100])
+            ):
+                self.__dict__["_secure_proxy_warned"] = True
             return
         shown = ascii(host[:100])  # the Host header is the client's: never raw in a log
         logged = self._rejections.warning("plain-http", _PLAIN_HTTP, shown)

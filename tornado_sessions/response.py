@@ -77,7 +77,11 @@ def apply(
     if action is CookieAction.SET:
         max_age = manager.cookie_max_age(session)  # None: a browser-session cookie
         if cookie.secure:
-            manager.check_plain_http(protocol, handler.request.host_name)
+            manager.check_plain_http(
+                protocol,
+                handler.request.host_name,
+                forwarded_proto=handler.request.headers.get("X-Forwarded-Proto", ""),
+            )
         elif config.secure == "auto":
             manager.check_proxy_without_xheaders(handler.request)
         handler.set_cookie(
