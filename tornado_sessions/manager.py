@@ -263,15 +263,20 @@ class SessionManager(PerUserRules, CookieRules):
         """
         if plan.write == "insert":
             record = plan.record or self._record(session, plan.text, plan.expires_at)
+            sid = session._id
             try:
-                session.version = await self.store.set(session._id, record, expected_version=None)
+                version = await self.store.set(sid, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
-                session._id = new_sid()
-                session.version = await self.store.set(session._id, record, expected_version=None)
-            if self._moved.pop(session._id, None) is not session:
-                self.events.emit(
-                    EventKind.CREATED, session._fingerprint, record.user_id, "first save"
-                )
+                sid = session._id = new_sid()
+                version = await self.store.set(sid, record, expected_version=None)
+            if self._moved.pop(sid, None) is not session:
+                self.events.emit(EventKind.CREATED, fingerprint(sid), record.user_id, "first save")
+            if session._id != sid:  # regenerated meanwhile: no cookie carries sid
+                if await self.store.destroy(sid):
+                    reason = "regenerated during its first save"
+                    self.events.emit(EventKind.DESTROYED, fingerprint(sid), record.user_id, reason)
+                return plan.cookie
+            session.version = version
             session._snapshot = plan.text
             session._is_new = False
             session._base_exact = True

@@ -27,9 +27,8 @@ class Socket(Request):
     def __init__(self, name: str, world: World, process: Process, browser: Browser) -> None:
         super().__init__(name, process, browser)
         self.world = world
-        #: The stored session id the handshake loaded (None: a fresh session,
-        #: nothing to revoke).
-        self.sid: str | None = None
+        #: The stored session id it held when the library closed it.
+        self.closed_sid: str | None = None
         #: (code, reason) once the library closed it.
         self.closed: tuple[int | None, str | None] | None = None
         #: The model's step when it was closed.
@@ -39,15 +38,23 @@ class Socket(Request):
     def _session(self) -> Session | None:
         return self.session
 
+    @property
+    def sid(self) -> str | None:
+        """The stored session id it holds (None: a fresh session, nothing to
+        revoke); once closed, the one it held then."""
+        if self.closed is not None:
+            return self.closed_sid
+        session = self.session
+        return None if session is None or session._is_new else session._id
+
     async def handshake(self) -> None:
         """Load the session from the cookie, then be watched (status 101)."""
-        session = await self.load()
-        if not session._is_new:
-            self.sid = session._id
+        await self.load()
         self.process.revocation.watch(self)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """What `tornado.websocket.WebSocketHandler.close` is to the library."""
         if self.closed is None:
+            self.closed_sid = self.sid
             self.closed = (code, reason)
             self.closed_at = self.world.model.steps

@@ -25,7 +25,7 @@ from tornado_sessions.session import Session
 
 from .live import Socket
 from .model import DELETED, TOKEN, Model, Pending
-from .world import PURPOSE, Process, Request, World
+from .world import ACTOR, PURPOSE, Process, Request, World
 
 #: The users: two differ by a trailing space only (finding 4).
 USERS = ("alice", "alice ", "bob")
@@ -287,6 +287,26 @@ async def open_socket(world: World, process: Process, browser: int) -> None:
     socket = Socket(unique("s"), world, process, world.browsers[browser])
     world.sockets.append(socket)
     await socket.handshake()
+
+
+@process_op(st.integers(0, 7), st.sampled_from(USERS))
+async def socket_login(world: World, process: Process, index: int, user: str) -> None:
+    """An open socket's own code logs in (``regenerate()``, bind the user,
+    ``save()``), as a message handler may: the socket holds the new id and
+    must stay open while it lives."""
+    sockets = [s for s in world.sockets if s.closed is None and s.session is not None]
+    if not sockets:
+        return
+    socket = sockets[index % len(sockets)]
+    assert socket.session is not None
+    world.managers[ACTOR.get()] = socket.manager
+    reset = PURPOSE.set("move")
+    try:
+        await socket.session.regenerate()
+    finally:
+        PURPOSE.reset(reset)
+    socket.session["user_id"] = user
+    await socket.session.save()
 
 
 @process_op()

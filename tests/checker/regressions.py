@@ -56,6 +56,13 @@ def _destroy_without_cookie_clears_nothing(world: World) -> None:
     assert world.responses["r5:b0@p0"] is None  # it held none: no Set-Cookie
 
 
+def _first_id_ended(world: World) -> None:
+    kinds = [(e.kind.value, e.reason) for e in world.processes[0].events]
+    assert ("destroyed", "regenerated during its first save") in kinds, kinds
+    alice = [row for row in world.model.rows.values() if row.user_id == "alice"]
+    assert len(alice) == 1, alice  # the socket's session, under the id it holds
+
+
 REGRESSIONS = (
     Regression(
         "regenerate-after-log-out-everywhere",
@@ -217,6 +224,28 @@ REGRESSIONS = (
             ),
             script=("r5 get", "r6 get", "r5 set", "r6 set", "r7 get"),
         ),
+    ),
+    Regression(
+        "regenerated-during-its-first-save",
+        "found by the checker (issue 20): a new session regenerated while its first "
+        "save ran got a created event naming its new id, not the one stored, and the "
+        "id stored stayed live with no cookie carrying it",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((RequestSpec(0, 0, (("destroy", ()),)),)),
+                Round(
+                    (
+                        ProcessSpec(0, "open_socket", (0,)),
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                    )
+                ),
+            ),
+            script=("p0.socket_login#6 set", "p0.socket_login#7 set"),
+        ),
+        check=_first_id_ended,
     ),
 )
 

@@ -122,7 +122,14 @@ FAMILIES = {
     "lifecycle": ("login", "destroy", "logout_everywhere", "reload", "set_key"),
     "process": tuple(PROCESS_OPS),
     # Sockets, and what ends their sessions.
-    "live": ("open_socket", "revocation_check", "destroy", "login", "logout_everywhere"),
+    "live": (
+        "open_socket",
+        "socket_login",
+        "revocation_check",
+        "destroy",
+        "login",
+        "logout_everywhere",
+    ),
 }
 assert {n for names in FAMILIES.values() for n in names} == REQUEST_OPS.keys() | PROCESS_OPS.keys()
 
