@@ -24,6 +24,7 @@ open as they are, and are sealed at their next write.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import os
 
@@ -46,6 +47,14 @@ class Unsealable(ValueError):
     """
 
 
+#: Session ids whose cipher is kept (a returning session's requests then
+#: skip the key derivation and the cipher's set-up, about half of a seal or an
+#: open).  The process holds those ids anyway while their requests run, and
+#: the cookie cipher's cache of verified tokens holds them too.
+CIPHER_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=CIPHER_CACHE)
 def _cipher(sid: str) -> AESGCM:
     key = hashlib.blake2b(sid.encode("ascii"), digest_size=32, person=_PERSON).digest()
     return AESGCM(key)

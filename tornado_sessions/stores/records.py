@@ -133,16 +133,17 @@ def replaced(
     """``record`` with the fields given changed (None keeps a field): what
     `dataclasses.replace` does, built field by field, which costs several
     times less (the stores call it on every write)."""
+    # Positional, in the fields' order (a third cheaper than keywords).
     return SessionRecord(
-        data=record.data if data is None else data,
-        created_at=record.created_at if created_at is None else created_at,
-        expires_at=record.expires_at if expires_at is None else expires_at,
-        version=record.version if version is None else version,
-        user_id=record.user_id,
-        updated_at=record.updated_at if updated_at is None else updated_at,
-        ip=record.ip,
-        user_agent=record.user_agent,
-        ttl=record.ttl,
-        updated_us=record.updated_us if updated_us is None else updated_us,
-        created_seq=record.created_seq if created_seq is None else created_seq,
+        record.data if data is None else data,
+        record.created_at if created_at is None else created_at,
+        record.expires_at if expires_at is None else expires_at,
+        record.version if version is None else version,
+        record.user_id,
+        record.updated_at if updated_at is None else updated_at,
+        record.ip,
+        record.user_agent,
+        record.ttl,
+        record.updated_us if updated_us is None else updated_us,
+        record.created_seq if created_seq is None else created_seq,
     )
