@@ -39,8 +39,9 @@ import pymysql
 import pytest
 import tornado.ioloop
 
-from tests.conftest import TEST_DRIVER, FakeClock
+from tests.conftest import SECRET, TEST_DRIVER, FakeClock
 from tests.mysql.server import MariaDBServer, running_server
+from tornado_sessions import SessionConfig
 from tornado_sessions.stores.mysql import MySQLStore, driver
 
 Settings = dict[str, Any]
@@ -61,6 +62,20 @@ def connect(settings: Settings, **extra: Any) -> pymysql.connections.Connection[
         write_timeout=30,
         init_command="SET SESSION sql_notes=0",
         **extra,
+    )
+
+
+def session_config(settings: Settings, **fields: Any) -> SessionConfig:
+    """A `SessionConfig` on the test server ``settings`` name (``fields``
+    added), as an application would build from its ``SESSION_*`` variables."""
+    return SessionConfig(
+        secret=SECRET,
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["user"],
+        password=settings["password"],
+        database=settings["database"],
+        **fields,
     )
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SECRET, TEST_DRIVER, FakeClock
-from tests.mysql.conftest import Settings, new_table_name, query
-from tornado_sessions import ConfigError, SessionConfig
+from tests.conftest import TEST_DRIVER, FakeClock
+from tests.mysql.conftest import Settings, new_table_name, query, session_config
+from tornado_sessions import ConfigError
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import SessionRecord
 from tornado_sessions.stores.mysql import MySQLStore, driver
@@ -27,19 +27,6 @@ from tornado_sessions.stores.mysql import create_pool as config_pool
 def _usable() -> list[str]:
     """The drivers this run can import (asyncmy is blocked on the aiomysql run)."""
     return [name for name in ("aiomysql", "asyncmy") if driver.installed(name)]
-
-
-def _config(settings: Settings, table: str, **fields: Any) -> SessionConfig:
-    return SessionConfig(
-        secret=SECRET,
-        host=settings["host"],
-        port=settings["port"],
-        user=settings["user"],
-        password=settings["password"],
-        database=settings["database"],
-        table=table,
-        **fields,
-    )
 
 
 async def _round_trip(store: MySQLStore, settings: Settings, clock: FakeClock) -> None:
@@ -70,11 +57,11 @@ async def test_session_db_driver_chooses_the_pool_of_the_store_and_of_create_poo
         table = new_table_name()
         if name not in _usable():
             with pytest.raises(ConfigError) as caught:
-                _config(mysql_settings, table, db_driver=name)
+                session_config(mysql_settings, table=table, db_driver=name)
             assert "SESSION_DB_DRIVER" in str(caught.value)
             assert "pip install 'tornado_sessions[asyncmy]'" in str(caught.value)
             continue
-        config = _config(mysql_settings, table, db_driver=name)
+        config = session_config(mysql_settings, table=table, db_driver=name)
         store = MySQLStore.from_config(config, cleanup_interval=None, clock=clock)
         pool = await config_pool(config)
         try:

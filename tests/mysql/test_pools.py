@@ -3,28 +3,14 @@ config, shared by the application and the store, on a real server."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.conftest import SECRET
-from tests.mysql.conftest import Settings, new_table_name, pool_serves, query
+from tests.mysql.conftest import Settings, new_table_name, pool_serves, query, session_config
 from tornado_sessions import ConfigError, SessionConfig
 from tornado_sessions.stores.base import SessionRecord
 from tornado_sessions.stores.mysql import MySQLStore, create_pool, pool_options
 from tornado_sessions.stores.mysql.store import MySQLStore as StoreClass
-
-
-def config_for(settings: Settings, **fields: Any) -> SessionConfig:
-    return SessionConfig(
-        secret=SECRET,
-        host=settings["host"],
-        port=settings["port"],
-        user=settings["user"],
-        password=settings["password"],
-        database=settings["database"],
-        **fields,
-    )
 
 
 def test_pool_options_map_the_config() -> None:
@@ -70,7 +56,7 @@ def test_pool_options_refuse_what_the_store_cannot_work_with() -> None:
 @pytest.mark.gen_test(timeout=60)
 async def test_one_pool_for_the_application_and_the_store(mysql_settings: Settings) -> None:
     table = new_table_name()
-    config = config_for(mysql_settings, table=table, pool_size=3, db_timeout=4.0)
+    config = session_config(mysql_settings, table=table, pool_size=3, db_timeout=4.0)
     pool = await create_pool(config)
     store = MySQLStore.from_config(config, pool=pool, cleanup_interval=None)
     try:
