@@ -195,21 +195,20 @@ class Connections:
         if self._pool is None:
             # minsize=0: creating the pool opens no connection, so it cannot
             # fail; connections are made (and re-made after an outage) on use.
-            from .pools import checked_options
+            from .pools import connect_options
 
             self._pool = await self.driver.create_pool(
-                dict(
-                    minsize=0,
-                    maxsize=self.pool_size,
-                    pool_recycle=self.pool_recycle,
-                    host=self.host or "localhost",
+                connect_options(
+                    host=self.host,
                     port=self.port,
                     user=self.user,
                     password=self._password,
-                    db=self.database,
+                    database=self.database,
+                    pool_size=self.pool_size,
+                    timeout=self.timeout,
+                    variables=self.variables,
+                    pool_recycle=self.pool_recycle,
                     unix_socket=self.unix_socket,
-                    connect_timeout=self.timeout,
-                    **checked_options(self.variables, timeout=self.timeout),
                 )
             )
         return self._pool

@@ -96,41 +96,56 @@ def pool_options(config: DatabaseConfig, **overrides: Any) -> dict[str, Any]:
 
     .. versionadded:: 0.3
     """
-    missing = [
-        name
-        for name, value in (
-            ("SESSION_HOST", config.host or overrides.get("unix_socket")),
-            ("SESSION_USER", config.user),
-            ("SESSION_DATABASE", config.database),
-        )
-        if not value
-    ]
-    if missing:
-        raise ConfigError(
-            f"a session pool needs {', '.join(missing)}: set them in the environment or .env "
-            "(SESSION_PASSWORD too, if the user has one)"
-        )
-    required = required_options(dict(config.db_variables), timeout=config.db_timeout)
+    _require_server(config, "a session pool", host=config.host or overrides.get("unix_socket"))
+    options = connect_options(
+        host=config.host,
+        port=config.port,
+        user=config.user,
+        password=config.password,
+        database=config.database,
+        pool_size=config.pool_size,
+        timeout=config.db_timeout,
+        variables=check_variables(dict(config.db_variables)),
+    )
     for name in ("autocommit", "charset", "client_flag"):
-        if name in overrides and overrides[name] != required[name]:
+        if name in overrides and overrides[name] != options[name]:
             raise ConfigError(
                 f"pool_options(): {name}={overrides[name]!r} cannot be used: the session "
-                f"store needs {name}={required[name]!r}"
+                f"store needs {name}={options[name]!r}"
             )
-    options: dict[str, Any] = {
-        "minsize": 0,
-        "maxsize": config.pool_size,
-        "pool_recycle": POOL_RECYCLE,
-        "host": config.host or "localhost",
-        "port": config.port,
-        "user": config.user,
-        "password": config.password,
-        "db": config.database,
-        "connect_timeout": config.db_timeout,
-        **required,
-    }
     options.update(overrides)
     return options
+
+
+def connect_options(
+    *,
+    host: str | None,
+    port: int,
+    user: str | None,
+    password: str,
+    database: str | None,
+    pool_size: int,
+    timeout: float,
+    variables: Mapping[str, str],
+    pool_recycle: int = POOL_RECYCLE,
+    unix_socket: str | None = None,
+) -> dict[str, Any]:
+    """The pool arguments (either driver's) for a server, with what the
+    store requires (`checked_options` of ``variables``, already checked):
+    what `pool_options` and the store's own pool are both made with."""
+    return {
+        "minsize": 0,
+        "maxsize": pool_size,
+        "pool_recycle": pool_recycle,
+        "host": host or "localhost",
+        "port": port,
+        "user": user,
+        "password": password,
+        "db": database,
+        **({} if unix_socket is None else {"unix_socket": unix_socket}),
+        "connect_timeout": timeout,
+        **checked_options(variables, timeout=timeout),
+    }
 
 
 async def create_pool(config: DatabaseConfig, **overrides: Any) -> Pool:
@@ -159,20 +174,8 @@ def store_arguments(config: DatabaseConfig, options: Mapping[str, Any]) -> dict[
     :raises ConfigError: if the host, user or database is not set (and no
         ``pool`` is given).
     """
-    missing = [
-        name
-        for name, value in (
-            ("SESSION_HOST", config.host),
-            ("SESSION_USER", config.user),
-            ("SESSION_DATABASE", config.database),
-        )
-        if not value
-    ]
-    if missing and "pool" not in options:
-        raise ConfigError(
-            f"MySQLStore needs {', '.join(missing)}: set them in the environment or .env "
-            "(SESSION_PASSWORD too, if the user has one)"
-        )
+    if "pool" not in options:
+        _require_server(config, "MySQLStore", host=config.host)
     values: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
@@ -188,3 +191,21 @@ def store_arguments(config: DatabaseConfig, options: Mapping[str, Any]) -> dict[
     }
     values.update(options)
     return values
+
+
+def _require_server(config: DatabaseConfig, who: str, *, host: Any) -> None:
+    """Raise a `.ConfigError` naming what ``who`` lacks of host, user and database."""
+    missing = [
+        name
+        for name, value in (
+            ("SESSION_HOST", host),
+            ("SESSION_USER", config.user),
+            ("SESSION_DATABASE", config.database),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"{who} needs {', '.join(missing)}: set them in the environment or .env "
+            "(SESSION_PASSWORD too, if the user has one)"
+        )
