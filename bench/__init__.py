@@ -11,7 +11,9 @@ docs/benchmarks.rst).  One module per job:
   tallies of acknowledged writes, the Node peer's packages);
 * ``load``: the load generators (wrk with a Lua script, or a Python client);
 * ``measure``: the four cases, paired runs, single-request statement probes;
-* ``report``: medians, the printed tables, the ratios and the JSON results.
+* ``report``: medians, the printed tables, the ratios and the JSON results;
+* ``sealcost``: what sealing costs per request, the same server sealed and
+  unsealed in alternating runs.
 
 This file holds the little they share.
 """

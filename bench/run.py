@@ -22,7 +22,9 @@ another checkout (``memory-base``, ``mysql-base``), for a before/after in
 one run (``--driver`` picks the MySQL driver of ours: aiomysql or asyncmy);
 with ``--unbatched`` the MySQL server again with coalescing off
 (``mysql-unbatched``: each read and save its own statement), to see what
-batching gains or costs at each load.  Each
+batching gains or costs at each load.  Then (bench/sealcost.py) what
+sealing costs: the MySQL server again sealed and unsealed, in alternating
+short runs (``--sealing-pairs``), per read and per write.  Each
 measured run is paired with a bare run just before it; the tables show
 medians over ``--rounds``, and the summary the ratio of our cost to express's
 per case.  This module is the command line and the order of a run.
@@ -45,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import HERE, REPO, BenchError, log  # noqa: E402
+from bench import HERE, REPO, BenchError, log, sealcost  # noqa: E402
 from bench.db import Counters, database, drop_tables  # noqa: E402
 from bench.load import Load, find_wrk  # noqa: E402
 from bench.measure import (  # noqa: E402
@@ -72,8 +74,8 @@ from tornado_sessions.stores.mysql.driver import choose as choose_driver  # noqa
 TABLE = "bench_sessions"
 NODE_TABLE = "bench_express_sessions"
 #: --quick's values for the options not given.
-QUICK = {"rounds": 1, "duration": 1.0, "warmup": 0.0, "sessions": 50}
-DEFAULTS = {"rounds": 3, "duration": 3.0, "warmup": 1.0, "sessions": 500}
+QUICK = {"rounds": 1, "duration": 1.0, "warmup": 0.0, "sessions": 50, "sealing_pairs": 2}
+DEFAULTS = {"rounds": 3, "duration": 3.0, "warmup": 1.0, "sessions": 500, "sealing_pairs": 10}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -128,6 +130,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run the MySQL server with coalescing off, as mysql-unbatched",
     )
+    add(
+        "--sealing-pairs",
+        type=int,
+        help="pairs of runs of the sealing A/B, sealed and unsealed, per case (10; 0: skip it)",
+    )
+    add(
+        "--sealing-seconds",
+        type=float,
+        help="seconds per run of the sealing A/B (1; with --quick: --duration)",
+    )
     add("--quick", action="store_true", help="a smoke run: 1 round of 1 s, 50 sessions, no warm-up")
     add(
         "--json",
@@ -138,6 +150,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, QUICK[name] if args.quick else default)
+    if args.sealing_seconds is None:
+        args.sealing_seconds = args.duration if args.quick else 1.0
     args.cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in args.cases if c not in CASES]
     if unknown or not args.cases:
@@ -161,6 +175,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         )
     if min(args.connections, args.concurrency, args.rounds) < 1 or args.duration <= 0:
         parser.error("--connections, --concurrency and --rounds must be >= 1, --duration > 0")
+    if args.sealing_pairs < 0 or args.sealing_seconds <= 0:
+        parser.error("--sealing-pairs must be >= 0, --sealing-seconds > 0")
     if "PYTHONDEVMODE" in os.environ or sys.flags.dev_mode:
         parser.error("do not benchmark in Python dev mode (-X dev)")
     return args
@@ -202,7 +218,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
     shape = Shape(args.sessions, args.connections, args.concurrency)
     with database(args.db) as (db_label, settings), tempfile.TemporaryDirectory() as tmp:
         log(f"database: {db_label}, database {settings['database']!r}")
-        drop_tables(settings, TABLE, NODE_TABLE)
+        drop_tables(settings, TABLE, NODE_TABLE, sealcost.SEALED_TABLE, sealcost.UNSEALED_TABLE)
         env = {**server_env(settings), "SESSION_DB_DRIVER": args.driver}
 
         def started_server(server: Server) -> Server:
@@ -257,6 +273,9 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
             )
         finally:
             counters.close()
+        sealing_runs, sealing_tables, express_extra = sealcost.run_ab(
+            args, env, settings, started_server, variants, shape, load
+        )
 
     rows = summarize(samples)
     ratio = ratios(rows)
@@ -265,6 +284,14 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
     base_ratio = ratios(rows, ours_name="mysql-base") if args.baseline else None
     unbatched_ratio = ratios(rows, ours_name="mysql-unbatched") if args.unbatched else None
     print()
+    sealing = None
+    if sealing_runs is not None and sealing_tables is not None:
+        express: dict[str, float | None] = {}
+        if node:
+            for case in sealcost.CASES:
+                peer = rows.get(case, {}).get("express-mysql")
+                express[case] = peer["cpu_cost_us"] if peer else express_extra.get(case)
+        sealing = sealcost.summarize(sealing_runs, express, sealing_tables)
     print_tables(
         rows,
         probes,
@@ -278,6 +305,8 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         base_ratio,
         unbatched_ratio,
     )
+    if sealing is not None:
+        print(sealcost.line(sealing))
     settings_out = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
@@ -305,6 +334,8 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         "driver": args.driver,
         "baseline": args.baseline,
         "unbatched": args.unbatched,
+        "sealing_pairs": args.sealing_pairs,
+        "sealing_seconds": args.sealing_seconds,
     }
     out = result(
         rows=rows,
@@ -317,6 +348,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         base_ratio=base_ratio,
         unbatched_ratio=unbatched_ratio,
     )
+    out["sealing"] = sealing
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     log(f"results written to {args.json} ({out['seconds']:g} s)")
 

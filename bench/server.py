@@ -3,7 +3,7 @@
 Run by ``bench/run.py`` as a subprocess::
 
     python bench/server.py --variant bare|memory|mysql --port 8001 [--table bench_sessions]
-        [--uvloop] [--unbatched]
+        [--uvloop] [--unbatched] [--unsealed]
 
 Routes (the same handler bodies in every variant, the session use aside):
 
@@ -18,6 +18,12 @@ Routes (the same handler bodies in every variant, the session use aside):
   ``{"held": {...}, "acked": {...}}``: the lost-update check;
 * ``/round-trips``: (session variants) the store's count of queries sent to
   the database so far (``MySQLStore.round_trips``; 0 for MemoryStore).
+
+``--unsealed`` (bench only, for ``bench/sealcost.py``) makes *this process's*
+store keep session data as plain JSON: its `~.SessionStore.seal_record` and
+`~.SessionStore.open_record` become the identity, so that the same server
+can be measured sealed and unsealed.  The library itself has no setting,
+variable or flag that turns sealing off.
 
 The MySQL variant reads SESSION_HOST, SESSION_PORT, SESSION_USER,
 SESSION_PASSWORD and SESSION_DATABASE; every variant needs SESSION_SECRET
@@ -118,6 +124,17 @@ class Seed(SessionMixin, tornado.web.RequestHandler):
         self.write({"n": 0})
 
 
+def unseal(store: Any) -> None:
+    """Bench only: this store instance keeps data as plain JSON (the
+    identity for its seal and open hooks), to measure what sealing costs."""
+
+    def identity(sid: str, record: Any, row_key: bytes) -> Any:
+        return record
+
+    store.seal_record = identity
+    store.open_record = identity
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", choices=["bare", "memory", "mysql"], required=True)
@@ -125,6 +142,9 @@ async def main() -> None:
     parser.add_argument("--table", default="bench_sessions")
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--unbatched", action="store_true", help="MySQLStore with coalescing off")
+    parser.add_argument(
+        "--unsealed", action="store_true", help="(bench only) keep data as plain JSON"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -150,6 +170,8 @@ async def main() -> None:
                 coalesce_writes=not args.unbatched,
             )
             await store.open()
+        if args.unsealed:
+            unseal(store)
         settings.update(session_store=store, session_config=config)
         routes = [
             (r"/read", SessionRead),

@@ -8,7 +8,10 @@ is as root).  Nothing here is a timing assertion: the checks are that every
 case ran and was answered, that no write tornado_sessions acknowledged in
 ``write-one`` is missing from the session, and the statements a single request
 sends (1 SELECT for a read, SELECT + UPDATE for a write, 1 INSERT for a new
-session, none for an untouched or tampered one).
+session, none for an untouched or tampered one).  The sealing A/B
+(bench/sealcost.py) must report its line and fields, and its two servers'
+tables are read back here: the unsealed one's rows are plain JSON and the
+sealed one's are sealed, so the A/B cannot compare sealed with sealed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from tests.mysql.server import MariaDBServer, running_server
@@ -88,7 +92,50 @@ def run_bench(server: MariaDBServer, tmp_path: Path, *args: str) -> dict[str, An
         pytest.fail(f"the benchmark did not finish within 180 s:\n{stderr[-3000:]}")
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{stderr[-3000:]}"
     assert "summary: session cost per request over the bare framework" in stdout
-    return dict(json.loads(out.read_text()))
+    result = dict(json.loads(out.read_text()))
+    result["stdout"] = stdout
+    return result
+
+
+def check_sealing(result: dict[str, Any], with_express: bool) -> None:
+    """The sealing A/B's summary line and JSON fields (2 pairs in --quick)."""
+    sealing = result["sealing"]
+    assert set(sealing["cases"]) == {"read-many", "write-many"}
+    for case, entry in sealing["cases"].items():
+        assert entry["pairs"] == 2 and len(entry["diff_us_all"]) == 2, case
+        assert entry["sealed_cpu_us"] > 0 and entry["unsealed_cpu_us"] > 0, (case, entry)
+        lo, hi = entry["diff_us_range"]
+        assert lo <= entry["diff_us"] <= hi, (case, entry)
+        if with_express:
+            assert entry["express_cpu_cost_us"] > 0, (case, entry)
+            assert isinstance(entry["ratio_move"], float), (case, entry)
+        else:
+            assert entry["express_cpu_cost_us"] is None and entry["ratio_move"] is None
+    assert sealing["tables"]["sealed"]["sealed"] == sealing["tables"]["sealed"]["rows"] == 51
+    assert sealing["tables"]["unsealed"]["plain_json"] == 51
+    assert sealing["tables"]["unsealed"]["sealed"] == 0
+    lines = [x for x in result["stdout"].splitlines() if x.startswith("sealing (")]
+    assert len(lines) == 1, result["stdout"][-2000:]
+    assert "sealed - unsealed, CPU us per request, median of 2 pairs" in lines[0]
+    assert "read " in lines[0] and "write " in lines[0]
+    if with_express:
+        assert "ratio move vs express: read " in lines[0] and "(target <= 0.02: " in lines[0]
+    else:
+        assert "ratio move vs express: not measured (no express-session" in lines[0]
+
+
+def stored_data(server: MariaDBServer, table: str) -> list[str]:
+    settings = server.settings()
+    conn = pymysql.connect(
+        host=settings["host"],
+        port=int(settings["port"]),
+        user=settings["user"],
+        password=settings["password"],
+        database=settings["database"],
+    )
+    with conn, conn.cursor() as cur:
+        cur.execute(f"SELECT data FROM `{table}` WHERE expires_at > 0")
+        return [row[0] for row in cur.fetchall()]
 
 
 def check_common(result: dict[str, Any], variants: set[str]) -> None:
@@ -135,6 +182,16 @@ def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) ->
         peer = result["lost_updates_write_one"]["express-mysql"]
         assert peer["acknowledged"] > 0 and peer["unacknowledged"] == 0, peer
         assert result["node_versions"]["express-mysql-session"]
+    check_sealing(result, with_express=HAS_NODE)
+    # The A/B's two servers, read back here: one keeps plain JSON, the other
+    # sealed text that holds none of the session's values.
+    unsealed = stored_data(bench_server, "bench_unsealed")
+    sealed = stored_data(bench_server, "bench_sealed")
+    assert len(unsealed) == len(sealed) == 51
+    for text in unsealed:
+        assert json.loads(text)["user"] == {"name": "bench", "roles": ["reader", "writer"]}
+    for text in sealed:
+        assert text.startswith("s1:") and "bench" not in text and "reader" not in text
 
 
 def test_quick_run_wrk(bench_server: MariaDBServer, tmp_path: Path) -> None:
@@ -154,6 +211,7 @@ def test_quick_run_wrk(bench_server: MariaDBServer, tmp_path: Path) -> None:
     assert result["single_request_statements"]["mysql-unbatched"] == OURS
     assert result["ratios_ours_over_express"] == {}
     assert result["ratios_unbatched_over_express"] == {}  # no express to divide by
+    check_sealing(result, with_express=False)
     # Unbatched, each read is a round trip of its own (the store's own count),
     # whatever the load.
     for case in ("read-1", "read-4", "read-many", "read-one"):
