@@ -58,6 +58,8 @@ setup(
             "trove-classifiers",
             # The benchmark's --uvloop (make bench); never a dependency of the package.
             "uvloop>=0.19",
+            # bench/profile.py's profiler (tests/test_bench.py runs it); never a dependency.
+            "py-spy>=0.4",
             # The stateful concurrency checker (tests/checker).
             "hypothesis>=6.100",
             *DOCS,  # scripts/test builds the docs too

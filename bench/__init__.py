@@ -13,7 +13,10 @@ docs/benchmarks.rst).  One module per job:
 * ``measure``: the four cases, paired runs, single-request statement probes;
 * ``report``: medians, the printed tables, the ratios and the JSON results;
 * ``sealcost``: what sealing costs per request, the same server sealed and
-  unsealed in alternating runs.
+  unsealed in alternating runs;
+* ``profile``: a second command, the CPU per request by layer (Tornado,
+  asyncio, the library, the driver) with py-spy, which ``pyspy`` runs and
+  whose samples it attributes.
 
 This file holds the little they share.
 """

@@ -69,7 +69,8 @@ def bench_server() -> Iterator[MariaDBServer]:
         yield server
 
 
-def run_bench(server: MariaDBServer, tmp_path: Path, *args: str) -> dict[str, Any]:
+def bench_env(server: MariaDBServer) -> dict[str, str]:
+    """The environment with ``SESSION_*`` pointing at ``server`` (``--db env``)."""
     settings = server.settings()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
     env.update(
@@ -79,18 +80,28 @@ def run_bench(server: MariaDBServer, tmp_path: Path, *args: str) -> dict[str, An
         SESSION_PASSWORD=settings["password"],
         SESSION_DATABASE=settings["database"],
     )
-    out = tmp_path / "results.json"
-    cmd = [sys.executable, "bench/run.py", "--quick", "--db", "env", "--json", str(out), *args]
+    return env
+
+
+def run_script(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    """Run a bench script from the repository root; never longer than ``timeout``."""
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        stdout, stderr = proc.communicate(timeout=180)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.terminate()  # the bench stops its servers on SIGTERM
         stdout, stderr = proc.communicate(timeout=60)
-        pytest.fail(f"the benchmark did not finish within 180 s:\n{stderr[-3000:]}")
-    assert proc.returncode == 0, f"exit {proc.returncode}:\n{stderr[-3000:]}"
+        pytest.fail(f"{cmd[1]} did not finish within {timeout:g} s:\n{stderr[-3000:]}")
+    return proc.returncode, stdout, stderr
+
+
+def run_bench(server: MariaDBServer, tmp_path: Path, *args: str) -> dict[str, Any]:
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, "bench/run.py", "--quick", "--db", "env", "--json", str(out), *args]
+    code, stdout, stderr = run_script(cmd, bench_env(server), 180)
+    assert code == 0, f"exit {code}:\n{stderr[-3000:]}"
     assert "summary: session cost per request over the bare framework" in stdout
     result = dict(json.loads(out.read_text()))
     result["stdout"] = stdout
@@ -217,3 +228,105 @@ def test_quick_run_wrk(bench_server: MariaDBServer, tmp_path: Path) -> None:
     for case in ("read-1", "read-4", "read-many", "read-one"):
         row = result["cases"][case]["variants"]["mysql-unbatched"]
         assert row["round_trips_per_request"] >= 0.95, (case, row)
+
+
+#: bench/profile.py's table: issue 18's rows and columns (and "other").
+PROFILE_ROWS = [
+    "Tornado HTTP (Python)",
+    "asyncio: loop, task/future hand-offs",
+    "library: cookie, bookkeeping, JSON, store",
+    "aiomysql/PyMySQL + DB socket calls",
+    "other (no known component on the stack)",
+]
+PROFILE_COLUMNS = ["bare", "memory read", "mysql read", "memory write", "mysql write"]
+
+
+def table_rows(stdout: str) -> dict[str, list[int]]:
+    """The printed table: row label -> its cells ("–", no sample, as 0)."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and not line.startswith("| |") and len(cells) > 1:
+            rows[cells[0]] = [0 if c == "–" else int(c.replace(",", "")) for c in cells[1:]]
+    return rows
+
+
+def test_profile_quick(bench_server: MariaDBServer, tmp_path: Path) -> None:
+    """``bench/profile.py --quick``: py-spy attached to each server by pid
+    prints issue 18's table, every row and column, the layers summing to the
+    CPU total; each layer shows up where it runs and only there."""
+    out = tmp_path / "profile.json"
+    cmd = [sys.executable, "bench/profile.py", "--quick", "--db", "env", "--driver", "aiomysql"]
+    code, stdout, stderr = run_script([*cmd, "--json", str(out)], bench_env(bench_server), 150)
+    assert code == 0, f"exit {code}:\n{stderr[-3000:]}"
+    assert "| | " + " | ".join(PROFILE_COLUMNS) + " |" in stdout, stdout
+    rows = table_rows(stdout)
+    assert list(rows) == [*PROFILE_ROWS, "CPU total", "waiting (wall − CPU)"], stdout
+    assert all(len(cells) == len(PROFILE_COLUMNS) for cells in rows.values()), stdout
+    for i, column in enumerate(PROFILE_COLUMNS):
+        layers = sum(rows[label][i] for label in PROFILE_ROWS)
+        # Each printed cell is rounded to a whole µs.
+        assert abs(layers - rows["CPU total"][i]) <= 3, (column, stdout)
+    result = json.loads(out.read_text())
+    assert result["driver"] == "aiomysql" and result["connections"] == 32
+    columns = result["columns"]
+    assert list(columns) == ["bare", "memory-read", "mysql-read", "memory-write", "mysql-write"]
+    for name, column in columns.items():
+        assert column["cpu_us"] > 0 and column["requests"] > 0, name
+        assert column["profiled"]["samples"] > 0, name
+        assert abs(sum(column["categories_us"].values()) - column["cpu_us"]) < 0.5, name
+        assert column["waiting_us"] >= 0, name
+        assert column["shares"]["tornado"] > 0 and column["shares"]["asyncio"] > 0, name
+        # The library and the driver are only where they run.
+        assert (column["shares"]["library"] > 0) == (name != "bare"), (name, column)
+        assert (column["shares"]["driver"] > 0) == name.startswith("mysql"), (name, column)
+    for name in ("memory-write", "mysql-write"):
+        top = columns[name]["library_top"]
+        assert 0 < len(top) <= 15, name
+        assert all("tornado_sessions/" in entry["function"] for entry in top), top
+        assert f"library, leaf-most functions, µs per request ({name.replace('-', ' ')})" in stdout
+
+
+def test_profile_without_py_spy(tmp_path: Path) -> None:
+    """Without py-spy the script says how to install it and exits 2."""
+    missing = str(tmp_path / "py-spy")
+    cmd = [sys.executable, "bench/profile.py", "--quick", "--py-spy", missing]
+    code, stdout, stderr = run_script(cmd, dict(os.environ), 60)
+    assert code == 2, (code, stderr)
+    assert "pip install py-spy" in stderr
+    assert stdout == ""
+
+
+def test_profile_attribution() -> None:
+    """A sample belongs to its leaf-most component frame; asyncio only when
+    nothing of Tornado, the library or the driver is on the stack, except
+    its socket transports and streams (the database connections')."""
+    from bench.pyspy import attribute, read_raw
+
+    loop = "<module> (bench/server.py:1);BaseEventLoop._run_once (asyncio/base_events.py:1)"
+    cases = {
+        f"{loop};EpollSelector.select (selectors.py:464)": "asyncio",
+        f"{loop};Handle._run (asyncio/events.py:80)": "asyncio",
+        f"{loop};Handle._run (asyncio/events.py:80);RequestHandler.finish (tornado/web.py:1)": (
+            "tornado"
+        ),
+        # Tornado's asyncio glue is Tornado's.
+        f"{loop};BaseAsyncIOLoop._handle_events (tornado/platform/asyncio.py:200)": "tornado",
+        # The stdlib and asyncio called from the library are the library's.
+        f"{loop};RequestHandler._execute (tornado/web.py:1);seal (tornado_sessions/sealing.py:1)"
+        ";dumps (json/__init__.py:1)": "library",
+        f"{loop};SessionFinishing._session_chain (tornado_sessions/finishing.py:1)"
+        ";create_task (asyncio/tasks.py:1)": "library",
+        f"{loop};Cursor.execute (aiomysql/cursors.py:1);escape (pymysql/converters.py:1)": "driver",
+        f"{loop};_SelectorSocketTransport._read_ready (asyncio/selector_events.py:1)"
+        ";StreamReaderProtocol.data_received (asyncio/streams.py:1)": "driver",
+        f"{loop};BaseSelectorEventLoop._process_events (asyncio/selector_events.py:1)": "asyncio",
+        "deepcopy (copy.py:1)": "other",
+    }
+    raw = "\n".join(f"{stack} 3" for stack in cases)
+    stacks = read_raw(raw + "\n7\n")
+    assert [attribute(frames)[0] for frames, _ in stacks[:-1]] == list(cases.values())
+    assert [count for _, count in stacks] == [3] * len(cases) + [7]
+    assert stacks[-1][0] == ()  # a sample without frames
+    _, leaf = attribute(stacks[4][0])
+    assert str(leaf) == "seal (tornado_sessions/sealing.py)"
