@@ -67,6 +67,13 @@ LABELS = {
     "driver": "aiomysql/PyMySQL + DB socket calls",
     "other": "other (no known component on the stack)",
 }
+#: The split of asyncio's own code (`Profile.asyncio_us`), printed under the table.
+ASYNCIO_ROWS = {
+    "asyncio": "the loop itself (the asyncio row)",
+    "tornado": "called by Tornado (in its row)",
+    "library": "called by the library (in its row)",
+    "driver": "called by the driver (in its row)",
+}
 QUICK = {"rounds": 1, "duration": 0.5, "warmup": 0.0, "profile_duration": 1.0, "sessions": 50}
 DEFAULTS = {"rounds": 3, "duration": 5.0, "warmup": 1.0, "profile_duration": 10.0, "sessions": 500}
 
@@ -156,6 +163,7 @@ def measure(
         },
         "shares": {c: round(profile.categories[c] / profile.samples, 4) for c in CATEGORIES},
         "categories_us": {c: round(v, 1) for c, v in categories.items()},
+        "asyncio_code_us": {c: round(v, 1) for c, v in profile.asyncio_us(cpu_us).items()},
         "library_top": [
             {"function": f, "us": round(us, 2)} for f, us in profile.library_top(cpu_us)
         ],
@@ -256,6 +264,15 @@ def print_table(result: dict[str, Any]) -> None:
         + " | ".join(cell(c["waiting_us"]) for c in columns.values())
         + " |"
     )
+    print()
+    print(
+        "asyncio's own code (leaf-most component frame), µs per request, by who it is charged to:"
+    )
+    print("| | " + " | ".join(c.replace("-", " ") for c in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for charged, label in ASYNCIO_ROWS.items():
+        cells = [cell(c["asyncio_code_us"][charged]) for c in columns.values()]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     print()
     print(
         "samples under py-spy: "

@@ -24,6 +24,11 @@ frame of a known component:
   the loop itself: ``_run_once``, ``select``, a handle's run, a task's
   step between two awaits: the hand-offs;
 * anything else (a stack of none of these): ``other``.
+
+`in_asyncio` tells the samples whose leaf-most component frame is asyncio's
+own code, whichever layer they are charged to: `Profile.asyncio_us` splits
+asyncio's whole cost into the loop's and what Tornado, the library and the
+driver had asyncio do (tasks, futures, callbacks, timers).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ COMPONENTS = {
     "selectors.py": "asyncio",
 }
 STRONG = {"tornado", "library", "driver"}
+#: Where asyncio's own code is charged: the loop, or the layer that called it.
+ASYNCIO_CHARGED = ("asyncio", "tornado", "library", "driver")
 #: asyncio's files and classes that serve the database connections only.
 TRANSPORT_FILES = {"streams.py", "transports.py"}
 TRANSPORT_CLASSES = ("_SelectorSocketTransport.", "_SelectorTransport.")
@@ -129,6 +136,18 @@ def attribute(frames: tuple[Frame, ...]) -> tuple[str, Frame | None]:
     return ("asyncio" if loop else "other"), None
 
 
+def in_asyncio(frames: tuple[Frame, ...]) -> bool:
+    """Whether the leaf-most component frame is asyncio's own code (not a
+    transport): asyncio's work, whichever layer it is charged to."""
+    for frame in reversed(frames):
+        component = frame.component
+        if component in STRONG:
+            return False
+        if component == "asyncio":
+            return not frame.transport
+    return False
+
+
 @dataclass
 class Profile:
     """Samples per category, and per leaf-most library function."""
@@ -138,6 +157,8 @@ class Profile:
     empty: int = 0
     categories: Counter[str] = field(default_factory=Counter)
     library: Counter[str] = field(default_factory=Counter)
+    #: Samples in asyncio's own code, by the category they are charged to.
+    asyncio_code: Counter[str] = field(default_factory=Counter)
 
     def add(self, stacks: list[tuple[tuple[Frame, ...], int]]) -> None:
         for frames, count in stacks:
@@ -149,12 +170,18 @@ class Profile:
             self.categories[category] += count
             if leaf is not None:
                 self.library[str(leaf)] += count
+            if in_asyncio(frames):
+                self.asyncio_code[category] += count
 
     def us(self, cpu_us: float) -> dict[str, float]:
         """Each category's share of ``cpu_us`` (the CPU per request)."""
         if not self.samples:
             raise BenchError("py-spy recorded no sample of the server")
         return {c: cpu_us * self.categories[c] / self.samples for c in CATEGORIES}
+
+    def asyncio_us(self, cpu_us: float) -> dict[str, float]:
+        """asyncio's own code in µs per request, by the category charged."""
+        return {c: cpu_us * self.asyncio_code[c] / self.samples for c in ASYNCIO_CHARGED}
 
     def library_top(self, cpu_us: float, n: int = 15) -> list[tuple[str, float]]:
         return [(f, cpu_us * k / self.samples) for f, k in self.library.most_common(n)]

@@ -241,13 +241,16 @@ PROFILE_ROWS = [
 PROFILE_COLUMNS = ["bare", "memory read", "mysql read", "memory write", "mysql write"]
 
 
-def table_rows(stdout: str) -> dict[str, list[int]]:
-    """The printed table: row label -> its cells ("–", no sample, as 0)."""
-    rows = {}
+def table_rows(stdout: str, first_row: str) -> dict[str, list[int]]:
+    """The printed table that starts at ``first_row``: row label -> its cells
+    ("–", no sample, as 0)."""
+    rows: dict[str, list[int]] = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and not line.startswith("| |") and len(cells) > 1:
+        if line.startswith(f"| {first_row} |") or (rows and line.startswith("| ")):
             rows[cells[0]] = [0 if c == "–" else int(c.replace(",", "")) for c in cells[1:]]
+        elif rows:
+            break
     return rows
 
 
@@ -260,13 +263,28 @@ def test_profile_quick(bench_server: MariaDBServer, tmp_path: Path) -> None:
     code, stdout, stderr = run_script([*cmd, "--json", str(out)], bench_env(bench_server), 150)
     assert code == 0, f"exit {code}:\n{stderr[-3000:]}"
     assert "| | " + " | ".join(PROFILE_COLUMNS) + " |" in stdout, stdout
-    rows = table_rows(stdout)
+    rows = table_rows(stdout, PROFILE_ROWS[0])
     assert list(rows) == [*PROFILE_ROWS, "CPU total", "waiting (wall − CPU)"], stdout
     assert all(len(cells) == len(PROFILE_COLUMNS) for cells in rows.values()), stdout
     for i, column in enumerate(PROFILE_COLUMNS):
         layers = sum(rows[label][i] for label in PROFILE_ROWS)
         # Each printed cell is rounded to a whole µs.
         assert abs(layers - rows["CPU total"][i]) <= 3, (column, stdout)
+    # asyncio's own code, by the layer it is charged to: the loop's part is
+    # the asyncio row; the rest is within the rows of the callers.
+    split = table_rows(stdout, "the loop itself (the asyncio row)")
+    assert list(split) == [
+        "the loop itself (the asyncio row)",
+        "called by Tornado (in its row)",
+        "called by the library (in its row)",
+        "called by the driver (in its row)",
+    ], stdout
+    assert split["the loop itself (the asyncio row)"] == rows[PROFILE_ROWS[1]], stdout
+    for label, row in (("Tornado", 0), ("the library", 2), ("the driver", 3)):
+        charged = split[f"called by {label} (in its row)"]
+        assert all(a <= b + 1 for a, b in zip(charged, rows[PROFILE_ROWS[row]], strict=True)), (
+            stdout
+        )
     result = json.loads(out.read_text())
     assert result["driver"] == "aiomysql" and result["connections"] == 32
     columns = result["columns"]
