@@ -1,10 +1,16 @@
 """Coalescing: concurrent store calls share round trips, never their fate.
 
-The session reads that concurrent requests start in the same turn of the
-event loop share one ``SELECT ... WHERE id IN (...)``; the saves of existing
-sessions one ``START TRANSACTION; UPDATE ...; COMMIT`` query (the updates in
-key order, so that two batches cannot deadlock, and one commit for all).  A
-call alone in its turn sends its own single statement.
+Batching is adaptive: a read (or a save) goes out alone, at once, while no
+round trip of its kind is in flight and none is queued; there is nothing to
+share then, and waiting would only add a hand-off.  A call that comes while
+one is in flight joins a queue instead, and the queue departs at the next
+turn of the event loop: the reads queued in one turn share one ``SELECT ...
+WHERE id IN (...)``, the saves of existing sessions one ``START TRANSACTION;
+UPDATE ...; COMMIT`` query (the updates in key order, so that two batches
+cannot deadlock, and one commit for all).  A queue of one is sent as its
+single statement.  The store reports its lone round trips here
+(`Coalescer.select`, `Coalescer.update`), so that the count of round trips
+in flight covers batches and lone statements alike.
 
 A batch is an optimisation, never a shared fate: whatever goes wrong in one,
 each save ends as it would have alone.
@@ -22,6 +28,9 @@ The values of a batch are bound by the driver (``cursor.mogrify``, the same
 escaping ``execute`` uses, on a connection checked to be utf8mb4).
 
 .. versionadded:: 0.2
+.. versionchanged:: 0.3
+   Adaptive: a call with no round trip of its kind in flight goes out alone
+   at once (no future, no hand-off); only the calls behind one are queued.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import StoreError
-from .connection import Connections, NoAnswer, background
+from .connection import Connections, NoAnswer, Result, background
 from .hints import DEADLOCK, LOST, code_of
 from .statements import KEY_INDEX, Statements
 
@@ -86,6 +95,27 @@ class Coalescer:
         self._now = now
         self._reads: list[_Item] = []
         self._writes: list[_Item] = []
+        #: Round trips in flight that read sessions (batches and lone
+        #: ``SELECT`` statements), and that save them (batches and lone
+        #: ``UPDATE`` statements, with their retries).
+        self.reading = 0
+        self.writing = 0
+
+    def reads_busy(self) -> bool:
+        """A read is in flight or queued: a new one is to `read` (join the
+        queue) rather than go alone.
+
+        .. versionadded:: 0.3
+        """
+        return bool(self.reading or self._reads)
+
+    def writes_busy(self) -> bool:
+        """A save is in flight or queued: a new one is to `write` (join the
+        queue) rather than go alone (`update`).
+
+        .. versionadded:: 0.3
+        """
+        return bool(self.writing or self._writes)
 
     # -- reads -----------------------------------------------------------------
 
@@ -94,18 +124,23 @@ class Coalescer:
         return await self._join(self._reads, key, self._flush_reads)
 
     async def select(self, keys: Sequence[str]) -> dict[str, str]:
-        """``{key: "created expires version ttl data"}`` of the live rows."""
-        if len(keys) == 1:
+        """``{key: "created expires version ttl data"}`` of the live rows
+        (a round trip counted in `reading` while it runs)."""
+        self.reading += 1
+        try:
+            if len(keys) == 1:
+                result = await self._conns.execute(
+                    "loading a session", self._st.select_one, (keys[0], self._now()), fetch=True
+                )
+                return {keys[0]: result.rows[0][0]} if result.rows else {}
             result = await self._conns.execute(
-                "loading a session", self._st.select_one, (keys[0], self._now()), fetch=True
+                "loading sessions",
+                self._st.select_many(len(keys)),
+                (*keys, self._now()),
+                fetch=True,
             )
-            return {keys[0]: result.rows[0][0]} if result.rows else {}
-        result = await self._conns.execute(
-            "loading sessions",
-            self._st.select_many(len(keys)),
-            (*keys, self._now()),
-            fetch=True,
-        )
+        finally:
+            self.reading -= 1
         return {text[:64]: text[65:] for (text,) in result.rows}
 
     def _flush_reads(self) -> None:
@@ -134,6 +169,18 @@ class Coalescer:
         """The row count of ``args``' UPDATE in a shared round trip, or
         `ALONE` / `RETRIED` (send it yourself)."""
         return await self._join(self._writes, args, self._flush_writes)
+
+    async def update(self, args: tuple[Any, ...]) -> Result:
+        """Send one save's UPDATE alone (a round trip counted in `writing`
+        while it runs, retries included).
+
+        .. versionadded:: 0.3
+        """
+        self.writing += 1
+        try:
+            return await self._conns.execute("saving a session", self._st.update, args)
+        finally:
+            self.writing -= 1
 
     def _flush_writes(self) -> None:
         batch = _take(self._writes, BATCH, lambda args: len(args[0]), self._flush_writes)
@@ -204,7 +251,13 @@ class Coalescer:
         try:
             # After any error the transaction may be open or results unread:
             # closing the connection rolls back whatever is open.
-            await self._conns.on_connection("saving sessions", run, keep_after_server_error=False)
+            self.writing += 1
+            try:
+                await self._conns.on_connection(
+                    "saving sessions", run, keep_after_server_error=False
+                )
+            finally:
+                self.writing -= 1
         except self._conns.driver.Error as exc:
             code = code_of(exc)
             position = len(answers) - offset  # the statement that failed
@@ -238,14 +291,16 @@ class Coalescer:
     # -- queues ------------------------------------------------------------------
 
     async def _join(self, queue: list[_Item], item: Any, flush: Callable[[], None]) -> Any:
-        """Queue ``item`` for the next turn of the event loop; return what
+        """Queue ``item`` for the next turn of the event loop (the caller
+        found a round trip of its kind in flight, or a queue); return what
         its batch answers, or `ALONE` if the caller is to run it itself."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         queue.append((item, waiter))
         if len(queue) == 1:
             # The first of this turn: the calls that other requests make in
-            # the same turn join it, and one round trip answers them all.
+            # the same turn join it, and one round trip answers them all
+            # (it leaves beside the one in flight, on another connection).
             loop.call_soon(flush)
         return await waiter
 

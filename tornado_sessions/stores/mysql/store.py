@@ -78,8 +78,9 @@ class MySQLStore(AdminQueries, SessionStore):
     :param unix_socket: connect through this Unix socket instead of TCP.
     :param clock: returns the current time in seconds; tests inject their own.
     :param coalesce_reads: let the reads that concurrent requests start in
-        one turn of the event loop share one ``SELECT ... IN`` (see the
-        docs' coalescing section).
+        one turn of the event loop, behind a read in flight, share one
+        ``SELECT ... IN`` (a read with none in flight goes alone at once;
+        see the docs' coalescing section).
     :param coalesce_writes: let their saves share one multi-statement
         transaction, each keeping its own outcome; turn it off where
         multi-statement queries are refused.
@@ -93,7 +94,9 @@ class MySQLStore(AdminQueries, SessionStore):
        ``session_variables``; Galera nodes are recognized at first use.
 
     .. versionchanged:: 0.3
-       ``driver``: asyncmy as well as aiomysql.
+       ``driver``: asyncmy as well as aiomysql.  Batching is adaptive: only
+       the reads and saves that start behind one of their kind in flight
+       are batched.
     """
 
     def __init__(
@@ -307,13 +310,15 @@ class MySQLStore(AdminQueries, SessionStore):
     async def get(self, sid: str) -> SessionRecord | None:
         row = hash_sid(sid)
         key = row.hex()
-        if self.coalesce_reads:
-            text = await self._batches.read(key)
+        batches = self._batches
+        # Alone at once unless a read is in flight or queued (.batching).
+        if self.coalesce_reads and batches.reads_busy():
+            text = await batches.read(key)
             if text is not ALONE:
                 return self.open_record(sid, statements.record(text), row)
         if not self._ready:
             await self._prepare()
-        text = (await self._batches.select((key,))).get(key)
+        text = (await batches.select((key,))).get(key)
         return self.open_record(sid, statements.record(text), row)
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
@@ -325,17 +330,25 @@ class MySQLStore(AdminQueries, SessionStore):
             return await self._insert(key, record, now)
         new_version = expected_version + 1
         args = statements.update_args(record, key, new_version, expected_version, now, self.stamp())
-        # In a batch: its row count; ALONE if there was no batch to join or
-        # the batch told it to go alone; RETRIED if the batch's answer was
-        # lost (it may have been applied already).
+        # Alone at once unless a save is in flight or queued (.batching).  In
+        # a batch: its row count; ALONE if the batch told it to go alone;
+        # RETRIED if the batch's answer was lost (it may have been applied).
         rowcount: Any = ALONE
-        if self.coalesce_writes and self._conns.multi and len(record.data) <= BATCH_CHARS:
-            rowcount = await self._batches.write(args)
+        batches = self._batches
+        if (
+            self.coalesce_writes
+            and batches.writes_busy()
+            and self._conns.multi
+            and len(record.data) <= BATCH_CHARS
+        ):
+            rowcount = await batches.write(args)
         if isinstance(rowcount, int):
             if rowcount:
                 return new_version
             return await self._missed_update(key, record, now, new_version, False)
-        result = await self._execute("saving a session", self._sql.update, args)
+        if not self._ready:
+            await self._prepare()
+        result = await batches.update(args)
         if result.rowcount:
             return new_version
         retried = rowcount is RETRIED or result.retried
