@@ -225,20 +225,15 @@ class Load:
         return result
 
 
-def find_wrk(choice: str) -> bool:
-    """Whether to use wrk (``--load``: ``auto``, ``wrk`` or ``python``).
-
-    A missing wrk is installed with apt-get when the run is as root; then
-    ``auto`` falls back to the Python client, ``wrk`` fails.
-    """
-    if choice == "python":
-        return False
-    if shutil.which("wrk"):
+def apt_install(command: str, package: str) -> bool:
+    """Whether ``command`` is on PATH, after installing ``package`` with
+    apt-get if it was missing and the run is as root."""
+    if shutil.which(command):
         return True
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        log("wrk is missing: installing it with apt-get")
+        log(f"{command} is missing: installing {package} with apt-get")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-qq", "wrk"]
+        install = ["apt-get", "install", "-y", "-qq", package]
         try:
             if subprocess.run(install, env=env, capture_output=True, timeout=300).returncode:
                 # A fresh machine may not have the package lists yet.
@@ -248,7 +243,18 @@ def find_wrk(choice: str) -> bool:
                 subprocess.run(install, env=env, capture_output=True, timeout=300)
         except subprocess.TimeoutExpired:
             log("apt-get did not finish within 300 s")
-    if shutil.which("wrk"):
+    return shutil.which(command) is not None
+
+
+def find_wrk(choice: str) -> bool:
+    """Whether to use wrk (``--load``: ``auto``, ``wrk`` or ``python``).
+
+    A missing wrk is installed with apt-get when the run is as root; then
+    ``auto`` falls back to the Python client, ``wrk`` fails.
+    """
+    if choice == "python":
+        return False
+    if apt_install("wrk", "wrk"):
         return True
     if choice == "wrk":
         raise BenchError("--load wrk: wrk is not installed (apt-get install wrk)")

@@ -48,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import HERE, REPO, BenchError, log, sealcost  # noqa: E402
+from bench import floor as floor_probe  # noqa: E402
 from bench.db import Counters, database, drop_tables  # noqa: E402
 from bench.load import Load, find_wrk  # noqa: E402
 from bench.measure import (  # noqa: E402
@@ -74,8 +75,22 @@ from tornado_sessions.stores.mysql.driver import choose as choose_driver  # noqa
 TABLE = "bench_sessions"
 NODE_TABLE = "bench_express_sessions"
 #: --quick's values for the options not given.
-QUICK = {"rounds": 1, "duration": 1.0, "warmup": 0.0, "sessions": 50, "sealing_pairs": 2}
-DEFAULTS = {"rounds": 3, "duration": 3.0, "warmup": 1.0, "sessions": 500, "sealing_pairs": 10}
+QUICK = {
+    "rounds": 1,
+    "duration": 1.0,
+    "warmup": 0.0,
+    "sessions": 50,
+    "sealing_pairs": 2,
+    "floor_pairs": 1,
+}
+DEFAULTS = {
+    "rounds": 3,
+    "duration": 3.0,
+    "warmup": 1.0,
+    "sessions": 500,
+    "sealing_pairs": 10,
+    "floor_pairs": 8,
+}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -140,6 +155,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="seconds per run of the sealing A/B (1; with --quick: --duration)",
     )
+    add(
+        "--floor-pairs",
+        type=int,
+        help="pairs of the in-process floor probe, bench/floor.py (8; 0: skip it)",
+    )
     add("--quick", action="store_true", help="a smoke run: 1 round of 1 s, 50 sessions, no warm-up")
     add(
         "--json",
@@ -177,6 +197,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--connections, --concurrency and --rounds must be >= 1, --duration > 0")
     if args.sealing_pairs < 0 or args.sealing_seconds <= 0:
         parser.error("--sealing-pairs must be >= 0, --sealing-seconds > 0")
+    if args.floor_pairs < 0:
+        parser.error("--floor-pairs must be >= 0")
     if "PYTHONDEVMODE" in os.environ or sys.flags.dev_mode:
         parser.error("do not benchmark in Python dev mode (-X dev)")
     return args
@@ -349,6 +371,16 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
         unbatched_ratio=unbatched_ratio,
     )
     out["sealing"] = sealing
+    if args.floor_pairs and not args.no_memory:
+        # The floor again, paired in one process: the noise of two processes out.
+        floor_args = floor_probe.parse(
+            ["--pairs", str(args.floor_pairs), "--requests", "200" if args.quick else "2000"]
+            + (["--uvloop"] if args.uvloop else [])
+        )
+        log(f"floor probe: {args.floor_pairs} pairs (bench/floor.py)")
+        out["floor_paired"] = floor_probe.run(floor_args)
+        print()
+        print(floor_probe.line(out["floor_paired"]))
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     log(f"results written to {args.json} ({out['seconds']:g} s)")
 

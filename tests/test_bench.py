@@ -176,6 +176,15 @@ def check_common(result: dict[str, Any], variants: set[str]) -> None:
         floor = result["floor_cpu_us_over_bare"]["memory"]
         assert (floor["read_case"], floor["write_case"]) == ("read-many", "write-many")
         assert isinstance(floor["read"], float) and isinstance(floor["write"], float)
+        # And paired in one process (bench/floor.py).
+        paired = result["floor_paired"]
+        assert paired["pairs"] == 1
+        for action in ("read", "write"):
+            row = paired[action]
+            assert row["bare_cpu_us"] > 0 and row["session_cpu_us"] > 0, row
+            assert row["floor_us"] == pytest.approx(
+                row["session_cpu_us"] - row["bare_cpu_us"], abs=0.2
+            )
 
 
 def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) -> None:
@@ -348,3 +357,24 @@ def test_profile_attribution() -> None:
     assert stacks[-1][0] == ()  # a sample without frames
     _, leaf = attribute(stacks[4][0])
     assert str(leaf) == "seal (tornado_sessions/sealing.py)"
+
+
+def test_floor_in_instructions(tmp_path: Path) -> None:
+    """``bench/floor.py --instructions``: the floor counted by callgrind
+    (valgrind, installed with apt-get when missing), per request, for reads
+    and writes; a session request runs more instructions than a bare one."""
+    cmd = [sys.executable, "bench/floor.py", "--pairs", "0", "--instructions"]
+    cmd += ["--ipairs", "1", "--irequests", "30", "--json"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counted = json.loads(proc.stdout)["floor_paired"]["instructions"]
+    for action in ("read", "write"):
+        row = counted[action]
+        # A bare Tornado request is hundreds of thousands of instructions.
+        assert row["bare_instructions"] > 100_000, row
+        assert row["session_instructions"] > row["bare_instructions"], row
+        floor = row["session_instructions"] - row["bare_instructions"]
+        assert row["floor_instructions"] == pytest.approx(floor, abs=1)
+    # A write saves: it costs more than a read.
+    assert counted["write"]["floor_instructions"] > counted["read"]["floor_instructions"]
