@@ -295,7 +295,7 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
             )
         finally:
             counters.close()
-        sealing_runs, sealing_tables, express_extra = sealcost.run_ab(
+        sealing_runs, sealing_tables, sealing_timed, express_extra = sealcost.run_ab(
             args, env, settings, started_server, variants, shape, load
         )
 
@@ -307,13 +307,13 @@ def run(args: argparse.Namespace, servers: list[Server], started: float) -> None
     unbatched_ratio = ratios(rows, ours_name="mysql-unbatched") if args.unbatched else None
     print()
     sealing = None
-    if sealing_runs is not None and sealing_tables is not None:
+    if sealing_runs is not None and sealing_tables is not None and sealing_timed is not None:
         express: dict[str, float | None] = {}
         if node:
             for case in sealcost.CASES:
                 peer = rows.get(case, {}).get("express-mysql")
                 express[case] = peer["cpu_cost_us"] if peer else express_extra.get(case)
-        sealing = sealcost.summarize(sealing_runs, express, sealing_tables)
+        sealing = sealcost.summarize(sealing_runs, express, sealing_tables, sealing_timed)
     print_tables(
         rows,
         probes,

@@ -116,11 +116,13 @@ def start_python(
     uvloop: bool = False,
     unbatched: bool = False,
     unsealed: bool = False,
+    time_sealing: bool = False,
 ) -> Server:
     """bench/server.py as ``bare``, ``memory`` or ``mysql``; on the
     tornado_sessions of the checkout ``repo`` if given (else this one's),
     on uvloop if asked, with coalescing off if ``unbatched``, keeping data
-    as plain JSON if ``unsealed`` (bench only: see bench/server.py)."""
+    as plain JSON if ``unsealed``, timing its seal and open hooks if
+    ``time_sealing`` (bench only: see bench/server.py)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -129,6 +131,7 @@ def start_python(
         *(["--uvloop"] if uvloop else []),
         *(["--unbatched"] if unbatched else []),
         *(["--unsealed"] if unsealed else []),
+        *(["--time-sealing"] if time_sealing else []),
     ]
     if repo is not None:
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]

@@ -117,11 +117,19 @@ def check_sealing(result: dict[str, Any], with_express: bool) -> None:
         assert entry["sealed_cpu_us"] > 0 and entry["unsealed_cpu_us"] > 0, (case, entry)
         lo, hi = entry["diff_us_range"]
         assert lo <= entry["diff_us"] <= hi, (case, entry)
+        # The hooks were timed in both servers: the unsealed one's are the
+        # identity, so the sealed one's take longer (a seal or an open is
+        # µs of CPU; the identity, with the clock around it, far less).
+        hooks = entry["hooks_us_by_server"]
+        assert hooks["mysql-sealed"] > hooks["mysql-unsealed"] >= 0, (case, entry)
+        assert entry["hooks_us"] > 0, (case, entry)
         if with_express:
             assert entry["express_cpu_cost_us"] > 0, (case, entry)
             assert isinstance(entry["ratio_move"], float), (case, entry)
+            assert isinstance(entry["hooks_ratio_move"], float), (case, entry)
         else:
             assert entry["express_cpu_cost_us"] is None and entry["ratio_move"] is None
+            assert entry["hooks_ratio_move"] is None
     assert sealing["tables"]["sealed"]["sealed"] == sealing["tables"]["sealed"]["rows"] == 51
     assert sealing["tables"]["unsealed"]["plain_json"] == 51
     assert sealing["tables"]["unsealed"]["sealed"] == 0
@@ -129,6 +137,7 @@ def check_sealing(result: dict[str, Any], with_express: bool) -> None:
     assert len(lines) == 1, result["stdout"][-2000:]
     assert "sealed - unsealed, CPU us per request, median of 2 pairs" in lines[0]
     assert "read " in lines[0] and "write " in lines[0]
+    assert "seal+open hooks timed in the servers, us per request: read +" in lines[0]
     if with_express:
         assert "ratio move vs express: read " in lines[0] and "(target <= 0.02: " in lines[0]
     else:
