@@ -163,3 +163,48 @@ async def test_a_failed_or_cancelled_lone_round_trip_is_no_longer_in_flight(
     assert seen.counts == {"SELECT": 2, "UPDATE": 1, "START": 1}, seen
     selects = [s for s in seen.statements if s.startswith("SELECT")]
     assert [" IN (" in s for s in selects] == [False, True], seen
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_calls_that_come_in_bursts_are_batched_whole_until_one_comes_alone(
+    store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
+) -> None:
+    sids = await new_sessions(store, clock, 4)
+    loop = asyncio.get_running_loop()
+    started: list[int] = []
+    trips = 0
+
+    def mark() -> None:
+        started.append(store.round_trips - trips)
+
+    with count_statements(private_table) as seen:
+        # The first burst: one call alone and three in a batch behind it;
+        # the next burst is then queued whole: one batch of four.
+        for _ in range(2):
+            got = await asyncio.gather(*(store.get(sid) for sid in sids))
+            assert [r.version for r in got if r] == [1] * 4
+        for version in (1, 2):
+            saved = await asyncio.gather(
+                *(store.set(sid, record(clock), expected_version=version) for sid in sids)
+            )
+            assert saved == [version + 1] * 4
+        # A read alone after a burst is queued once and answered alone; the
+        # next lone read leaves at once again.
+        assert await store.get(sids[0]) is not None
+        trips = store.round_trips
+        loop.call_soon(mark)
+        assert await store.get(sids[1]) is not None
+    assert started == [1]
+
+    def shape(statement: str) -> tuple[str, int]:
+        if statement.startswith("START"):
+            return ("batch", statement.count("UPDATE "))
+        if " IN (" in statement:
+            return ("batch", statement.count("UNHEX("))
+        return ("alone", 1)
+
+    assert [shape(s) for s in seen.statements] == [
+        *[("alone", 1), ("batch", 3), ("batch", 4)],  # reads
+        *[("alone", 1), ("batch", 3), ("batch", 4)],  # saves
+        *[("alone", 1), ("alone", 1)],
+    ], seen

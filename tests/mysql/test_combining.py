@@ -87,7 +87,10 @@ async def test_concurrent_writers_of_one_session_combine_into_few_updates(
     assert data == {"n": 1, **{f"w{i}": rounds for i in range(writers)}}  # every change kept
     updates = seen.counts.get("UPDATE", 0)
     print(f"{n} concurrent writes of one session: {updates} UPDATEs at the server")
-    assert 1 <= updates <= n // 2, seen.counts  # well below one per request
+    # Well below one per request.  How far below depends on how long a write
+    # is in flight (changes combine meanwhile): 32-48 of 120 in 0.2, 43-58
+    # since a lone save leaves without a hand-off (0.3), on a loaded machine.
+    assert 1 <= updates <= n * 2 // 3, seen.counts
     assert combiner.writes - writes == updates
     # Within one process saves never conflict: no re-read, no backoff.
     assert combiner.conflicts == conflicts

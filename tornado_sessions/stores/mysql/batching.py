@@ -8,9 +8,12 @@ turn of the event loop: the reads queued in one turn share one ``SELECT ...
 WHERE id IN (...)``, the saves of existing sessions one ``START TRANSACTION;
 UPDATE ...; COMMIT`` query (the updates in key order, so that two batches
 cannot deadlock, and one commit for all).  A queue of one is sent as its
-single statement.  The store reports its lone round trips here
-(`Coalescer.select`, `Coalescer.update`), so that the count of round trips
-in flight covers batches and lone statements alike.
+single statement.  While calls come in bursts (the last queue to leave was
+a batch of several) every call is queued, so that a burst is not split into
+a lone call and a batch; the first queue of one ends that.  The store
+reports its lone round trips here (`Coalescer.select`, `Coalescer.update`),
+so that the count of round trips in flight covers batches and lone
+statements alike.
 
 A batch is an optimisation, never a shared fate: whatever goes wrong in one,
 each save ends as it would have alone.
@@ -100,22 +103,27 @@ class Coalescer:
         #: ``UPDATE`` statements, with their retries).
         self.reading = 0
         self.writing = 0
+        #: The last queue of reads (saves) to leave was a batch of several:
+        #: calls come in bursts, and each is queued even with nothing in
+        #: flight, so that a burst is not split into a lone call and a batch.
+        self._crowded_reads = False
+        self._crowded_writes = False
 
     def reads_busy(self) -> bool:
-        """A read is in flight or queued: a new one is to `read` (join the
-        queue) rather than go alone.
+        """A read is in flight or queued (or reads come in bursts): a new one
+        is to `read` (join the queue) rather than go alone.
 
         .. versionadded:: 0.3
         """
-        return bool(self.reading or self._reads)
+        return bool(self.reading or self._reads or self._crowded_reads)
 
     def writes_busy(self) -> bool:
-        """A save is in flight or queued: a new one is to `write` (join the
-        queue) rather than go alone (`update`).
+        """A save is in flight or queued (or saves come in bursts): a new one
+        is to `write` (join the queue) rather than go alone (`update`).
 
         .. versionadded:: 0.3
         """
-        return bool(self.writing or self._writes)
+        return bool(self.writing or self._writes or self._crowded_writes)
 
     # -- reads -----------------------------------------------------------------
 
@@ -145,6 +153,7 @@ class Coalescer:
 
     def _flush_reads(self) -> None:
         batch = _take(self._reads, BATCH, lambda key: 0, self._flush_reads)
+        self._crowded_reads = bool(batch)  # a queue of one: alone again
         if batch:
             background(self._read_batch(batch))
 
@@ -184,6 +193,7 @@ class Coalescer:
 
     def _flush_writes(self) -> None:
         batch = _take(self._writes, BATCH, lambda args: len(args[0]), self._flush_writes)
+        self._crowded_writes = bool(batch)
         if batch:
             background(self._write_batch(batch))
 
