@@ -11,6 +11,7 @@ re-exports every name here).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 
 from ..values import check_text, client_agent, client_ip, user_text
@@ -25,8 +26,14 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=4096)
 def hash_sid(sid: str) -> bytes:
-    """Return the 32-byte SHA-256 digest under which a store keeps ``sid``."""
+    """Return the 32-byte SHA-256 digest under which a store keeps ``sid``.
+
+    .. versionchanged:: 0.3
+       The digests of the last 4,096 ids are kept: a request computes its
+       session's two or three times (load, save, fingerprint).
+    """
     return hashlib.sha256(sid.encode("ascii")).digest()
 
 
