@@ -6,11 +6,13 @@
     .venv/bin/python bench/lone.py --database ts_NAME --repo /work/main   # another one
     .venv/bin/python bench/lone.py --database ts_NAME --unbatched   # coalescing off
     .venv/bin/python bench/lone.py --database ts_NAME --concurrency 4
+    .venv/bin/python bench/lone.py --database ts_NAME --concurrency 4 --mixed
 
 It makes ``--sessions`` sessions in a table of its own, then times
 ``--number`` sequential ``get`` calls and ``--number`` sequential ``set``
 calls (each a version-checked save of an existing session; with
-``--concurrency C``, C tasks share them, each on sessions of its own), with
+``--concurrency C``, C tasks share them, each on sessions of its own;
+with ``--mixed``, each task reads then saves, as a request does), with
 `time.process_time` (the process's CPU: the store, the driver and asyncio;
 not the server's) and prints µs per call, and the wall time per call.  Run
 two checkouts alternately a few times to compare them: the machine's noise
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=1, help="callers at once")
     parser.add_argument("--only", choices=("read", "save"), help="time one kind of call")
+    parser.add_argument(
+        "--mixed", action="store_true", help="each caller reads then saves (a request's shape)"
+    )
     parser.add_argument("--unbatched", action="store_true", help="coalescing off")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -60,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     result["repo"] = str(Path(tornado_sessions.__file__).parent.parent)
     if args.json:
         print(json.dumps(result))
+    elif args.mixed:
+        print(
+            f"{result['repo']} ({result['driver']}{', unbatched' if args.unbatched else ''}, "
+            f"{result['concurrency']} at once): per read and save, "
+            f"{result['pair_cpu_us']:.1f} us CPU ({result['pair_wall_us']:.1f} wall, "
+            f"{result['pair_trips']:.2f} round trips)"
+        )
     else:
         print(
             f"{result['repo']} ({result['driver']}{', unbatched' if args.unbatched else ''}, "
@@ -111,6 +123,26 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rec = SessionRecord(data=f'{{"n":{n}}}', created_at=now, expires_at=now + 3600)
                 versions[sid] = await store.set(sid, rec, expected_version=versions[sid])
 
+        async def requests(own: list[str]) -> None:
+            for n in range(each):
+                sid = own[n % len(own)]
+                assert await store.get(sid) is not None
+                rec = SessionRecord(data=f'{{"n":{n}}}', created_at=now, expires_at=now + 3600)
+                versions[sid] = await store.set(sid, rec, expected_version=versions[sid])
+
+        if args.mixed:
+            trips = store.round_trips
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(requests(own) for own in mine))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            pairs = max(1, each * callers)
+            return {
+                "driver": store.driver,
+                "concurrency": callers,
+                "pair_cpu_us": cpu / pairs * 1e6,
+                "pair_wall_us": wall / pairs * 1e6,
+                "pair_trips": (store.round_trips - trips) / pairs,
+            }
         trips = store.round_trips
         cpu, wall = time.process_time(), time.perf_counter()
         if args.only != "save":
