@@ -193,6 +193,7 @@ def summarize(
         "cases": cases,
         "target_ratio_move": TARGET,
         "met": None if None in moves else all(m <= TARGET for m in moves),
+        "verdict": verdict([c["ratio_move_iqr"] for c in cases.values()]),
         "hooks_met": None if None in hook_moves else all(m <= TARGET for m in hook_moves),
         "tables": tables,
         "notes": (
@@ -203,9 +204,23 @@ def summarize(
             "express-mysql-session's CPU cost per request over bare express in the same run; "
             "hooks_us is the CPU time per request inside the seal and open hooks, timed in "
             "each server under the same load (sealed - unsealed), hooks_ratio_move the same "
-            "over express's cost"
+            "over express's cost; verdict: ok if every case's upper quartile of the ratio "
+            "move is within the target, MISSED if a lower quartile is above it, else unresolved"
         ),
     }
+
+
+def verdict(iqrs: list[list[float] | None]) -> str | None:
+    """The pairs' verdict on the target: ``ok`` if every case's upper
+    quartile of the ratio move is within it, ``MISSED`` if some case's lower
+    quartile is above it, else ``unresolved`` (the spread straddles it)."""
+    if any(iqr is None for iqr in iqrs):
+        return None
+    if any(iqr[0] > TARGET for iqr in iqrs if iqr):
+        return "MISSED"
+    if all(iqr[1] <= TARGET for iqr in iqrs if iqr):
+        return "ok"
+    return "unresolved"
 
 
 def line(result: dict[str, Any]) -> str:
@@ -235,11 +250,10 @@ def line(result: dict[str, Any]) -> str:
         f"{c['express_cpu_cost_us']:.0f} us)"
         for case, c in cases.items()
     )
-    verdict = "ok" if result["met"] else "MISSED"
     hooks_verdict = "ok" if result["hooks_met"] else "MISSED"
     return text + (
-        f"ratio move vs express: {moves} (target <= {TARGET}: pairs {verdict}, "
-        f"hooks {hooks_verdict})"
+        f"ratio move vs express: {moves} (target <= {TARGET}: pairs {result['verdict']} "
+        f"by their IQR, hooks {hooks_verdict})"
     )
 
 
