@@ -27,6 +27,10 @@ __all__ = [
 
 
 @functools.lru_cache(maxsize=4096)
+def _digest(sid: str) -> bytes:
+    return hashlib.sha256(sid.encode("ascii")).digest()
+
+
 def hash_sid(sid: str) -> bytes:
     """Return the 32-byte SHA-256 digest under which a store keeps ``sid``.
 
@@ -34,7 +38,7 @@ def hash_sid(sid: str) -> bytes:
        The digests of the last 4,096 ids are kept: a request computes its
        session's two or three times (load, save, fingerprint).
     """
-    return hashlib.sha256(sid.encode("ascii")).digest()
+    return _digest(sid)
 
 
 def fingerprint(sid: str) -> str:
