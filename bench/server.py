@@ -61,6 +61,11 @@ _COUNT = {"n": 0}
 
 
 class BareWrite(tornado.web.RequestHandler):
+    def initialize(self) -> None:
+        # The same query lookup as SessionWrite's, so that the floor and the
+        # ratios count the session layer's work only.
+        self.get_query_argument("k", None)
+
     def get(self) -> None:
         _COUNT["n"] += 1
         self.write({"n": _COUNT["n"]})

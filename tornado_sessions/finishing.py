@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
 import tornado.web
 
-from . import response
+from . import _eager, response
 from .errors import StoreError
 from .manager import CookieAction, SessionManager, _Plan
 from .session import Session
@@ -73,11 +73,15 @@ class SessionFinishing(_HandlerBase):
             del self._new_cookie
         self.send_error(status)
 
-    def _session_chain(self, step: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
+    def _session_chain(self, step: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Future[None]:
         """Run ``step`` after any deferred flush still in flight."""
         previous = self._session_pending
         if previous is None:
-            first: asyncio.Future[None] = asyncio.ensure_future(step())
+            # Started at once: a step that never waits (a save to
+            # MemoryStore) costs no task and no loop turn.  Nothing it runs
+            # comes back here (our flush and finish pass straight through
+            # once _session_done is set or the footers are written).
+            first = _eager.start(step())
             self._session_pending = first
             return first
 
@@ -95,7 +99,12 @@ class SessionFinishing(_HandlerBase):
 
     async def _session_commit(self, plan: _Plan | None, final: bool) -> bool:
         """Plan (unless given) and carry out the commit; on failure answer
-        the error and return False."""
+        the error and return False.
+
+        ``final``: the commit of `finish`, which keeps the handler marked
+        finished while the store works (so that Tornado's auto-finish, or a
+        second ``finish()``, cannot send the response early) and unmarks it
+        once the store has answered, before the response is completed."""
         session = self._session
         assert session is not None
         manager = self.get_session_manager()
@@ -108,13 +117,19 @@ class SessionFinishing(_HandlerBase):
         except StoreError as exc:
             log.error("Session store failed while saving the session: %s", exc)
             self._session_done = True
+            if final:
+                self._finished = False
             self._session_fail(503)
             return False
         except Exception:
             log.error("Session %s could not be saved", session._fingerprint, exc_info=True)
             self._session_done = True
+            if final:
+                self._finished = False
             self._session_fail(500)
             return False
+        if final:
+            self._finished = False
         self._session_apply(action)
         return True
 
@@ -200,7 +215,6 @@ class SessionFinishing(_HandlerBase):
         self._finished = True
 
         async def step() -> None:
-            self._finished = False
             if await self._session_commit(plan, final=True) and not self._finished:
                 try:
                     await super(SessionFinishing, self).finish()

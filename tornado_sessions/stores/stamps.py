@@ -40,11 +40,14 @@ def stamp(clock: Callable[[], float]) -> int:
     of the same clock returned before in this process."""
     now = int(clock() * 1_000_000)
     last: MutableMapping[Any, int]
-    try:
-        weakref.ref(clock)
-        last = _weak
-    except TypeError:
+    if clock in _strong:  # time.time: no weak reference to try (and fail) each time
         last = _strong
+    else:
+        try:
+            weakref.ref(clock)
+            last = _weak
+        except TypeError:
+            last = _strong
     with _lock:
         value = max(now, last.get(clock, 0) + 1)
         last[clock] = value
