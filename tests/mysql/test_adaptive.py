@@ -28,6 +28,7 @@ from tests.mysql.conftest import (
 from tornado_sessions import StoreError
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
+from tornado_sessions.stores.mysql.batching import CALM
 
 Count = Callable[[str], Any]
 
@@ -166,7 +167,7 @@ async def test_a_failed_or_cancelled_lone_round_trip_is_no_longer_in_flight(
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_calls_that_come_in_bursts_are_batched_whole_until_one_comes_alone(
+async def test_calls_that_come_in_bursts_are_batched_whole_until_a_few_come_alone(
     store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
 ) -> None:
     sids = await new_sessions(store, clock, 4)
@@ -188,13 +189,16 @@ async def test_calls_that_come_in_bursts_are_batched_whole_until_one_comes_alone
                 *(store.set(sid, record(clock), expected_version=version) for sid in sids)
             )
             assert saved == [version + 1] * 4
-        # A read alone after a burst is queued once and answered alone; the
-        # next lone read leaves at once again.
-        assert await store.get(sids[0]) is not None
+        # Reads alone after a burst are queued (and answered alone) CALM
+        # times in a row; the next lone read leaves at once again.
+        for i in range(CALM):
+            trips = store.round_trips
+            loop.call_soon(mark)
+            assert await store.get(sids[i % 4]) is not None
         trips = store.round_trips
         loop.call_soon(mark)
         assert await store.get(sids[1]) is not None
-    assert started == [1]
+    assert started == [0] * CALM + [1]
 
     def shape(statement: str) -> tuple[str, int]:
         if statement.startswith("START"):
@@ -206,5 +210,24 @@ async def test_calls_that_come_in_bursts_are_batched_whole_until_one_comes_alone
     assert [shape(s) for s in seen.statements] == [
         *[("alone", 1), ("batch", 3), ("batch", 4)],  # reads
         *[("alone", 1), ("batch", 3), ("batch", 4)],  # saves
-        *[("alone", 1), ("alone", 1)],
+        *[("alone", 1)] * (CALM + 1),
     ], seen
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_straggler_between_bursts_does_not_split_the_next_burst(
+    store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
+) -> None:
+    """A browser's parallel requests come in waves, with a late one between
+    them: the late one goes alone, and the next wave is still one batch."""
+    sids = await new_sessions(store, clock, 4)
+    with count_statements(private_table) as seen:
+        for _ in range(3):
+            got = await asyncio.gather(*(store.get(sid) for sid in sids))
+            assert [r.version for r in got if r] == [1] * 4
+            assert await store.get(sids[0]) is not None  # the straggler
+    selects = [s for s in seen.statements if s.startswith("SELECT")]
+    sizes = [s.count("UNHEX(") if " IN (" in s else 1 for s in selects]
+    # The first wave is split (nothing told it is a burst yet); then every
+    # wave is one batch of four, and each straggler one statement.
+    assert sizes == [1, 3, 1, 4, 1, 4, 1], seen

@@ -8,9 +8,10 @@ turn of the event loop: the reads queued in one turn share one ``SELECT ...
 WHERE id IN (...)``, the saves of existing sessions one ``START TRANSACTION;
 UPDATE ...; COMMIT`` query (the updates in key order, so that two batches
 cannot deadlock, and one commit for all).  A queue of one is sent as its
-single statement.  While calls come in bursts (the last queue to leave was
+single statement.  While calls come in bursts (a queue to leave lately was
 a batch of several) every call is queued, so that a burst is not split into
-a lone call and a batch; the first queue of one ends that.  The store
+a lone call and a batch; `CALM` queues of one in a row end that (one alone
+would flip a run of bursts between the two ways, each wave split in two).  The store
 reports its lone round trips here (`Coalescer.select`, `Coalescer.update`),
 so that the count of round trips in flight covers batches and lone
 statements alike.
@@ -48,8 +49,11 @@ from .connection import Connections, NoAnswer, Result, background
 from .hints import DEADLOCK, LOST, code_of
 from .statements import KEY_INDEX, Statements
 
-__all__ = ["ALONE", "RETRIED", "Coalescer"]
+__all__ = ["ALONE", "CALM", "RETRIED", "Coalescer"]
 
+#: Queues of one in a row after which calls go alone at once again (see
+#: the module): a straggler between two bursts does not end the batching.
+CALM = 3
 #: The most calls one round trip carries, and the most characters of
 #: session data one batch of saves sends.
 BATCH = 64
@@ -103,11 +107,11 @@ class Coalescer:
         #: ``UPDATE`` statements, with their retries).
         self.reading = 0
         self.writing = 0
-        #: The last queue of reads (saves) to leave was a batch of several:
-        #: calls come in bursts, and each is queued even with nothing in
-        #: flight, so that a burst is not split into a lone call and a batch.
-        self._crowded_reads = False
-        self._crowded_writes = False
+        #: Reads (saves) come in bursts: each is queued even with nothing in
+        #: flight, so that a burst is not split into a lone call and a batch,
+        #: for this many more queues of one (`CALM` after each batch).
+        self._crowded_reads = 0
+        self._crowded_writes = 0
 
     def reads_busy(self) -> bool:
         """A read is in flight or queued (or reads come in bursts): a new one
@@ -153,7 +157,7 @@ class Coalescer:
 
     def _flush_reads(self) -> None:
         batch = _take(self._reads, BATCH, lambda key: 0, self._flush_reads)
-        self._crowded_reads = bool(batch)  # a queue of one: alone again
+        self._crowded_reads = CALM if batch else max(0, self._crowded_reads - 1)
         if batch:
             background(self._read_batch(batch))
 
@@ -193,7 +197,7 @@ class Coalescer:
 
     def _flush_writes(self) -> None:
         batch = _take(self._writes, BATCH, lambda args: len(args[0]), self._flush_writes)
-        self._crowded_writes = bool(batch)
+        self._crowded_writes = CALM if batch else max(0, self._crowded_writes - 1)
         if batch:
             background(self._write_batch(batch))
 
