@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigError, StoreError
 from . import charset
+from .deadlines import Deadlines
 from .driver import (
     FOUND_ROWS,
     MULTI_STATEMENTS,
@@ -165,6 +166,8 @@ class Connections:
         self.multi = pool is None
         #: Queries sent to the server so far (a coalesced batch counts once).
         self.round_trips = 0
+        #: The deadlines of the round trips under way (``timeout`` each).
+        self._deadlines = Deadlines()
         #: The connections whose character set was checked (`.charset.check`).
         self._checked: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -249,6 +252,7 @@ class Connections:
 
     async def close(self) -> None:
         self.closed = True
+        self._deadlines.close()
         pool, self._pool = self._pool, None
         if pool is not None and self.own_pool:
             await close_pool(pool, self.timeout)
@@ -291,15 +295,17 @@ class Connections:
         """
         pool = await self.pool()
         conn: Any = None
+        deadline = self._deadlines.start(self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
-                conn = await pool.acquire()
-                if conn not in self._checked:  # a new connection: before anything else
-                    await charset.check(conn, self.driver, own_pool=self.own_pool)
-                    self._checked.add(conn)
-                self.round_trips += 1
-                return await run(conn)
-        except BaseException as exc:
+            conn = self.driver.take(pool) or await pool.acquire()
+            if conn not in self._checked:  # a new connection: before anything else
+                await charset.check(conn, self.driver, own_pool=self.own_pool)
+                self._checked.add(conn)
+            self.round_trips += 1
+            return await run(conn)
+        except BaseException as caught:
+            # The deadline's own cancellation is a timeout (as with asyncio.timeout).
+            exc = TimeoutError() if deadline.expired(caught) else caught
             if conn is None:
                 if isinstance(exc, TimeoutError):
                     raise self._acquire_timeout(doing, pool) from None
@@ -326,6 +332,7 @@ class Connections:
                 raise NoAnswer(message) from None
             raise
         finally:
+            self._deadlines.end(deadline)
             if conn is not None:
                 self.driver.release(pool, conn)
 

@@ -135,6 +135,9 @@ class Driver:
     _module: Any
     #: aiomysql's cursor() is a coroutine, asyncmy's a plain call.
     _async_cursor: bool
+    #: The pool class whose free list `take` and `release` use directly
+    #: (aiomysql's, if it has the attributes they use), or None.
+    _lean_pool: type | None = None
 
     async def create_pool(self, options: Mapping[str, Any]) -> Pool:
         """A new pool with ``options`` (`.pools.pool_options`, the same
@@ -164,8 +167,57 @@ class Driver:
         name = "client_flag" if self._async_cursor else "_client_flag"
         return int(getattr(conn, name, 0) or 0)
 
+    def take(self, pool: Pool) -> Any:
+        """A free connection of ``pool`` taken at once, or None: then
+        ``await pool.acquire()``.
+
+        aiomysql's ``acquire`` takes a lock and checks every free
+        connection on each call; when nobody waits for a connection and the
+        next free one is sound (open, its stream not at its end, younger
+        than ``pool_recycle``), this takes it as ``acquire`` would, without
+        a coroutine.  Anything else is left to ``acquire``.
+        """
+        if type(pool) is not self._lean_pool:
+            return None
+        free = pool._free  # type: ignore[attr-defined]
+        cond = pool._cond  # type: ignore[attr-defined]
+        if not free or pool._closing or cond._waiters or cond.locked():  # type: ignore[attr-defined]
+            return None
+        conn = free[0]
+        reader = conn._reader
+        if (
+            conn.closed
+            or reader.at_eof()
+            or reader.exception() is not None
+            or getattr(reader, "eof_received", False)
+        ):
+            return None
+        recycle = pool._recycle  # type: ignore[attr-defined]
+        if recycle > -1 and pool._loop.time() - conn.last_usage > recycle:  # type: ignore[attr-defined]
+            return None
+        free.popleft()
+        pool._used.add(conn)  # type: ignore[attr-defined]
+        return conn
+
     def release(self, pool: Pool, conn: Any) -> None:
-        """Give ``conn`` back to ``pool``."""
+        """Give ``conn`` back to ``pool``.
+
+        aiomysql's ``release`` starts a task on every call to wake a
+        waiting ``acquire``; when none waits, this puts the connection back
+        as ``release`` would, without the task.
+        """
+        if (
+            type(pool) is self._lean_pool
+            and not conn.closed
+            and not pool._closing  # type: ignore[attr-defined]
+            and not pool._cond._waiters  # type: ignore[attr-defined]
+            and not pool._cond.locked()  # type: ignore[attr-defined]
+            and conn in pool._used  # type: ignore[attr-defined]
+            and not conn.get_transaction_status()
+        ):
+            pool._used.remove(conn)  # type: ignore[attr-defined]
+            pool._free.append(conn)  # type: ignore[attr-defined]
+            return
         pool.release(conn)
         if self._async_cursor and conn.closed:
             # aiomysql does not wake the tasks waiting for a free connection
@@ -211,9 +263,38 @@ def load(name: str = "auto", *, source: str = _VARIABLE) -> Driver:
             error: type[Exception] = importlib.import_module("pymysql.err").MySQLError
         else:
             error = importlib.import_module("asyncmy.errors").MySQLError
-        driver = Driver(chosen, error, module, _async_cursor=chosen == "aiomysql")
+        driver = Driver(
+            chosen,
+            error,
+            module,
+            _async_cursor=chosen == "aiomysql",
+            _lean_pool=_lean_pool(module) if chosen == "aiomysql" else None,
+        )
         _LOADED[chosen] = driver
     return driver
+
+
+#: What `Driver.take` and `Driver.release` read of an aiomysql pool.
+_POOL_ATTRIBUTES = ("_free", "_used", "_cond", "_closing", "_recycle", "_loop")
+
+
+def _lean_pool(module: Any) -> type | None:
+    """aiomysql's pool class if a pool of it has every attribute `Driver.take`
+    uses (checked on a pool's ``__init__`` code, not on a pool: none exists
+    yet), else None: a version that changed them gets the plain path."""
+    pool_class = getattr(module, "Pool", None)
+    init = getattr(pool_class, "__init__", None)
+    names = set(getattr(getattr(init, "__code__", None), "co_names", ()))
+    if pool_class is None or not names.issuperset(_POOL_ATTRIBUTES):
+        log.debug("aiomysql's pool is not the one Driver.take knows: the plain path is used")
+        return None
+    connection = getattr(module, "Connection", None)
+    if connection is None or not all(
+        hasattr(connection, name) for name in ("closed", "last_usage", "get_transaction_status")
+    ):
+        return None
+    lean: type = pool_class
+    return lean
 
 
 def of_pool(pool: object) -> Driver:
