@@ -7,6 +7,7 @@
     .venv/bin/python bench/lone.py --database ts_NAME --unbatched   # coalescing off
     .venv/bin/python bench/lone.py --database ts_NAME --concurrency 4
     .venv/bin/python bench/lone.py --database ts_NAME --concurrency 4 --mixed
+    .venv/bin/python bench/lone.py --database ts_NAME --uvloop      # on uvloop
 
 It makes ``--sessions`` sessions in a table of its own, then times
 ``--number`` sequential ``get`` calls and ``--number`` sequential ``set``
@@ -57,9 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--unbatched", action="store_true", help="coalescing off")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--uvloop", action="store_true", help="on uvloop's event loop (pip install uvloop)"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, args.repo)
-    result = asyncio.run(measure(args))
+    if args.uvloop:
+        import uvloop
+
+        result = uvloop.run(measure(args))
+    else:
+        result = asyncio.run(measure(args))
     import tornado_sessions
 
     result["repo"] = str(Path(tornado_sessions.__file__).parent.parent)
@@ -74,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print(
-            f"{result['repo']} ({result['driver']}{', unbatched' if args.unbatched else ''}, "
-            f"{result['concurrency']} at once): per call, "
+            f"{result['repo']} ({result['driver']}{', unbatched' if args.unbatched else ''}"
+            f"{', uvloop' if args.uvloop else ''}, {result['concurrency']} at once): per call, "
             f"read {result['read_cpu_us']:.1f} us CPU ({result['read_wall_us']:.1f} wall, "
             f"{result['read_trips']:.2f} round trips), "
             f"save {result['save_cpu_us']:.1f} us CPU ({result['save_wall_us']:.1f} wall, "

@@ -107,7 +107,10 @@ def parse_frame(text: str) -> Frame:
 def read_raw(text: str) -> list[tuple[tuple[Frame, ...], int]]:
     """py-spy's ``--format raw`` output: (frames root first, samples) per stack."""
     stacks = []
-    for line in text.splitlines():
+    # Lines end with "\n" only: a frame's name read from a running process
+    # (--nonblocking) may hold any character, "\x1c" or "\u2028" too,
+    # which str.splitlines would take for the end of a line.
+    for line in text.split("\n"):
         line = line.strip()
         if not line:
             continue

@@ -366,6 +366,11 @@ def test_profile_attribution() -> None:
     assert stacks[-1][0] == ()  # a sample without frames
     _, leaf = attribute(stacks[4][0])
     assert str(leaf) == "seal (tornado_sessions/sealing.py)"
+    # A frame name garbled by a nonblocking read, with characters that
+    # str.splitlines takes for line ends, stays within its line (a run of
+    # bench/profile.py failed on one).
+    (garbled,) = read_raw(f"{loop};\x05\x1c (\u2028x.py:1) 2\n")
+    assert garbled[1] == 2 and len(garbled[0]) == 3
 
 
 def test_floor_in_instructions(tmp_path: Path) -> None:
