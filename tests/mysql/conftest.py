@@ -65,6 +65,16 @@ def connect(settings: Settings, **extra: Any) -> pymysql.connections.Connection[
     )
 
 
+def lock_all_rows(settings: Settings, table: str) -> pymysql.connections.Connection[Any]:
+    """Another client holding every row of ``table`` (a long transaction):
+    ``rollback()`` and ``close()`` it to let go."""
+    blocker = connect(settings)
+    with blocker.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(f"SELECT id FROM `{table}` FOR UPDATE")
+    return blocker
+
+
 def session_config(settings: Settings, **fields: Any) -> SessionConfig:
     """A `SessionConfig` on the test server ``settings`` name (``fields``
     added), as an application would build from its ``SESSION_*`` variables."""

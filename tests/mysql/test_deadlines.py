@@ -18,6 +18,7 @@ from tests.conftest import FakeClock
 from tests.mysql.conftest import (
     Settings,
     connect,
+    lock_all_rows,
     make_store,
     new_table_name,
     query,
@@ -51,21 +52,13 @@ async def _saved(store: MySQLStore, clock: FakeClock) -> tuple[str, int]:
     return sid, await store.set(sid, record, expected_version=None)
 
 
-def _lock(settings: Settings, table: str) -> Any:
-    blocker = connect(settings)
-    with blocker.cursor() as cur:
-        cur.execute("BEGIN")
-        cur.execute(f"SELECT id FROM `{table}` FOR UPDATE")
-    return blocker
-
-
 @pytest.mark.gen_test(timeout=60)
 async def test_a_statement_held_by_a_lock_ends_within_the_timeout_and_the_store_recovers(
     store: MySQLStore, mysql_settings: Settings, clock: FakeClock
 ) -> None:
     sid, version = await _saved(store, clock)
     now = int(clock())
-    blocker = _lock(mysql_settings, store.table)
+    blocker = lock_all_rows(mysql_settings, store.table)
     try:
         for _ in range(3):  # each time, a timer started afresh or already running
             record = SessionRecord(data='{"n": 2}', created_at=now, expires_at=now + 3600)
@@ -97,7 +90,7 @@ async def test_a_cancelled_caller_stays_cancelled_and_is_not_a_timeout(
 ) -> None:
     sid, version = await _saved(store, clock)
     now = int(clock())
-    blocker = _lock(mysql_settings, store.table)
+    blocker = lock_all_rows(mysql_settings, store.table)
     admin = connect(mysql_settings)
     try:
         record = SessionRecord(data='{"n": 2}', created_at=now, expires_at=now + 3600)

@@ -10,13 +10,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pymysql
 import pytest
 import tornado.ioloop
 import tornado.web
 
 from tests.conftest import ROUTES, Browser, FakeClock, body
-from tests.mysql.conftest import Settings, connect, make_store, new_table_name, query
+from tests.mysql.conftest import (
+    lock_all_rows,
+    make_store,
+    new_table_name,
+    query,
+)
 from tests.mysql.server import MariaDBServer, running_server
 from tornado_sessions import SessionConfig, StoreError
 from tornado_sessions.manager import new_sid
@@ -134,15 +138,6 @@ async def _fan_out(browsers: list[Browser]) -> list[tuple[int, float, Any]]:
         return list(await asyncio.gather(*(one(b) for b in browsers)))
 
 
-def _lock_all_rows(settings: Settings, table: str) -> pymysql.connections.Connection[Any]:
-    """Another client holding every session row (a long transaction)."""
-    blocker = connect(settings)
-    with blocker.cursor() as cur:
-        cur.execute("BEGIN")
-        cur.execute(f"SELECT id FROM `{table}` FOR UPDATE")
-    return blocker
-
-
 async def _twenty_sessions(browser: Browser) -> list[Browser]:
     """Twenty clients of the test app, each with a stored session (n = 1)."""
     browsers = [Browser(browser.client, browser.base_url) for _ in range(20)]
@@ -157,7 +152,7 @@ async def test_small_pool_under_load_completes(
     browser: Browser, store: MySQLStore, outage_server: MariaDBServer, store_options: Any
 ) -> None:
     browsers = await _twenty_sessions(browser)
-    blocker = _lock_all_rows(outage_server.settings(), store.table)
+    blocker = lock_all_rows(outage_server.settings(), store.table)
     try:
         # The updates wait on the locks holding both pool connections; the
         # other requests wait for a connection; all finish once released.
@@ -175,7 +170,7 @@ async def test_small_pool_with_rows_locked_too_long_answers_503_in_time(
     browser: Browser, store: MySQLStore, outage_server: MariaDBServer, store_options: Any
 ) -> None:
     browsers = await _twenty_sessions(browser)
-    blocker = _lock_all_rows(outage_server.settings(), store.table)
+    blocker = lock_all_rows(outage_server.settings(), store.table)
     try:
         results = await _fan_out(browsers)
     finally:

@@ -60,7 +60,6 @@ class Deadlines:
     def __init__(self) -> None:
         self._open: set[Deadline] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._when = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, seconds: float) -> Deadline:
@@ -75,7 +74,7 @@ class Deadlines:
         loop = task.get_loop()
         deadline = Deadline(loop.time() + seconds, task)
         self._open.add(deadline)
-        if self._timer is None or deadline.at < self._when or self._loop is not loop:
+        if self._timer is None or deadline.at < self._timer.when() or self._loop is not loop:
             # None yet, a later one (a shorter timeout), or another loop's.
             self._set(loop, deadline.at)
         return deadline
@@ -87,12 +86,10 @@ class Deadlines:
     def _set(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._loop, self._when = loop, when
+        self._loop = loop
         self._timer = loop.call_at(when, self._check, loop)
 
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop is not self._loop:  # a timer of a loop the store no longer runs on
-            return
         self._timer = None
         now = loop.time()
         earliest = None
