@@ -20,8 +20,8 @@ Routes (the same handler bodies in every variant, the session use aside):
   the database so far (``MySQLStore.round_trips``; 0 for MemoryStore).
 
 ``--unsealed`` (bench only, for ``bench/sealcost.py``) makes *this process's*
-store keep session data as plain JSON: its `~.SessionStore.seal_record` and
-`~.SessionStore.open_record` become the identity, so that the same server
+store keep session data as plain JSON: its `~.SessionStore.seal_data` and
+`~.SessionStore.open_data` become the identity, so that the same server
 can be measured sealed and unsealed.  The library itself has no setting,
 variable or flag that turns sealing off.  ``--time-sealing`` (bench only)
 times those two hooks with the thread's CPU clock while ``/sealing-time?on=1``
@@ -138,11 +138,11 @@ def unseal(store: Any) -> None:
     """Bench only: this store instance keeps data as plain JSON (the
     identity for its seal and open hooks), to measure what sealing costs."""
 
-    def identity(sid: str, record: Any, row_key: bytes) -> Any:
-        return record
+    def identity(sid: str, data: str, row_key: bytes) -> str:
+        return data
 
-    store.seal_record = identity
-    store.open_record = identity
+    store.seal_data = identity
+    store.open_data = identity
 
 
 #: The timed hooks' totals (--time-sealing).
@@ -154,24 +154,24 @@ def time_sealing(store: Any) -> None:
     CPU clock while ``_TIMED["on"]`` (both A/B servers are wrapped alike,
     so the wrapper's own cost is the same on each)."""
     clock = time.thread_time_ns
-    hooks = {"seal": store.seal_record, "open": store.open_record}
+    hooks = {"seal": store.seal_data, "open": store.open_data}
 
     def timed(name: str) -> Any:
         hook = hooks[name]
 
-        def call(sid: str, record: Any, row_key: bytes) -> Any:
+        def call(sid: str, data: str, row_key: bytes) -> Any:
             if not _TIMED["on"]:
-                return hook(sid, record, row_key)
+                return hook(sid, data, row_key)
             start = clock()
-            out = hook(sid, record, row_key)
+            out = hook(sid, data, row_key)
             _TIMED[f"{name}_ns"] += clock() - start
             _TIMED[f"{name}_calls"] += 1
             return out
 
         return call
 
-    store.seal_record = timed("seal")
-    store.open_record = timed("open")
+    store.seal_data = timed("seal")
+    store.open_data = timed("open")
     # The clock's cost per timed call: the least of many empty intervals.
     _TIMED["clock_ns"] = min(-clock() + clock() for _ in range(200))
 

@@ -1,7 +1,8 @@
-"""`stores.records.replaced`: the stores' fast copy of a `SessionRecord` with
-some fields changed must equal what `dataclasses.replace` makes, field by
-field (it builds the record positionally, so a reordered field would
-silently land in the wrong place)."""
+"""`stores.records.replaced` and `stores.records.new_record`: the stores'
+fast copy of a `SessionRecord` with some fields changed must equal what
+`dataclasses.replace` makes, and their fast constructor what the dataclass's
+own makes, field by field (they build the record positionally, slot by slot,
+so a reordered or added field would silently land in the wrong place)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dataclasses
 import pytest
 
 from tornado_sessions.stores.base import SessionRecord
-from tornado_sessions.stores.records import replaced
+from tornado_sessions.stores.records import new_record, replaced
 
 RECORD = SessionRecord(
     data='{"n":1}',
@@ -52,3 +53,20 @@ def test_every_field_of_the_record_is_copied() -> None:
     copy = replaced(RECORD)
     assert [getattr(copy, n) for n in names] == [getattr(RECORD, n) for n in names]
     assert len({getattr(RECORD, n) for n in names}) == len(names)  # distinct: no mix-up hides
+
+
+def test_the_fast_constructor_makes_the_very_record_the_dataclass_makes() -> None:
+    names = [f.name for f in dataclasses.fields(SessionRecord)]
+    values = [getattr(RECORD, n) for n in names]
+    made = new_record(*values)
+    assert type(made) is SessionRecord
+    assert [getattr(made, n) for n in names] == values
+    assert made == RECORD and hash(made) == hash(RECORD) and repr(made) == repr(RECORD)
+    # The defaults are the dataclass's.
+    assert new_record("{}", 1, 2) == SessionRecord(data="{}", created_at=1, expires_at=2)
+
+
+def test_a_record_of_the_fast_constructor_is_frozen_too() -> None:
+    made = new_record("{}", 1, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.data = "{}"  # type: ignore[misc]

@@ -27,6 +27,7 @@ from .revocation import Revocation
 from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
 from .session import EMPTY, Session, _Owner
 from .stores.base import SessionRecord, SessionStore, fingerprint
+from .stores.records import new_record
 from .values import user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
@@ -245,15 +246,9 @@ class SessionManager(PerUserRules, CookieRules):
     def _record(self, session: Session, text: str, expires: int) -> SessionRecord:
         ip, agent = session._client
         # The store normalizes the record (`.stores.base.check_record`) in set().
-        return SessionRecord(
-            data=text,
-            created_at=session._created_at,
-            expires_at=expires,
-            user_id=user_text(session._data.get(self.config.user_key)),
-            ip=ip,
-            user_agent=agent,
-            ttl=session._ttl,
-        )
+        user = user_text(session._data.get(self.config.user_key))
+        # SessionRecord(data=text, created_at=..., ...) at half the cost:
+        return new_record(text, session._created_at, expires, 0, user, 0, ip, agent, session._ttl)
 
     async def run(self, session: Session, plan: _Plan) -> CookieAction:
         """Carry out ``plan`` against the store; return the cookie action.

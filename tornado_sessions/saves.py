@@ -35,7 +35,8 @@ from typing import Any
 from ._rebase import Change, change_of
 from .errors import SessionConflict, SessionGone, SessionTooLarge, StoreError
 from .session import Session
-from .stores.base import SessionRecord, SessionStore
+from .stores.base import SessionStore
+from .stores.records import new_record
 from .values import dumps, user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "SaveCombiner", "SaveRequest"]
@@ -266,17 +267,9 @@ class SaveCombiner:
                 expires = self._expiry(state.created_at, ttl) if slide else state.expires_at
             last = batch[-1].session
             ip, agent = last._client
-            record = SessionRecord(
-                data=text,
-                created_at=state.created_at,
-                expires_at=expires,
-                user_id=user_text(
-                    (data if data is not None else only.session._data).get(self._user_key)
-                ),
-                ip=ip,
-                user_agent=agent,
-                ttl=ttl,
-            )
+            user = user_text((data if data is not None else only.session._data).get(self._user_key))
+            # SessionRecord(data=text, created_at=..., ...) at half the cost:
+            record = new_record(text, state.created_at, expires, 0, user, 0, ip, agent, ttl)
             self.writes += 1
             try:
                 version = await self.store.set(sid, record, expected_version=state.version)

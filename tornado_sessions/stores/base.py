@@ -20,8 +20,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from .. import sealing
 from .._ratelimit import RateLimitedLog
-from ..sealing import Unsealable, open_data, seal
+from ..sealing import Unsealable, seal
 from . import stamps
 from .records import (
     SessionInfo,
@@ -219,32 +220,28 @@ class SessionStore(abc.ABC):
             except Exception:
                 log.exception("A cleanup listener failed (the cleanup went on)")
 
-    def seal_record(self, sid: str, record: SessionRecord, row_key: bytes) -> SessionRecord:
-        """Return ``record`` with its data sealed for ``sid`` (`.sealing.seal`),
-        as a store keeps it; ``row_key`` is `hash_sid` of ``sid``.
-
-        The bundled stores call it in `set`, after `check_record`; a store of
-        your own should too, and `open_record` in `get`.
-
-        .. versionadded:: 0.3
-        """
-        return replaced(record, data=seal(sid, row_key, record.data))
-
-    def open_record(
-        self, sid: str, record: SessionRecord | None, row_key: bytes
-    ) -> SessionRecord | None:
-        """Return a stored ``record`` with its data opened (plain JSON of a row
-        written before 0.3 passes as it is), or None if it does not open
-        under ``sid``: a row copied from another session, or altered.  That
-        is logged (rate-limited, with the `fingerprint` only) and the request
-        gets a fresh session, as for a missing one.
+    def seal_data(self, sid: str, data: str, row_key: bytes) -> str:
+        """Return ``data`` (a session's JSON) sealed for ``sid``
+        (`.sealing.seal`), as a store keeps it; ``row_key`` is `hash_sid`
+        of ``sid``.  The bundled stores call it in `set`, after
+        `check_record`, and keep what it returns.
 
         .. versionadded:: 0.3
         """
-        if record is None:
-            return None
+        return seal(sid, row_key, data)
+
+    def open_data(self, sid: str, data: str, row_key: bytes) -> str | None:
+        """Return the JSON text of a stored ``data``: opened if it is sealed,
+        as it is if it is the plain JSON of a row written before 0.3; or None
+        if it does not open under ``sid`` (a row copied from another session,
+        or altered), which is logged (rate-limited, with the `fingerprint`
+        only): the request then gets a fresh session, as for a missing one.
+        The bundled stores call it in `get`.
+
+        .. versionadded:: 0.3
+        """
         try:
-            data = open_data(sid, row_key, record.data)
+            return sealing.open_data(sid, row_key, data)
         except Unsealable:
             self._unsealable.warning(
                 "unsealable",
@@ -252,6 +249,32 @@ class SessionStore(abc.ABC):
                 "session, or altered): it is treated as missing",
                 fingerprint(sid),
             )
+            return None
+
+    def seal_record(self, sid: str, record: SessionRecord, row_key: bytes) -> SessionRecord:
+        """Return ``record`` with its data sealed for ``sid`` (`seal_data`),
+        as a store keeps it; ``row_key`` is `hash_sid` of ``sid``.
+
+        A store of your own calls it in `set`, after `check_record` (or
+        `seal_data` on the text alone), and `open_record` in `get`.
+
+        .. versionadded:: 0.3
+        """
+        return replaced(record, data=self.seal_data(sid, record.data, row_key))
+
+    def open_record(
+        self, sid: str, record: SessionRecord | None, row_key: bytes
+    ) -> SessionRecord | None:
+        """Return a stored ``record`` with its data opened (`open_data`):
+        plain JSON of a row written before 0.3 passes as it is; None if it
+        does not open under ``sid`` (logged), a missing session.
+
+        .. versionadded:: 0.3
+        """
+        if record is None:
+            return None
+        data = self.open_data(sid, record.data, row_key)
+        if data is None:
             return None
         return record if data is record.data else replaced(record, data=data)
 

@@ -83,11 +83,18 @@ class MemoryStore(SessionStore):
 
     async def get(self, sid: str) -> SessionRecord | None:
         key = hash_sid(sid)
-        return self.open_record(sid, self._live(key, self.now()), key)
+        record = self._live(key, self.now())
+        if record is None:
+            return None
+        data = self.open_data(sid, record.data, key)  # see .sealing
+        if data is None:
+            return None
+        return record if data is record.data else replaced(record, data=data)
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
         key = hash_sid(sid)
-        record = self.seal_record(sid, check_record(record), key)
+        record = check_record(record)
+        sealed = self.seal_data(sid, record.data, key)  # see .sealing
         now = self.now()
         self._maybe_sweep(now)
         current = self._live(key, now)
@@ -95,7 +102,9 @@ class MemoryStore(SessionStore):
             if current is not None:
                 raise SessionExists("a session with this id exists")
             used = self.stamp()
-            new = replaced(record, version=1, updated_at=now, updated_us=used, created_seq=used)
+            new = replaced(
+                record, data=sealed, version=1, updated_at=now, updated_us=used, created_seq=used
+            )
         else:
             if current is None:
                 raise SessionGone("the session no longer exists")
@@ -108,6 +117,7 @@ class MemoryStore(SessionStore):
                 expires = max(expires, current.expires_at)
             new = replaced(
                 record,
+                data=sealed,
                 version=current.version + 1,
                 updated_at=now,
                 created_at=current.created_at,

@@ -27,7 +27,7 @@ from typing import Any
 from ..base import SessionInfo, SessionRecord, hash_sid
 from .schema import check_table_name
 
-__all__ = ["KEY_INDEX", "Statements", "info", "key", "record", "update_args"]
+__all__ = ["KEY_INDEX", "Statements", "fields", "info", "key", "update_args"]
 
 #: The position of the hex key in `update_args` (batches sort on it).
 KEY_INDEX = 11
@@ -165,12 +165,19 @@ def key(sid: str) -> str:
 
 
 def update_args(
-    record: SessionRecord, hex_key: str, new_version: int, expected: int, now: int, used: int
+    record: SessionRecord,
+    data: str,
+    hex_key: str,
+    new_version: int,
+    expected: int,
+    now: int,
+    used: int,
 ) -> tuple[Any, ...]:
-    """The values of `Statements.update`, in order (the key at `KEY_INDEX`);
-    ``used`` is the write's stamp (`.SessionStore.stamp`)."""
+    """The values of `Statements.update`, in order (the key at `KEY_INDEX`):
+    ``record`` with ``data`` as stored (sealed); ``used`` is the write's
+    stamp (`.SessionStore.stamp`)."""
     return (
-        record.data,
+        data,
         now,
         used,
         record.ttl,
@@ -187,13 +194,16 @@ def update_args(
     )
 
 
-def insert_args(record: SessionRecord, hex_key: str, now: int, used: int) -> tuple[Any, ...]:
-    """The values of `Statements.insert`, in order; ``used`` is the
-    creation's stamp (`.SessionStore.stamp`), its last use and its place in
-    the creation order."""
+def insert_args(
+    record: SessionRecord, data: str, hex_key: str, now: int, used: int
+) -> tuple[Any, ...]:
+    """The values of `Statements.insert`, in order: ``record`` with ``data``
+    as stored (sealed); ``used`` is the creation's stamp
+    (`.SessionStore.stamp`), its last use and its place in the creation
+    order."""
     return (
         hex_key,
-        record.data,
+        data,
         record.created_at,
         now,
         record.expires_at,
@@ -206,20 +216,13 @@ def insert_args(record: SessionRecord, hex_key: str, now: int, used: int) -> tup
     )
 
 
-def record(text: str | None) -> SessionRecord | None:
-    """The record of a ``"created expires version ttl data"`` row text."""
-    if text is None:
-        return None
+def fields(text: str) -> tuple[int, int, int, int | None, str]:
+    """The created, expires, version, ttl and data of a ``"created expires
+    version ttl data"`` row text (the data as stored)."""
     # The four integers cannot contain a space, so one split with a limit
-    # gives back the JSON text intact.
+    # gives back the stored text intact.
     created, expires, version, ttl, data = text.split(" ", 4)
-    return SessionRecord(
-        data=data,
-        created_at=int(created),
-        expires_at=int(expires),
-        version=int(version),
-        ttl=int(ttl) or None,
-    )
+    return int(created), int(expires), int(version), int(ttl) or None, data
 
 
 def user_text(value: Any) -> str | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, SessionConflict, SessionExists, SessionGone, StoreError
 from ..base import SessionRecord, SessionStore, check_record, hash_sid
+from ..records import new_record
 from . import cluster, pools, schema, statements
 from .admin import AdminQueries
 from .batching import ALONE, BATCH_CHARS, RETRIED, Coalescer
@@ -315,21 +316,34 @@ class MySQLStore(AdminQueries, SessionStore):
         if self.coalesce_reads and batches.reads_busy():
             text = await batches.read(key)
             if text is not ALONE:
-                return self.open_record(sid, statements.record(text), row)
+                return self._opened(sid, text, row)
         if not self._ready:
             await self._prepare()
         text = (await batches.select((key,))).get(key)
-        return self.open_record(sid, statements.record(text), row)
+        return self._opened(sid, text, row)
+
+    def _opened(self, sid: str, text: str | None, row: bytes) -> SessionRecord | None:
+        """The record of a row's text, its data opened (see .sealing)."""
+        if text is None:
+            return None
+        created, expires, version, ttl, stored = statements.fields(text)
+        data = self.open_data(sid, stored, row)
+        if data is None:
+            return None
+        return new_record(data, created, expires, version, ttl=ttl)
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
         row = hash_sid(sid)
         key = row.hex()
-        record = self.seal_record(sid, check_record(record), row)  # see .sealing
+        record = check_record(record)
+        data = self.seal_data(sid, record.data, row)  # see .sealing
         now = self.now()
         if expected_version is None:
-            return await self._insert(key, record, now)
+            return await self._insert(key, record, data, now)
         new_version = expected_version + 1
-        args = statements.update_args(record, key, new_version, expected_version, now, self.stamp())
+        args = statements.update_args(
+            record, data, key, new_version, expected_version, now, self.stamp()
+        )
         # Alone at once unless a save is in flight or queued (.batching).  In
         # a batch: its row count; ALONE if the batch told it to go alone;
         # RETRIED if the batch's answer was lost (it may have been applied).
@@ -339,23 +353,23 @@ class MySQLStore(AdminQueries, SessionStore):
             self.coalesce_writes
             and batches.writes_busy()
             and self._conns.multi
-            and len(record.data) <= BATCH_CHARS
+            and len(data) <= BATCH_CHARS
         ):
             rowcount = await batches.write(args)
         if isinstance(rowcount, int):
             if rowcount:
                 return new_version
-            return await self._missed_update(key, record, now, new_version, False)
+            return await self._missed_update(key, data, now, new_version, False)
         if not self._ready:
             await self._prepare()
         result = await batches.update(args)
         if result.rowcount:
             return new_version
         retried = rowcount is RETRIED or result.retried
-        return await self._missed_update(key, record, now, new_version, retried)
+        return await self._missed_update(key, data, now, new_version, retried)
 
     async def _missed_update(
-        self, key: str, record: SessionRecord, now: int, new_version: int, retried: bool
+        self, key: str, stored: str, now: int, new_version: int, retried: bool
     ) -> int:
         """The versioned UPDATE matched no row: say why."""
         current = await self._execute(
@@ -364,12 +378,12 @@ class MySQLStore(AdminQueries, SessionStore):
         if not current.rows:
             raise SessionGone("the session no longer exists")
         version, data = current.rows[0]
-        if retried and version == new_version and data == record.data:
+        if retried and version == new_version and data == stored:
             return new_version  # our first attempt was applied; its answer was lost
         raise SessionConflict("the session was saved by another request")
 
-    async def _insert(self, key: str, record: SessionRecord, now: int) -> int:
-        args = statements.insert_args(record, key, now, self.stamp())
+    async def _insert(self, key: str, record: SessionRecord, stored: str, now: int) -> int:
+        args = statements.insert_args(record, stored, key, now, self.stamp())
         try:
             await self._execute("creating a session", self._sql.insert, args)
             return 1
@@ -382,7 +396,7 @@ class MySQLStore(AdminQueries, SessionStore):
             current = await self._execute(
                 "checking a session", self._sql.inserted, (key,), fetch=True
             )
-            if current.rows and tuple(current.rows[0]) == (1, record.data, record.created_at):
+            if current.rows and tuple(current.rows[0]) == (1, stored, record.created_at):
                 return 1
             raise SessionExists("a session with this id exists")
         stale = await self._execute(
