@@ -19,6 +19,7 @@ from tests.conftest import Browser, FakeClock, RecordingStore, body, sid_of, uns
 from tornado_sessions import MemoryStore
 from tornado_sessions.sealing import PREFIX, Unsealable, is_sealed, open_data, seal
 from tornado_sessions.stores.base import SessionRecord, hash_sid
+from tornado_sessions.stores.records import replaced
 
 NAME = "__Host-session"
 
@@ -236,3 +237,35 @@ def test_the_micro_benchmark_runs() -> None:
     assert all(r["seal_us"] > 0 and r["open_us"] > 0 and r["open_again_us"] > 0 for r in results)
     # Stored size: base64 of nonce, ciphertext and tag, behind the prefix.
     assert all(r["sealed_size"] == 3 + 4 * -(-(r["size"] + 28) // 3) for r in results)
+
+
+class Marked(MemoryStore):
+    """A store whose own sealing marks the text: what a store of one's own, or
+    the bench's unsealed server, does by overriding the two hooks."""
+
+    def seal_data(self, sid: str, data: str, row_key: bytes) -> str:
+        assert row_key == hash_sid(sid)
+        return "marked:" + data
+
+    def open_data(self, sid: str, data: str, row_key: bytes) -> str | None:
+        assert row_key == hash_sid(sid)
+        return data.removeprefix("marked:") if data.startswith("marked:") else None
+
+
+@pytest.mark.gen_test
+async def test_memory_store_keeps_what_its_seal_hook_gives_and_reads_through_its_open_hook(
+    clock: FakeClock,
+) -> None:
+    store = Marked(clock=clock)
+    sid = new_sid()
+    now = int(clock())
+    record = SessionRecord(data=TEXT, created_at=now, expires_at=now + 60, user_id="alice")
+    assert await store.set(sid, record, expected_version=None) == 1
+    assert await store.set(sid, record, expected_version=1) == 2
+    (kept,) = store._records.values()
+    assert kept.data == "marked:" + TEXT and kept.user_id == "alice" and kept.version == 2
+    got = await store.get(sid)
+    assert got is not None and got.data == TEXT and got.version == 2 and got.user_id == "alice"
+    # A text the open hook refuses is a missing session.
+    store._records[hash_sid(sid)] = replaced(kept, data=TEXT)
+    assert await store.get(sid) is None

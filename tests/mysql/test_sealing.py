@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ import tornado.web
 from tests.conftest import Browser, body, sid_of, unseal
 from tests.mysql.conftest import Settings, query
 from tests.mysql.test_cli import _env, cli
-from tornado_sessions.stores.base import fingerprint, hash_sid
+from tornado_sessions.stores.base import SessionRecord, fingerprint, hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
 
 NAME = "__Host-session"
@@ -232,3 +233,43 @@ async def test_the_documented_delete_ends_only_unsealed_sessions(
     assert body(await sealed.get("/read")) == {"data": {"kept": 1}, "new": False}
     assert body(await plain.get("/read")) == {"data": {}, "new": True}
     assert query(mysql_settings, f"SELECT data FROM `{table}` WHERE expires_at = 0") == [("tok",)]
+
+
+class Marked(MySQLStore):
+    """A store whose own sealing marks the text (the bench's unsealed server
+    overrides the same two hooks)."""
+
+    def seal_data(self, sid: str, data: str, row_key: bytes) -> str:
+        assert row_key == hash_sid(sid)
+        return "marked:" + data
+
+    def open_data(self, sid: str, data: str, row_key: bytes) -> str | None:
+        assert row_key == hash_sid(sid)
+        return data.removeprefix("marked:") if data.startswith("marked:") else None
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_store_keeps_what_its_seal_hook_gives_and_reads_through_its_open_hook(
+    mysql_settings: Settings, table: str
+) -> None:
+    store = Marked(**mysql_settings, table=table, cleanup_interval=None)
+    await store.open()
+    try:
+        sid = secrets.token_urlsafe(32)
+        now = store.now()
+        text = json.dumps(STORED[0])
+        record = SessionRecord(data=text, created_at=now, expires_at=now + 60, user_id="bob")
+        assert await store.set(sid, record, expected_version=None) == 1
+        assert await store.set(sid, record, expected_version=1) == 2
+        key = (hash_sid(sid).hex(),)
+        ((stored, user),) = query(
+            mysql_settings, f"SELECT data, user_id FROM `{table}` WHERE id = UNHEX(%s)", key
+        )
+        assert stored == "marked:" + text and user == b"bob"
+        got = await store.get(sid)
+        assert got is not None and (got.data, got.version, got.created_at) == (text, 2, now)
+        # A text the open hook refuses is a missing session.
+        query(mysql_settings, f"UPDATE `{table}` SET data = %s WHERE id = UNHEX(%s)", (text, key))
+        assert await store.get(sid) is None
+    finally:
+        await store.close()
