@@ -86,6 +86,10 @@ class Scheduler:
         self.on_step = on_step
         #: Called each time every task is paused at the store or done.
         self.on_settle: Callable[[], None] = lambda: None
+        #: Whether work the actors started in the background is still under
+        #: way (a combined save's drain): a round does not end before it is
+        #: done, so that no task outlives its example.
+        self.busy: Callable[[], bool] = lambda: False
         self.paused: list[Call] = []
         self.trace: list[str] = []
 
@@ -117,6 +121,24 @@ class Scheduler:
             if quiet >= 4:
                 return
 
+    async def _wind_down(self) -> None:
+        """Cancel the calls still paused, and those that the cancellations
+        start (a cancelled save hands its queue to a drain), until none is
+        left: an example cut short (a failure, or Hypothesis ending a draw)
+        leaves no task waiting for ever."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for call in self.paused:
+                if not call.released.done():
+                    call.released.cancel()
+            self.paused = []
+            await asyncio.sleep(0)
+            if self.paused:
+                continue
+            if not self.busy():
+                return
+            await asyncio.sleep(0.001)  # a drain at the database
+
     async def run(self, coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
         """Run ``coros`` concurrently under the schedule; return their results
         (an exception is returned, not raised: the model judges it)."""
@@ -128,11 +150,11 @@ class Scheduler:
                 self.on_settle()
                 # Also the calls of what the actors started in the background
                 # (a revocation check, a combined save) run before the round ends.
-                if all(task.done() for task in tasks) and not self.paused:
+                if all(task.done() for task in tasks) and not self.paused and not self.busy():
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError("an example ran for too long:\n" + "\n".join(self.trace))
-                if not self.paused:  # a task sleeps (a save's backoff)
+                if not self.paused:  # a task sleeps (a save's backoff), or is at the database
                     await asyncio.sleep(0.002)
                     continue
                 call = self.paused.pop(self._pick())
@@ -143,10 +165,7 @@ class Scheduler:
         finally:
             for task in tasks:
                 task.cancel()
-            for call in self.paused:
-                if not call.released.done():
-                    call.released.cancel()
-            self.paused = []
+            await self._wind_down()
         out = []
         for task in tasks:
             if task.cancelled():

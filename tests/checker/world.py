@@ -166,6 +166,7 @@ class World:
             Process(i, GatedStore(stores[i % len(stores)], self, i), config, clock)
             for i in range(processes)
         ]
+        self.scheduler.busy = self._draining
         self.browsers = [Browser(f"b{i}") for i in range(browsers)]
         #: The cookie each request's response set: None (none), "" (cleared).
         self.responses: dict[str, str | None] = {}
@@ -178,6 +179,10 @@ class World:
 
     async def _no_step(self, call: Call) -> None:
         pass
+
+    def _draining(self) -> bool:
+        """Whether a combined save of some process is still being written."""
+        return any(m.saves._tasks for p in self.processes for m in p.managers)
 
     def now(self) -> int:
         return int(self.clock())
