@@ -9,6 +9,7 @@ import asyncio
 import builtins
 import contextvars
 import dataclasses
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -87,8 +88,9 @@ class Scheduler:
         #: Called each time every task is paused at the store or done.
         self.on_settle: Callable[[], None] = lambda: None
         #: Whether work the actors started in the background is still under
-        #: way (a combined save's drain): a round does not end before it is
-        #: done, so that no task outlives its example.
+        #: way (a combined save's drain, a socket check, event delivery): a
+        #: round does not end before it is done, so that no task outlives
+        #: its example.
         self.busy: Callable[[], bool] = lambda: False
         self.paused: list[Call] = []
         self.trace: list[str] = []
@@ -138,6 +140,7 @@ class Scheduler:
             if not self.busy():
                 return
             await asyncio.sleep(0.001)  # a drain at the database
+        print("checker: background work still under way after 5 s of winding down", file=sys.stderr)
 
     async def run(self, coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
         """Run ``coros`` concurrently under the schedule; return their results

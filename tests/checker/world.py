@@ -166,7 +166,7 @@ class World:
             Process(i, GatedStore(stores[i % len(stores)], self, i), config, clock)
             for i in range(processes)
         ]
-        self.scheduler.busy = self._draining
+        self.scheduler.busy = self._background_busy
         self.browsers = [Browser(f"b{i}") for i in range(browsers)]
         #: The cookie each request's response set: None (none), "" (cleared).
         self.responses: dict[str, str | None] = {}
@@ -180,9 +180,17 @@ class World:
     async def _no_step(self, call: Call) -> None:
         pass
 
-    def _draining(self) -> bool:
-        """Whether a combined save of some process is still being written."""
-        return any(m.saves._tasks for p in self.processes for m in p.managers)
+    def _background_busy(self) -> bool:
+        """Whether work a process does in the background is under way: a
+        combined save being written, a check of open sockets, event delivery."""
+        for process in self.processes:
+            for manager in process.managers:
+                if manager.saves._tasks:
+                    return True
+                for task in (manager.revocation._checking, manager.events._task):
+                    if task is not None and not task.done():
+                        return True
+        return False
 
     def now(self) -> int:
         return int(self.clock())

@@ -256,7 +256,9 @@ class SessionStore(abc.ABC):
         as a store keeps it; ``row_key`` is `hash_sid` of ``sid``.
 
         A store of your own calls it in `set`, after `check_record` (or
-        `seal_data` on the text alone), and `open_record` in `get`.
+        `seal_data` on the text alone), and `open_record` in `get`.  The
+        bundled stores call `seal_data` and `open_data` only: to seal
+        differently in a subclass of one of them, override those two.
 
         .. versionadded:: 0.3
         """

@@ -27,7 +27,7 @@ from typing import Any
 from ..base import SessionInfo, SessionRecord, hash_sid
 from .schema import check_table_name
 
-__all__ = ["KEY_INDEX", "Statements", "fields", "info", "key", "update_args"]
+__all__ = ["KEY_INDEX", "Statements", "fields", "info", "insert_args", "key", "update_args"]
 
 #: The position of the hex key in `update_args` (batches sort on it).
 KEY_INDEX = 11
