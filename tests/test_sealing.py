@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Browser, FakeClock, RecordingStore, body, sid_of, unseal
+from tests.conftest import Browser, FakeClock, MarkedSealing, RecordingStore, body, sid_of, unseal
 from tornado_sessions import MemoryStore
 from tornado_sessions.sealing import PREFIX, Unsealable, is_sealed, open_data, seal
 from tornado_sessions.stores.base import SessionRecord, hash_sid
@@ -239,17 +239,8 @@ def test_the_micro_benchmark_runs() -> None:
     assert all(r["sealed_size"] == 3 + 4 * -(-(r["size"] + 28) // 3) for r in results)
 
 
-class Marked(MemoryStore):
-    """A store whose own sealing marks the text: what a store of one's own, or
-    the bench's unsealed server, does by overriding the two hooks."""
-
-    def seal_data(self, sid: str, data: str, row_key: bytes) -> str:
-        assert row_key == hash_sid(sid)
-        return "marked:" + data
-
-    def open_data(self, sid: str, data: str, row_key: bytes) -> str | None:
-        assert row_key == hash_sid(sid)
-        return data.removeprefix("marked:") if data.startswith("marked:") else None
+class Marked(MarkedSealing, MemoryStore):
+    """A store whose own sealing marks the text."""
 
 
 @pytest.mark.gen_test

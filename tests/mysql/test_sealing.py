@@ -21,7 +21,7 @@ import tornado.escape
 import tornado.httpclient
 import tornado.web
 
-from tests.conftest import Browser, body, sid_of, unseal
+from tests.conftest import Browser, MarkedSealing, body, sid_of, unseal
 from tests.mysql.conftest import Settings, query
 from tests.mysql.test_cli import _env, cli
 from tornado_sessions.stores.base import SessionRecord, fingerprint, hash_sid
@@ -235,17 +235,8 @@ async def test_the_documented_delete_ends_only_unsealed_sessions(
     assert query(mysql_settings, f"SELECT data FROM `{table}` WHERE expires_at = 0") == [("tok",)]
 
 
-class Marked(MySQLStore):
-    """A store whose own sealing marks the text (the bench's unsealed server
-    overrides the same two hooks)."""
-
-    def seal_data(self, sid: str, data: str, row_key: bytes) -> str:
-        assert row_key == hash_sid(sid)
-        return "marked:" + data
-
-    def open_data(self, sid: str, data: str, row_key: bytes) -> str | None:
-        assert row_key == hash_sid(sid)
-        return data.removeprefix("marked:") if data.startswith("marked:") else None
+class Marked(MarkedSealing, MySQLStore):
+    """A store whose own sealing marks the text."""
 
 
 @pytest.mark.gen_test(timeout=60)
