@@ -195,11 +195,13 @@ def probe_statements(v: Variant, counters: Counters, repeats: int = 5) -> dict[s
     session (``/seed`` without a cookie), ``untouched`` is a visitor without
     a cookie whose session is not used, ``tampered`` a damaged cookie.  Each
     probe runs ``repeats`` times and keeps the median count per verb: a
-    window that another client of a shared server added to, or one where the
-    peer did less than usual (express-session's read was seen once in a few
-    dozen runs with its SELECT but not its touch), does not decide it; the
-    counters' own reading, measured the same way with no request, is
-    subtracted.
+    window that another client of a shared server added to does not decide
+    it; the counters' own reading, measured the same way with no request, is
+    subtracted.  (express-session's read was seen, in a few runs out of
+    dozens, with its SELECT and no touch in every window: the session probed
+    had never been stored, its /seed having raced express-mysql-session's
+    creation of its table; app.js now listens once the table is there, and
+    `~bench.servers.check` stops a run whose probed session is missing.)
     """
     cookie = v.many[0]
     probes = {

@@ -15,7 +15,9 @@ Routes (the same handler bodies in every variant, the session use aside):
   ``Set-Cookie`` is the cookie the load generator sends;
 * ``/tally``: (session variants) once no ``/write`` is in flight, the
   session's ``k<n>`` keys and the acknowledged writes per key, as
-  ``{"held": {...}, "acked": {...}}``: the lost-update check;
+  ``{"held": {...}, "acked": {...}}``: the lost-update check; and
+  ``"seeded"``, whether the session holds what ``/seed`` stored (a read of
+  a missing session answers as a read of a new one);
 * ``/round-trips``: (session variants) the store's count of queries sent to
   the database so far (``MySQLStore.round_trips``; 0 for MemoryStore).
 
@@ -118,7 +120,8 @@ class Tally(SessionMixin, tornado.web.RequestHandler):
 
     def get(self) -> None:
         held = {k: v for k, v in self.session.items() if k[:1] == "k" and k[1:].isdigit()}
-        self.write({"held": held, "acked": _WRITES["acked"]})
+        seeded = "user" in self.session
+        self.write({"held": held, "acked": _WRITES["acked"], "seeded": seeded})
 
 
 class RoundTrips(tornado.web.RequestHandler):

@@ -180,12 +180,23 @@ def seed(server: Server, count: int) -> list[str]:
 
 
 def check(server: Server, cookie: str) -> None:
-    """A read with the cookie must find the session and send no Set-Cookie."""
+    """A read with the cookie must find the session and send no Set-Cookie.
+
+    A read of a session that is not in the store answers as a read of a new
+    one, so ``/tally`` says whether it holds what ``/seed`` stored: a seed
+    whose save failed after its answer went out (express-session reports a
+    failed save only to its error handler) stops the run here, instead of
+    showing up as a read that sends no touch in the statement probes.
+    """
     status, set_cookies, body = get(server, "/read", cookie)
     if set_cookies:
         raise BenchError(f"{server.name}: a read-only request re-sent the cookie")
     if status != 200 or "n" not in body:
         raise BenchError(f"{server.name}: unexpected /read answer {status} {body!r}")
+    if get(server, "/tally", cookie)[2].get("seeded") is not True:
+        raise BenchError(
+            f"{server.name}: the session /seed started is not in the store: {server.tail()}"
+        )
 
 
 def tally(server: Server, cookie: str) -> dict[str, dict[str, int]]:
@@ -193,7 +204,7 @@ def tally(server: Server, cookie: str) -> dict[str, dict[str, int]]:
 
     ``/tally`` first waits until no ``/write?k=`` request is in flight, then
     answers ``{"held": {key: value in the session}, "acked": {key: 200
-    responses sent}}``.
+    responses sent}, "seeded": ...}`` (``seeded``: see `check`).
     """
     body = get(server, "/tally", cookie)[2]
     return {"held": dict(body["held"]), "acked": dict(body["acked"])}

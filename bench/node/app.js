@@ -6,6 +6,8 @@
 // flight: the session's k<n> keys and the acknowledged writes per key).
 // Settings: SESSION_HOST, SESSION_PORT, SESSION_USER, SESSION_PASSWORD,
 // SESSION_DATABASE, SESSION_SECRET, BENCH_TABLE (the store's table).
+// In session mode it listens only once the store is ready (its table made),
+// as bench/server.py listens after `await store.open()`.
 'use strict';
 const express = require('express');
 
@@ -15,6 +17,8 @@ app.set('etag', false);
 app.set('x-powered-by', false);
 
 const writes = { inFlight: 0, acked: {} };
+// What must be done before the port opens (the store's table, in session mode).
+let ready = Promise.resolve();
 
 function keyOf(req) {
   const k = req.query.k;
@@ -74,6 +78,11 @@ if (mode === 'bare') {
     connectionLimit: 10,
     schema: { tableName: process.env.BENCH_TABLE || 'bench_express_sessions' },
   });
+  // express-mysql-session creates its table in the background: a request
+  // served before then has its save fail after the answer went out (a 200
+  // with a cookie for a session that was never stored, the bench's first
+  // /seed found so), so the port opens only once the table is there.
+  ready = store.onReady();
   app.use('/write', countWrites);
   app.use('/tally', drained);
   app.use(session({
@@ -99,12 +108,22 @@ if (mode === 'bare') {
     for (const [k, v] of Object.entries(req.session)) {
       if (/^k[0-9]+$/.test(k)) held[k] = v;
     }
-    res.json({ held, acked: writes.acked });
+    // seeded: the session /seed stored is there (bench/servers.py check()).
+    res.json({ held, acked: writes.acked, seeded: req.session.user !== undefined });
   });
 } else {
   console.error('usage: node app.js bare|session PORT');
   process.exit(2);
 }
 
-const server = app.listen(Number(port), '127.0.0.1', () => console.log(`ready ${port}`));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+let server = null;
+process.on('SIGTERM', () => (server ? server.close(() => process.exit(0)) : process.exit(0)));
+ready.then(
+  () => {
+    server = app.listen(Number(port), '127.0.0.1', () => console.log(`ready ${port}`));
+  },
+  (err) => {
+    console.error(`the session store did not start: ${err && err.stack ? err.stack : err}`);
+    process.exit(1);
+  },
+);
