@@ -44,14 +44,20 @@ def store(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_reads_share_one_select(
-    store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
+    store: MySQLStore,
+    clock: FakeClock,
+    count_statements: Count,
+    private_table: str,
+    private_settings: Settings,
 ) -> None:
     sids = await new_sessions(store, clock, 5)
-    expired = new_sid()
+    expired, due, last = new_sid(), new_sid(), new_sid()
     await store.set(expired, record(clock, '{"old":1}', ttl=10), expected_version=None)
-    clock.advance(11)
+    await store.set(due, record(clock, '{"due":1}', ttl=11), expected_version=None)
+    await store.set(last, record(clock, '{"last":1}', ttl=12), expected_version=None)
+    clock.advance(11)  # due's expiry is now: expired; last has one second left
     missing = new_sid()
-    asked = [*sids, expired, missing, sids[0]]  # the same session twice, too
+    asked = [*sids, expired, due, last, missing, sids[0]]  # the same session twice, too
     with count_statements(private_table) as seen:
         got = await asyncio.gather(*(store.get(sid) for sid in asked))
     assert [r.data if r else None for r in got] == [
@@ -62,15 +68,26 @@ async def test_concurrent_reads_share_one_select(
         '{"k":4}',
         None,
         None,
+        '{"last":1}',
+        None,
         '{"k":0}',
     ]
     assert all(r.version == 1 for r in got if r is not None)
-    # The first went alone at once; the seven that started while it was in
-    # flight shared one SELECT: two round trips, not eight.
+    # The first went alone at once; the nine that started while it was in
+    # flight shared one SELECT: two round trips, not ten.
     assert seen.counts == {"SELECT": 2}, seen
     alone, batch = seen.statements
     assert " IN (" not in alone and "WHERE id = UNHEX(" in alone
-    assert " IN (" in batch and "expires_at >" in batch and batch.count("UNHEX(") == 7
+    assert " IN (" in batch and batch.count("UNHEX(") == 9
+    # By key alone: the expired rows came back and the store dropped them.
+    assert "expires_at" not in batch.split(" WHERE ")[1]
+    # The rows stay for the cleanup.
+    for sid in (expired, due):
+        assert query(
+            private_settings,
+            f"SELECT COUNT(*) FROM `{private_table}` WHERE id = %s",
+            (hash_sid(sid),),
+        ) == [(1,)]
 
 
 @pytest.mark.gen_test(timeout=60)

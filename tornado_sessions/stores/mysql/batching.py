@@ -47,7 +47,7 @@ from typing import Any
 from ...errors import StoreError
 from .connection import Connections, NoAnswer, Result, background
 from .hints import DEADLOCK, LOST, code_of
-from .statements import KEY_INDEX, Statements
+from .statements import KEY_INDEX, Statements, live_text
 
 __all__ = ["ALONE", "CALM", "RETRIED", "Coalescer"]
 
@@ -138,22 +138,24 @@ class Coalescer:
     async def select(self, keys: Sequence[str]) -> dict[str, str]:
         """``{key: "created expires version ttl data"}`` of the live rows
         (a round trip counted in `reading` while it runs)."""
+        # The statements read the rows by key alone; a row is live if its
+        # expiry is later than the time the statement was sent.
+        now = self._now()
         self.reading += 1
         try:
             if len(keys) == 1:
                 result = await self._conns.execute(
-                    "loading a session", self._st.select_one, (keys[0], self._now()), fetch=True
+                    "loading a session", self._st.select_one, (keys[0],), fetch=True
                 )
-                return {keys[0]: result.rows[0][0]} if result.rows else {}
+                if result.rows and live_text(text := result.rows[0][0], now):
+                    return {keys[0]: text}
+                return {}
             result = await self._conns.execute(
-                "loading sessions",
-                self._st.select_many(len(keys)),
-                (*keys, self._now()),
-                fetch=True,
+                "loading sessions", self._st.select_many(len(keys)), keys, fetch=True
             )
         finally:
             self.reading -= 1
-        return {text[:64]: text[65:] for (text,) in result.rows}
+        return {text[:64]: row for (text,) in result.rows if live_text(row := text[65:], now)}
 
     def _flush_reads(self) -> None:
         batch = _take(self._reads, BATCH, lambda key: 0, self._flush_reads)

@@ -8,7 +8,7 @@ thing formatted into the text is the table name, checked at construction.
 =================  ============================================================
 store call         statement
 =================  ============================================================
-``get``            ``SELECT ... WHERE id = ? AND expires_at > ?``
+``get``            ``SELECT ... WHERE id = ?`` (the row's expiry checked here)
 ``set`` (new)      ``INSERT`` (a duplicate id raises `.SessionExists`)
 ``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
 ``touch``          ``UPDATE ... SET expires_at = IF(ttl <=> ?, ?, expires_at) ...``
@@ -27,7 +27,16 @@ from typing import Any
 from ..base import SessionInfo, SessionRecord, hash_sid
 from .schema import check_table_name
 
-__all__ = ["KEY_INDEX", "Statements", "fields", "info", "insert_args", "key", "update_args"]
+__all__ = [
+    "KEY_INDEX",
+    "Statements",
+    "fields",
+    "info",
+    "insert_args",
+    "key",
+    "live_text",
+    "update_args",
+]
 
 #: The position of the hex key in `update_args` (batches sort on it).
 KEY_INDEX = 11
@@ -48,9 +57,12 @@ class Statements:
         self.table = t
         # One column, not five: PyMySQL parses a result's column descriptions
         # in pure Python, and that was the largest cost of the read path.
+        # The key alone: the caller drops an expired row (`live_text`), which
+        # costs the server less than a condition on expires_at (about 9 us
+        # per lone SELECT, 20-30 per batch, measured in MariaDB's slow log).
         self.select_one = (
             f"SELECT CONCAT(created_at, ' ', expires_at, ' ', version, ' ', COALESCE(ttl, 0), "
-            f"' ', data) FROM {t} WHERE id = UNHEX(%s) AND expires_at > %s"
+            f"' ', data) FROM {t} WHERE id = UNHEX(%s)"
         )
         self.insert = (
             f"INSERT INTO {t} (id, data, created_at, updated_at, expires_at, version, ttl, "
@@ -131,12 +143,12 @@ class Statements:
         )
 
     def select_many(self, count: int) -> str:
-        """One ``SELECT ... WHERE id IN (...)`` for ``count`` keys."""
+        """One ``SELECT ... WHERE id IN (...)`` for ``count`` keys (expired
+        rows included: see `live_text`)."""
         marks = ", ".join(["UNHEX(%s)"] * count)
         return (
             f"SELECT CONCAT(LOWER(HEX(id)), ' ', created_at, ' ', expires_at, ' ', version, "
-            f"' ', COALESCE(ttl, 0), ' ', data) FROM {self.table} "
-            f"WHERE id IN ({marks}) AND expires_at > %s"
+            f"' ', COALESCE(ttl, 0), ' ', data) FROM {self.table} WHERE id IN ({marks})"
         )
 
     def live_many(self, count: int) -> str:
@@ -214,6 +226,13 @@ def insert_args(
         used,
         used,
     )
+
+
+def live_text(text: str, now: int) -> bool:
+    """Whether a ``"created expires version ttl data"`` row text is live at
+    ``now`` (its expiry is later), as ``expires_at > now`` in SQL would say."""
+    start = text.index(" ") + 1
+    return int(text[start : text.index(" ", start)]) > now
 
 
 def fields(text: str) -> tuple[int, int, int, int | None, str]:
