@@ -65,7 +65,7 @@ async def _round(
             for i in range(n):
                 async with pool.acquire() as conn:
                     cur = await adapter.cursor(conn)
-                    await cur.execute(sql, (keys[i % len(keys)], 0))
+                    await cur.execute(sql, (keys[i % len(keys)],))
                     assert await cur.fetchall()
                     await cur.close()
 

@@ -392,3 +392,52 @@ def test_floor_in_instructions(tmp_path: Path) -> None:
         assert row["floor_instructions"] == pytest.approx(floor, abs=1)
     # A write saves: it costs more than a read.
     assert counted["write"]["floor_instructions"] > counted["read"]["floor_instructions"]
+
+
+def test_drivers_quick(bench_server: MariaDBServer) -> None:
+    """``bench/drivers.py``: the store's point SELECT on each installed
+    driver's pool, one row of figures per driver."""
+    cmd = [sys.executable, "bench/drivers.py", "--db", "env", "--tasks", "4", "--pool", "2"]
+    cmd += ["--queries", "200", "--rounds", "1"]
+    code, stdout, stderr = run_script(cmd, bench_env(bench_server), 120)
+    assert code == 0, f"exit {code}:\n{stderr[-3000:]}"
+    rows = [line.split() for line in stdout.splitlines()[2:] if line.strip()]
+    # asyncmy (and its prepared statements) where the script finds it installed.
+    names = [row[0] for row in rows]
+    assert names in (["aiomysql"], ["aiomysql", "asyncmy", "asyncmy,"]), stdout
+    for row in rows:
+        # "<cpu> (<min>-<max>) <statements/s>"
+        assert float(row[-3]) > 0 and int(row[-1].replace(",", "")) > 0, stdout
+
+
+def test_statements_quick(tmp_path: Path) -> None:
+    """``bench/statements.py``: every statement's server time, from the slow
+    log of a private server, each statement counted once per round."""
+    out = tmp_path / "statements.json"
+    cmd = [sys.executable, "bench/statements.py", "--count", "40", "--json", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
+    code, stdout, stderr = run_script(cmd, env, 180)
+    assert code == 0, f"exit {code}:\n{stderr[-3000:]}"
+    result = json.loads(out.read_text())
+    statements = result["statements"]
+    assert set(statements) == {
+        "ours-load",
+        "ours-load-4",
+        "ours-save",
+        "ours-touch",
+        "express-get",
+        "express-set",
+        "express-touch",
+        "floor",
+    }
+    for name, entry in statements.items():
+        assert entry["n"] == 40, (name, entry)
+        assert 0 < entry["q1_us"] <= entry["median_us"] <= entry["q3_us"], (name, entry)
+        assert entry["what"] in stdout, stdout
+    # A statement that reads no table costs the server less than any that does.
+    floor = statements["floor"]["median_us"]
+    assert all(e["median_us"] > floor for n, e in statements.items() if n != "floor")
+    assert result["write_us"]["ours"] == pytest.approx(
+        statements["ours-load"]["median_us"] + statements["ours-save"]["median_us"], abs=0.2
+    )
+    assert "a write request: ours" in stdout
