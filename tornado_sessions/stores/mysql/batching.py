@@ -147,9 +147,8 @@ class Coalescer:
                 result = await self._conns.execute(
                     "loading a session", self._st.select_one, (keys[0],), fetch=True
                 )
-                if result.rows and live_text(text := result.rows[0][0], now):
-                    return {keys[0]: text}
-                return {}
+                text = result.rows[0][0] if result.rows else None
+                return {keys[0]: text} if text is not None and live_text(text, now) else {}
             result = await self._conns.execute(
                 "loading sessions", self._st.select_many(len(keys)), keys, fetch=True
             )
