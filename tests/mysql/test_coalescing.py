@@ -90,6 +90,59 @@ async def test_concurrent_reads_share_one_select(
         ) == [(1,)]
 
 
+#: A table made by hand, not by the store: its data and expiry allow NULL
+#: (the store checks the columns' names, not their nullability).
+LOOSE_TABLE = (
+    "CREATE TABLE `{}` (`id` BINARY(32) NOT NULL PRIMARY KEY, `data` MEDIUMTEXT NULL, "
+    "`created_at` BIGINT NOT NULL, `updated_at` BIGINT NOT NULL, `expires_at` BIGINT NULL, "
+    "`version` INT UNSIGNED NOT NULL, `ttl` INT UNSIGNED NULL, `updated_us` BIGINT NULL, "
+    "`created_seq` BIGINT NULL, `user_id` VARBINARY(1020) NULL, `ip` VARCHAR(45) NULL, "
+    "`user_agent` VARCHAR(255) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_rows_without_data_or_expiry_are_missing_sessions_alone_and_batched(
+    private_settings: Settings, private_table: str, clock: FakeClock
+) -> None:
+    """A row whose data or expiry is NULL (only a hand-made table allows it)
+    is a missing session, loaded alone or in a batch, and fails no other
+    load of the batch."""
+    query(private_settings, LOOSE_TABLE.format(private_table))
+    store = MySQLStore(**private_settings, table=private_table, clock=clock, cleanup_interval=None)
+    try:
+        await store.open()
+        now = int(clock())
+        live, no_data, no_expiry, expired_no_data = new_sid(), new_sid(), new_sid(), new_sid()
+        for sid, data, expires in (
+            (live, '{"a":1}', now + 100),
+            (no_data, None, now + 100),
+            (no_expiry, '{"b":1}', None),
+            (expired_no_data, None, now - 5),
+        ):
+            query(
+                private_settings,
+                f"INSERT INTO `{private_table}` (id, data, created_at, updated_at, expires_at, "
+                "version) VALUES (%s, %s, %s, %s, %s, 1)",
+                (hash_sid(sid), data, now - 10, now - 10, expires),
+            )
+        odd = (no_data, no_expiry, expired_no_data)
+        for sid in odd:  # alone
+            assert await store.get(sid) is None
+        # The first goes alone, the rest share a batch with the odd rows.
+        got = await asyncio.gather(*(store.get(sid) for sid in (live, live, *odd, live)))
+        assert [r.data if r else None for r in got] == [
+            '{"a":1}',
+            '{"a":1}',
+            None,
+            None,
+            None,
+            '{"a":1}',
+        ]
+    finally:
+        await store.close()
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_read_alone_is_the_single_row_select(
     store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str

@@ -139,7 +139,8 @@ class Coalescer:
         """``{key: "created expires version ttl data"}`` of the live rows
         (a round trip counted in `reading` while it runs)."""
         # The statements read the rows by key alone; a row is live if its
-        # expiry is later than the time the statement was sent.
+        # expiry is later than the time the load was asked for (a row text
+        # is NULL only in a hand-made table whose columns allow it).
         now = self._now()
         self.reading += 1
         try:
@@ -154,7 +155,11 @@ class Coalescer:
             )
         finally:
             self.reading -= 1
-        return {text[:64]: row for (text,) in result.rows if live_text(row := text[65:], now)}
+        return {
+            text[:64]: row
+            for (text,) in result.rows
+            if text is not None and live_text(row := text[65:], now)
+        }
 
     def _flush_reads(self) -> None:
         batch = _take(self._reads, BATCH, lambda key: 0, self._flush_reads)
