@@ -46,20 +46,29 @@ def database(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
     elif kind == "local":
         yield "local shared MariaDB (127.0.0.1:3306)", _local_settings()
     elif kind == "private":
-        from tests.mysql.server import SHM, MariaDBServer, ServerError
+        from tests.mysql.server import SHM
 
-        try:
-            server = MariaDBServer()
-            server.setup()
-        except ServerError as exc:
-            raise BenchError(f"could not start a private MariaDB: {exc}") from None
-        try:
+        with private_server() as server:
             where = "files in memory" if server.root.startswith(SHM) else "files on disk"
             yield f"private MariaDB (127.0.0.1:{server.port}, {where})", server.settings()
-        finally:
-            server.cleanup()
     else:
         raise BenchError(f"unknown --db {kind!r}")
+
+
+@contextlib.contextmanager
+def private_server() -> Iterator[Any]:
+    """A throwaway MariaDB (``tests/mysql/server.py``), removed at the end."""
+    from tests.mysql.server import MariaDBServer, ServerError
+
+    try:
+        server = MariaDBServer()
+        server.setup()
+    except ServerError as exc:
+        raise BenchError(f"could not start a private MariaDB: {exc}") from None
+    try:
+        yield server
+    finally:
+        server.cleanup()
 
 
 def _env_settings() -> dict[str, Any]:

@@ -43,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import BenchError  # noqa: E402
-from bench.db import connect  # noqa: E402
+from bench.db import connect, private_server  # noqa: E402
 from tornado_sessions.stores.base import SessionRecord  # noqa: E402
 from tornado_sessions.stores.mysql.schema import create_table_sql  # noqa: E402
 from tornado_sessions.stores.mysql.statements import (  # noqa: E402
@@ -164,14 +164,7 @@ class Bench:
 
 
 def measure(count: int) -> dict[str, Any]:
-    from tests.mysql.server import MariaDBServer, ServerError
-
-    try:
-        server = MariaDBServer()
-        server.setup()
-    except ServerError as exc:
-        raise BenchError(f"could not start a private MariaDB: {exc}") from None
-    try:
+    with private_server() as server:
         admin = server.admin()
         with admin.cursor() as acur:
             for setting in (
@@ -201,8 +194,6 @@ def measure(count: int) -> dict[str, Any]:
                     times[found.group(1)].append(spent.total_seconds() * 1e6)
             conn.close()
         admin.close()
-    finally:
-        server.cleanup()
     out: dict[str, Any] = {"count": count, "sessions": SESSIONS, "statements": {}}
     for name, (side, what) in NAMES.items():
         spent = sorted(times[name])
