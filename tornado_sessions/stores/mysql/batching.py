@@ -47,7 +47,7 @@ from typing import Any
 from ...errors import StoreError
 from .connection import Connections, NoAnswer, Result, background
 from .hints import DEADLOCK, LOST, code_of
-from .statements import KEY_INDEX, Statements, live_text
+from .statements import KEY_INDEX, Statements
 
 __all__ = ["ALONE", "CALM", "RETRIED", "Coalescer"]
 
@@ -85,7 +85,6 @@ class Coalescer:
     """The read and save queues of one store.
 
     :param prepare: awaited before a batch (the store's first-use checks).
-    :param now: the store's clock, in whole seconds.
     """
 
     def __init__(
@@ -94,12 +93,10 @@ class Coalescer:
         statements: Statements,
         *,
         prepare: Callable[[], Awaitable[None]],
-        now: Callable[[], int],
     ) -> None:
         self._conns = conns
         self._st = statements
         self._prepare = prepare
-        self._now = now
         self._reads: list[_Item] = []
         self._writes: list[_Item] = []
         #: Round trips in flight that read sessions (batches and lone
@@ -136,30 +133,23 @@ class Coalescer:
         return await self._join(self._reads, key, self._flush_reads)
 
     async def select(self, keys: Sequence[str]) -> dict[str, str]:
-        """``{key: "created expires version ttl data"}`` of the live rows
-        (a round trip counted in `reading` while it runs)."""
-        # The statements read the rows by key alone; a row is live if its
-        # expiry is later than the time the load was asked for (a row text
-        # is NULL only in a hand-made table whose columns allow it).
-        now = self._now()
+        """``{key: "created expires version ttl data"}`` of the rows found,
+        expired ones included: the store compares their expiry (a round trip
+        counted in `reading` while it runs)."""
         self.reading += 1
         try:
             if len(keys) == 1:
                 result = await self._conns.execute(
                     "loading a session", self._st.select_one, (keys[0],), fetch=True
                 )
-                text = result.rows[0][0] if result.rows else None
-                return {keys[0]: text} if text is not None and live_text(text, now) else {}
+                return {keys[0]: result.rows[0][0]} if result.rows else {}
             result = await self._conns.execute(
                 "loading sessions", self._st.select_many(len(keys)), keys, fetch=True
             )
         finally:
             self.reading -= 1
-        return {
-            text[:64]: row
-            for (text,) in result.rows
-            if text is not None and live_text(row := text[65:], now)
-        }
+        # A row text is NULL only in a hand-made table whose columns allow it.
+        return {text[:64]: text[65:] for (text,) in result.rows if text is not None}
 
     def _flush_reads(self) -> None:
         batch = _take(self._reads, BATCH, lambda key: 0, self._flush_reads)

@@ -8,7 +8,7 @@ thing formatted into the text is the table name, checked at construction.
 =================  ============================================================
 store call         statement
 =================  ============================================================
-``get``            ``SELECT ... WHERE id = ?`` (the row's expiry checked here)
+``get``            ``SELECT ... WHERE id = ?`` (the store checks the row's expiry)
 ``set`` (new)      ``INSERT`` (a duplicate id raises `.SessionExists`)
 ``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
 ``touch``          ``UPDATE ... SET expires_at = IF(ttl <=> ?, ?, expires_at) ...``
@@ -34,7 +34,6 @@ __all__ = [
     "info",
     "insert_args",
     "key",
-    "live_text",
     "update_args",
 ]
 
@@ -57,8 +56,8 @@ class Statements:
         self.table = t
         # One column, not five: PyMySQL parses a result's column descriptions
         # in pure Python, and that was the largest cost of the read path.
-        # The key alone: the caller drops an expired row (`live_text`), which
-        # costs the server less than a condition on expires_at (about 9 us
+        # The key alone: the store drops an expired row (`MySQLStore.get`),
+        # which costs the server less than a condition on expires_at (about 9 us
         # per lone SELECT, 20-30 per batch, measured in MariaDB's slow log).
         self.select_one = (
             f"SELECT CONCAT(created_at, ' ', expires_at, ' ', version, ' ', COALESCE(ttl, 0), "
@@ -144,7 +143,7 @@ class Statements:
 
     def select_many(self, count: int) -> str:
         """One ``SELECT ... WHERE id IN (...)`` for ``count`` keys (expired
-        rows included: see `live_text`)."""
+        rows included: see `select_one`)."""
         marks = ", ".join(["UNHEX(%s)"] * count)
         return (
             f"SELECT CONCAT(LOWER(HEX(id)), ' ', created_at, ' ', expires_at, ' ', version, "
@@ -226,13 +225,6 @@ def insert_args(
         used,
         used,
     )
-
-
-def live_text(text: str, now: int) -> bool:
-    """Whether a ``"created expires version ttl data"`` row text is live at
-    ``now`` (its expiry is later), as ``expires_at > now`` in SQL would say."""
-    start = text.index(" ") + 1
-    return int(text[start : text.index(" ", start)]) > now
 
 
 def fields(text: str) -> tuple[int, int, int, int | None, str]:

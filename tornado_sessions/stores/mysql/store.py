@@ -168,7 +168,7 @@ class MySQLStore(AdminQueries, SessionStore):
         self._ready_lock: asyncio.Lock | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
         self._sql = statements.Statements(self.table)
-        self._batches = Coalescer(self._conns, self._sql, prepare=self._prepare, now=self.now)
+        self._batches = Coalescer(self._conns, self._sql, prepare=self._prepare)
         #: What the first-use table check found: ``"created"``, ``"exists"``
         #: or ``"upgraded"`` (None before it ran).
         self.table_state: schema.Outcome | None = None
@@ -311,22 +311,28 @@ class MySQLStore(AdminQueries, SessionStore):
     async def get(self, sid: str) -> SessionRecord | None:
         row = hash_sid(sid)
         key = row.hex()
+        now = self.now()
         batches = self._batches
         # Alone at once unless a read is in flight or queued (.batching).
         if self.coalesce_reads and batches.reads_busy():
             text = await batches.read(key)
             if text is not ALONE:
-                return self._opened(sid, text, row)
+                return self._opened(sid, text, row, now)
         if not self._ready:
             await self._prepare()
         text = (await batches.select((key,))).get(key)
-        return self._opened(sid, text, row)
+        return self._opened(sid, text, row, now)
 
-    def _opened(self, sid: str, text: str | None, row: bytes) -> SessionRecord | None:
-        """The record of a row's text, its data opened (see .sealing)."""
+    def _opened(self, sid: str, text: str | None, row: bytes, now: int) -> SessionRecord | None:
+        """The record of a row's text, its data opened (see .sealing), if
+        the row is live at ``now``: the statements read by key alone, which
+        costs the server less than a condition on ``expires_at``, and an
+        expired row is left to the cleanup."""
         if text is None:
             return None
         created, expires, version, ttl, stored = statements.fields(text)
+        if expires <= now:
+            return None
         data = self.open_data(sid, stored, row)
         if data is None:
             return None
