@@ -31,6 +31,7 @@ from tornado_sessions.errors import SessionConflict, SessionGone
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
+from tornado_sessions.stores.mysql.batching import WRITE_BATCH
 
 Count = Callable[[str], Any]
 
@@ -230,6 +231,58 @@ async def test_concurrent_saves_share_one_round_trip_with_their_own_outcomes(
         hash_sid(stale).hex(): ('{"other":1}', 2),
         hash_sid(fine3).hex(): ('{"c":"\U0001f600"}', 2),
     }  # the destroyed session was not recreated
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_long_queue_of_saves_leaves_as_batches_that_do_not_wait_for_each_other(
+    store: MySQLStore,
+    clock: FakeClock,
+    count_statements: Count,
+    private_table: str,
+    private_settings: Settings,
+) -> None:
+    # A save in flight, and 2 * WRITE_BATCH + 3 saves started behind it in
+    # one turn: they leave as batches of at most WRITE_BATCH, each on its own
+    # connection, and a batch held up at the server holds up no other.
+    assert WRITE_BATCH == 8  # as docs/stores.rst says
+    pilot, *sids = await new_sessions(store, clock, 2 * WRITE_BATCH + 4)
+    first, later = sids[:WRITE_BATCH], sids[WRITE_BATCH:]
+    blocker = connect(private_settings)
+    admin = connect(private_settings)
+
+    def save(sid: str) -> Any:
+        return store.set(sid, record(clock, f'{{"saved":"{sid[:6]}"}}'), expected_version=1)
+
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(
+                f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE",
+                (hash_sid(first[3]).hex(),),
+            )
+        with count_statements(private_table) as seen:
+            held = asyncio.gather(save(pilot), *(save(sid) for sid in first))
+            rest = asyncio.gather(*(save(sid) for sid in later))
+            # The batch of `first` waits for the row lock; the ones behind it
+            # in the queue left a turn later and are answered meanwhile.
+            async with asyncio.timeout(20):
+                assert await rest == [2] * len(later)
+            blocked = hash_sid(first[3]).hex()
+            await running_statement(admin, f"UPDATE `{private_table}`%UNHEX('{blocked}')%")
+            assert not held.done()
+            blocker.rollback()
+            async with asyncio.timeout(20):
+                assert await held == [2] * (WRITE_BATCH + 1)
+    finally:
+        blocker.close()
+        admin.close()
+    ours = [s for s in seen.statements if "PROCESSLIST" not in s]
+    assert ours[0].startswith("UPDATE"), seen  # the pilot, alone
+    sizes = sorted(s.count("UPDATE ") for s in ours if s.startswith("START TRANSACTION"))
+    assert sizes == [3, WRITE_BATCH, WRITE_BATCH], seen
+    assert len(ours) == 4, seen
+    rows = versions(private_settings, private_table, [pilot, *sids])
+    assert rows == {hash_sid(sid).hex(): (f'{{"saved":"{sid[:6]}"}}', 2) for sid in [pilot, *sids]}
 
 
 @pytest.mark.gen_test(timeout=60)
