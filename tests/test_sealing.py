@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -129,68 +128,6 @@ def test_the_opened_texts_kept_are_bounded_in_count_and_size() -> None:
         sid = new_sid()
         seal(sid, hash_sid(sid), TEXT)
     assert len(sealing._opened) == sealing.OPENED_CACHE
-
-
-def nonce_of(sealed: str) -> bytes:
-    return base64.b64decode(sealed[len(PREFIX) :])[:12]
-
-
-def test_each_seal_has_a_nonce_of_its_own_across_batches_and_threads() -> None:
-    import threading
-
-    from tornado_sessions import sealing
-
-    sid = new_sid()
-    row = hash_sid(sid)
-    count = 3 * sealing.NONCE_BATCH + 5
-    nonces = [nonce_of(seal(sid, row, TEXT)) for _ in range(count)]
-    assert len(set(nonces)) == count
-
-    # Threads draining and refilling the pool at once each get nonces no
-    # other thread got (the pool's order is shared, its items are not).
-    got: list[list[bytes]] = [[] for _ in range(6)]
-
-    def worker(out: list[bytes]) -> None:
-        for _ in range(sealing.NONCE_BATCH + 50):
-            out.append(nonce_of(seal(sid, row, TEXT)))
-
-    threads = [threading.Thread(target=worker, args=(out,)) for out in got]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    every = [n for out in got for n in out]
-    assert len(every) == 6 * (sealing.NONCE_BATCH + 50)
-    assert len(set(every) | set(nonces)) == len(every) + count
-
-
-def test_a_forked_child_never_uses_a_nonce_its_parent_drew() -> None:
-    # A child that reused the parent's unused nonces would seal with the same
-    # nonce as the parent's next write: under one session's key, GCM's
-    # confidentiality and its authentication both fail.
-    from tornado_sessions import sealing
-
-    sid = new_sid()
-    row = hash_sid(sid)
-    seal(sid, row, TEXT)  # the pool now holds unused nonces
-    pooled = set(sealing._nonces)
-    assert pooled
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: one seal, its nonce to the parent, and out
-        try:
-            os.write(write, nonce_of(seal(sid, row, TEXT)))
-        finally:
-            os._exit(0)
-    os.close(write)
-    try:
-        child = os.read(read, 64)
-    finally:
-        os.close(read)
-        os.waitpid(pid, 0)
-    assert len(child) == 12
-    assert child not in pooled
-    assert nonce_of(seal(sid, row, TEXT)) in pooled  # the parent goes on with its own
 
 
 @pytest.mark.gen_test

@@ -12,9 +12,6 @@ table, even together with ``SESSION_SECRET``) does not reveal the data:
 * cipher: AES-256-GCM with a random 96-bit nonce per write, the row's key
   (`.hash_sid`) as associated data, so that a row copied onto another
   session's id does not open (neither the key nor the associated data fit);
-  the nonces come from `os.urandom`, drawn `NONCE_BATCH` at a time (one
-  system call for many writes), each handed out once, and a forked child
-  process draws its own (the parent's unused ones are dropped in the child);
 * text: ``"s1:"`` and the base64 of nonce, ciphertext and tag (about 4/3 of
   the JSON plus 43 characters).
 
@@ -35,31 +32,12 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["NONCE_BATCH", "PREFIX", "Unsealable", "is_sealed", "open_data", "seal"]
+__all__ = ["PREFIX", "Unsealable", "is_sealed", "open_data", "seal"]
 
 #: What every sealed text starts with (the version of the format).
 PREFIX = "s1:"
 _PERSON = b"ts-data-seal-v1"  # BLAKE2b personalisation: at most 16 bytes
 _NONCE = 12
-#: Nonces drawn from `os.urandom` per system call.  A write then costs no
-#: system call of its own: under a server's load, where caches are cold,
-#: the call was about a third of a seal's time (3.7 of 10.7 us).
-#:
-#: .. versionadded:: 0.3
-NONCE_BATCH = 256
-
-# Random nonces not yet used.  popleft() hands each one to exactly one
-# caller, also across threads (deque's own operations are atomic); a forked
-# child starts empty, so that parent and child never share one.
-_nonces: collections.deque[bytes] = collections.deque()
-os.register_at_fork(after_in_child=_nonces.clear)
-
-
-def _draw() -> bytes:
-    """A nonce when `_nonces` ran out: draw `NONCE_BATCH` more."""
-    raw = os.urandom(_NONCE * NONCE_BATCH)
-    _nonces.extend([raw[i : i + _NONCE] for i in range(_NONCE, len(raw), _NONCE)])
-    return raw[:_NONCE]
 
 
 class Unsealable(ValueError):
@@ -120,10 +98,7 @@ def seal(sid: str, row_key: bytes, text: str) -> str:
 
     .. versionadded:: 0.3
     """
-    try:
-        nonce = _nonces.popleft()
-    except IndexError:
-        nonce = _draw()
+    nonce = os.urandom(_NONCE)
     sealed = _cipher(sid).encrypt(nonce, text.encode("utf-8"), row_key)
     stored = PREFIX + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
     _remember(sid, row_key, stored, text)
