@@ -233,33 +233,28 @@ async def test_concurrent_saves_share_one_round_trip_with_their_own_outcomes(
     }  # the destroyed session was not recreated
 
 
+@pytest.fixture
+def patient_store(
+    io_loop: tornado.ioloop.IOLoop, private_settings: Settings, private_table: str, clock: FakeClock
+) -> Iterator[MySQLStore]:
+    """A store whose timeout is longer than a test's own waits: a batch held
+    by a row lock waits for it, not gives up on it, however slow the machine."""
+    yield from make_store(io_loop, private_settings, table=private_table, clock=clock, timeout=30.0)
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_long_queue_of_saves_leaves_as_batches_that_do_not_wait_for_each_other(
-    clock: FakeClock, count_statements: Count, private_table: str, private_settings: Settings
-) -> None:
-    # A save in flight, and 2 * WRITE_BATCH + 3 saves started behind it in
-    # one turn: they leave as three batches of even size (7, 6, 6), each on
-    # its own connection, and a batch held up at the server holds up no other.
-    assert WRITE_BATCH == 8  # as docs/stores.rst says
-    # A timeout longer than the test's own waits: the held batch must wait
-    # for the lock, not give up on it, however slow the machine.
-    store = MySQLStore(
-        **private_settings, table=private_table, clock=clock, timeout=30.0, cleanup_interval=None
-    )
-    await store.open()
-    try:
-        await _long_queue(store, clock, count_statements, private_table, private_settings)
-    finally:
-        await store.close()
-
-
-async def _long_queue(
-    store: MySQLStore,
+    patient_store: MySQLStore,
     clock: FakeClock,
     count_statements: Count,
     private_table: str,
     private_settings: Settings,
 ) -> None:
+    # A save in flight, and 2 * WRITE_BATCH + 3 saves started behind it in
+    # one turn: they leave as three batches of even size (7, 6, 6), each on
+    # its own connection, and a batch held up at the server holds up no other.
+    assert WRITE_BATCH == 8  # as docs/stores.rst says
+    store = patient_store
     pilot, *sids = await new_sessions(store, clock, 2 * WRITE_BATCH + 4)
     first, later = sids[:7], sids[7:]
     blocker = connect(private_settings)
