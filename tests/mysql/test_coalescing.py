@@ -250,13 +250,14 @@ async def test_a_long_queue_of_saves_leaves_as_batches_that_do_not_wait_for_each
     private_table: str,
     private_settings: Settings,
 ) -> None:
-    # A save in flight, and 2 * WRITE_BATCH + 3 saves started behind it in
-    # one turn: they leave as three batches of even size (7, 6, 6), each on
-    # its own connection, and a batch held up at the server holds up no other.
+    # A save in flight, and 19 saves started behind it in one turn: 20
+    # callers at once, so batches of up to 10 (half of them): the 19 leave as
+    # two batches of even size (10 and 9), each on its own connection, and a
+    # batch held up at the server holds up no other.
     assert WRITE_BATCH == 8  # as docs/stores.rst says
     store = patient_store
-    pilot, *sids = await new_sessions(store, clock, 2 * WRITE_BATCH + 4)
-    first, later = sids[:7], sids[7:]
+    pilot, *sids = await new_sessions(store, clock, 20)
+    first, later = sids[:10], sids[10:]
     blocker = connect(private_settings)
     admin = connect(private_settings)
 
@@ -282,17 +283,57 @@ async def test_a_long_queue_of_saves_leaves_as_batches_that_do_not_wait_for_each
             assert not held.done()
             blocker.rollback()
             async with asyncio.timeout(20):
-                assert await held == [2] * 8
+                assert await held == [2] * 11
     finally:
         blocker.close()
         admin.close()
     ours = [s for s in seen.statements if "PROCESSLIST" not in s]
     assert ours[0].startswith("UPDATE"), seen  # the pilot, alone
     sizes = [s.count("UPDATE ") for s in ours if s.startswith("START TRANSACTION")]
-    assert sorted(sizes) == [6, 6, 7], seen
-    assert len(ours) == 4, seen
+    assert sorted(sizes) == [9, 10], seen
+    assert len(ours) == 3, seen
     rows = versions(private_settings, private_table, [pilot, *sids])
     assert rows == {hash_sid(sid).hex(): (f'{{"saved":"{sid[:6]}"}}', 2) for sid in [pilot, *sids]}
+
+
+@pytest.mark.parametrize(
+    ("behind", "sizes"),
+    [
+        (7, [7]),  # 8 callers: one batch of up to 8 (WRITE_BATCH, the least limit)
+        (19, [9, 10]),  # 20 callers: up to 10
+        (45, [22, 23]),  # 46 callers: up to 23
+    ],
+)
+@pytest.mark.gen_test(timeout=60)
+async def test_the_batch_limit_is_half_the_callers_at_once(
+    store: MySQLStore,
+    clock: FakeClock,
+    count_statements: Count,
+    private_table: str,
+    private_settings: Settings,
+    behind: int,
+    sizes: list[int],
+) -> None:
+    # A save in flight and ``behind`` saves started behind it in one turn
+    # (gather runs every task's first step, which counts it in, before the
+    # queue's flush): the queue leaves as batches of at most half the callers
+    # at once (at least WRITE_BATCH), shared out evenly.
+    pilot, *sids = await new_sessions(store, clock, behind + 1)
+    with count_statements(private_table) as seen:
+        saved = await asyncio.gather(
+            *(
+                store.set(sid, record(clock, f'{{"n":"{sid[:6]}"}}'), expected_version=1)
+                for sid in [pilot, *sids]
+            )
+        )
+    assert saved == [2] * (behind + 1)
+    assert seen.statements[0].startswith("UPDATE"), seen  # the pilot, alone
+    batches = [s.count("UPDATE ") for s in seen.statements if s.startswith("START TRANSACTION")]
+    assert sorted(batches) == sizes, seen
+    assert len(seen.statements) == 1 + len(sizes), seen
+    assert store._batches.callers == 0  # every caller counted out again
+    rows = versions(private_settings, private_table, [pilot, *sids])
+    assert rows == {hash_sid(sid).hex(): (f'{{"n":"{sid[:6]}"}}', 2) for sid in [pilot, *sids]}
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -311,6 +352,7 @@ async def test_a_failing_batch_gives_every_caller_its_store_error(
         assert "error 1146" in str(outcome) and "create-table --apply" in str(outcome)
     # Each caller raised its own exception object.
     assert len({id(x) for x in reads}) == 3 and len({id(x) for x in saves}) == 3
+    assert store._batches.callers == 0  # failed callers are counted out too
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -7,9 +7,10 @@ one is in flight joins a queue instead, and the queue departs at the next
 turn of the event loop: the reads queued in one turn share one ``SELECT ...
 WHERE id IN (...)``, the saves of existing sessions one ``START TRANSACTION;
 UPDATE ...; COMMIT`` query (the updates in key order, so that two batches
-cannot deadlock, and one commit for all), at most `WRITE_BATCH` of them: a
-longer queue of saves leaves as several batches, so that the server has
-requests to serve while one is at the database.  A queue of one is sent as
+cannot deadlock, and one commit for all), at most half as many as the
+callers at the store lately (`Coalescer.limit`, from `WRITE_BATCH` to
+`BATCH`): a longer queue of saves leaves as several batches, so that the
+server has requests to serve while one is at the database.  A queue of one is sent as
 its single statement.  While calls come in bursts (a queue to leave lately was
 a batch of several) every call is queued, so that a burst is not split into
 a lone call and a batch; `CALM` queues of one in a row end that (one alone
@@ -37,7 +38,8 @@ escaping ``execute`` uses, on a connection checked to be utf8mb4).
 .. versionchanged:: 0.3
    Adaptive: a call with no round trip of its kind in flight goes out alone
    at once (no future, no hand-off); only the calls behind one are queued.
-   A batch of saves carries at most `WRITE_BATCH` (8) updates.
+   A batch of saves carries at most half as many updates as there were
+   callers at the store at once lately, from `WRITE_BATCH` (8) to `BATCH` (64).
 """
 
 from __future__ import annotations
@@ -57,15 +59,16 @@ __all__ = ["ALONE", "CALM", "RETRIED", "WRITE_BATCH", "Coalescer"]
 #: Queues of one in a row after which calls go alone at once again (see
 #: the module): a straggler between two bursts does not end the batching.
 CALM = 3
-#: The most loads one round trip carries, and the most characters of
-#: session data one batch of saves sends.
+#: The most loads (or saves) one round trip carries, and the most characters
+#: of session data one batch of saves sends.
 BATCH = 64
 BATCH_CHARS = 1 << 20
-#: The most saves one round trip carries.  A burst of more leaves as
-#: several batches of even size, one turn of the loop apart, each on a
-#: connection of its own: while one is at the server (a transaction of
-#: updates keeps it far longer than a ``SELECT ... IN``), the requests of
-#: the others go on.  One batch holding every save in flight left the
+#: The floor of the limit of saves per batch (`Coalescer.limit`: half the
+#: callers at the store at once lately, from 8 to `BATCH`).  A queue longer
+#: than the limit leaves as several batches of even size, one turn of the
+#: loop apart, each on a connection of its own: while one is at the server
+#: (a transaction of updates keeps it far longer than a ``SELECT ... IN``),
+#: the requests of the others go on.  One batch holding every save in flight left the
 #: application idle until it came back, and kept the requests moving in
 #: step: at 16 connections it waited 55 to 72 us per request for the
 #: database with batches of up to 64, and 5 to 13 with batches of 8 (four
@@ -73,6 +76,8 @@ BATCH_CHARS = 1 << 20
 #:
 #: .. versionadded:: 0.3
 WRITE_BATCH = 8
+#: Seconds over which the store's concurrency is taken (see `Coalescer.limit`).
+WINDOW = 1.0
 #: A waiter's answer: send your statement alone (it was not applied).
 ALONE: Any = object()
 #: A waiter's answer: send your statement alone; it may have been applied
@@ -124,6 +129,54 @@ class Coalescer:
         #: for this many more queues of one (`CALM` after each batch).
         self._crowded_reads = 0
         self._crowded_writes = 0
+        #: Loads and saves at the store now (queued, in a round trip, or
+        #: checking an outcome), and the most there were at once in this
+        #: window of `WINDOW` seconds and in the one before.
+        self.callers = 0
+        self._peak = 0
+        self._last_peak = 0
+        self._window_end = 0.0
+
+    def enter(self) -> None:
+        """A load or save begins at the store (`callers`); `leave` when it
+        ends, whatever the outcome.
+
+        .. versionadded:: 0.3
+        """
+        callers = self.callers = self.callers + 1
+        if callers > self._peak:
+            self._peak = callers
+
+    def leave(self) -> None:
+        """A load or save that `enter` counted has ended.
+
+        .. versionadded:: 0.3
+        """
+        self.callers -= 1
+
+    def limit(self) -> int:
+        """The most saves the next batch carries: half the most callers the
+        store had at once lately, from `WRITE_BATCH` to `BATCH`.  Lately: in
+        windows of about `WINDOW` seconds, moved on when a batch of saves
+        leaves, this one and the one before; after a quiet window, the
+        callers at the store now.  A burst leaves as about two batches, so
+        that one half's requests go on while the other's batch is at the
+        server, and pays no more round trips than that (see the benchmarks
+        page, "Batches of saves").  The peak,
+        not the queue, decides: once the halves are out of step each queue
+        is short, and halving it again would end in every save going alone.
+        Below 8 a limit gained nothing: at 4 connections batches of 2 took
+        out the idle time but paid as much again in round trips.
+
+        .. versionadded:: 0.3
+        """
+        now = asyncio.get_running_loop().time()
+        if now >= self._window_end:
+            stale = now >= self._window_end + WINDOW  # a quiet window between
+            self._last_peak = self.callers if stale else self._peak
+            self._peak = self.callers
+            self._window_end = now + WINDOW
+        return max(WRITE_BATCH, min(BATCH, max(self._peak, self._last_peak) // 2))
 
     def reads_busy(self) -> bool:
         """A read is in flight or queued (or reads come in bursts): a new one
@@ -207,7 +260,7 @@ class Coalescer:
             self.writing -= 1
 
     def _flush_writes(self) -> None:
-        batch = _take(self._writes, WRITE_BATCH, lambda args: len(args[0]), self._flush_writes)
+        batch = _take(self._writes, self.limit(), lambda args: len(args[0]), self._flush_writes)
         self._crowded_writes = CALM if batch else max(0, self._crowded_writes - 1)
         if batch:
             background(self._write_batch(batch))

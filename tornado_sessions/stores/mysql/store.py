@@ -313,14 +313,18 @@ class MySQLStore(AdminQueries, SessionStore):
         key = row.hex()
         now = self.now()
         batches = self._batches
-        # Alone at once unless a read is in flight or queued (.batching).
-        if self.coalesce_reads and batches.reads_busy():
-            text = await batches.read(key)
-            if text is not ALONE:
-                return self._opened(sid, text, row, now)
-        if not self._ready:
-            await self._prepare()
-        text = (await batches.select((key,))).get(key)
+        batches.enter()
+        try:
+            # Alone at once unless a read is in flight or queued (.batching).
+            if self.coalesce_reads and batches.reads_busy():
+                text = await batches.read(key)
+                if text is not ALONE:
+                    return self._opened(sid, text, row, now)
+            if not self._ready:
+                await self._prepare()
+            text = (await batches.select((key,))).get(key)
+        finally:
+            batches.leave()
         return self._opened(sid, text, row, now)
 
     def _opened(self, sid: str, text: str | None, row: bytes, now: int) -> SessionRecord | None:
@@ -344,35 +348,40 @@ class MySQLStore(AdminQueries, SessionStore):
         record = check_record(record)
         data = self.seal_data(sid, record.data, row)  # see .sealing
         now = self.now()
-        if expected_version is None:
-            return await self._insert(key, record, data, now)
-        new_version = expected_version + 1
-        args = statements.update_args(
-            record, data, key, new_version, expected_version, now, self.stamp()
-        )
-        # Alone at once unless a save is in flight or queued (.batching).  In
-        # a batch: its row count; ALONE if the batch told it to go alone;
-        # RETRIED if the batch's answer was lost (it may have been applied).
-        rowcount: Any = ALONE
         batches = self._batches
-        if (
-            self.coalesce_writes
-            and batches.writes_busy()
-            and self._conns.multi
-            and len(data) <= BATCH_CHARS
-        ):
-            rowcount = await batches.write(args)
-        if isinstance(rowcount, int):
-            if rowcount:
+        batches.enter()
+        try:
+            if expected_version is None:
+                return await self._insert(key, record, data, now)
+            new_version = expected_version + 1
+            args = statements.update_args(
+                record, data, key, new_version, expected_version, now, self.stamp()
+            )
+            # Alone at once unless a save is in flight or queued (.batching).
+            # In a batch: its row count; ALONE if the batch told it to go
+            # alone; RETRIED if the batch's answer was lost (it may have been
+            # applied).
+            rowcount: Any = ALONE
+            if (
+                self.coalesce_writes
+                and batches.writes_busy()
+                and self._conns.multi
+                and len(data) <= BATCH_CHARS
+            ):
+                rowcount = await batches.write(args)
+            if isinstance(rowcount, int):
+                if rowcount:
+                    return new_version
+                return await self._missed_update(key, data, now, new_version, False)
+            if not self._ready:
+                await self._prepare()
+            result = await batches.update(args)
+            if result.rowcount:
                 return new_version
-            return await self._missed_update(key, data, now, new_version, False)
-        if not self._ready:
-            await self._prepare()
-        result = await batches.update(args)
-        if result.rowcount:
-            return new_version
-        retried = rowcount is RETRIED or result.retried
-        return await self._missed_update(key, data, now, new_version, retried)
+            retried = rowcount is RETRIED or result.retried
+            return await self._missed_update(key, data, now, new_version, retried)
+        finally:
+            batches.leave()
 
     async def _missed_update(
         self, key: str, stored: str, now: int, new_version: int, retried: bool
