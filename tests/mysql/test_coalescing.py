@@ -31,7 +31,7 @@ from tornado_sessions.errors import SessionConflict, SessionGone
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
-from tornado_sessions.stores.mysql.batching import WRITE_BATCH
+from tornado_sessions.stores.mysql.batching import BATCH, WINDOW, WRITE_BATCH, Coalescer
 
 Count = Callable[[str], Any]
 
@@ -466,3 +466,39 @@ async def test_a_batch_chosen_as_deadlock_victim_is_sent_again_without_a_transac
     assert versions(private_settings, private_table, sids) == {
         hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate(sids)
     }
+
+
+def test_the_batch_limit_follows_the_peak_of_callers_over_two_windows() -> None:
+    # Coalescer.limit alone, on a clock of our own: half the most callers at
+    # once in this window and the one before, from WRITE_BATCH to BATCH;
+    # after a quiet window, the callers at the store now.
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        now = [1000.0]
+        loop.time = lambda: now[0]  # type: ignore[method-assign]
+        batches = Coalescer(None, None, prepare=None)  # type: ignore[arg-type]
+
+        def callers(n: int) -> None:
+            while batches.callers < n:
+                batches.enter()
+            while batches.callers > n:
+                batches.leave()
+
+        assert batches.limit() == WRITE_BATCH  # nobody yet
+        callers(40)
+        callers(3)
+        assert batches.limit() == 20  # the peak of this window, not the 3 now
+        now[0] += WINDOW + 0.1
+        assert batches.limit() == 20  # the window before still counts
+        callers(0)
+        now[0] += WINDOW + 0.1
+        assert batches.limit() == WRITE_BATCH  # two windows of at most 3
+        callers(500)
+        assert batches.limit() == BATCH  # never more than a load batch
+        callers(30)
+        now[0] += 3 * WINDOW  # a quiet spell: the old peak is forgotten
+        assert batches.limit() == 15
+        callers(0)
+        assert batches.callers == 0
+
+    asyncio.run(check())
