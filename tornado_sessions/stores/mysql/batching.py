@@ -10,8 +10,8 @@ UPDATE ...; COMMIT`` query (the updates in key order, so that two batches
 cannot deadlock, and one commit for all), at most half as many as the
 callers at the store lately (`Coalescer.limit`, from `WRITE_BATCH` to
 `BATCH`): a longer queue of saves leaves as several batches, so that the
-server has requests to serve while one is at the database.  A queue of one is sent as
-its single statement.  While calls come in bursts (a queue to leave lately was
+server has requests to serve while one is at the database.  A queue of one
+is sent as its single statement.  While calls come in bursts (a queue to leave lately was
 a batch of several) every call is queued, so that a burst is not split into
 a lone call and a batch; `CALM` queues of one in a row end that (one alone
 would flip a run of bursts between the two ways, each wave split in two).  The store
@@ -68,8 +68,8 @@ BATCH_CHARS = 1 << 20
 #: than the limit leaves as several batches of even size, one turn of the
 #: loop apart, each on a connection of its own: while one is at the server
 #: (a transaction of updates keeps it far longer than a ``SELECT ... IN``),
-#: the requests of the others go on.  One batch holding every save in flight left the
-#: application idle until it came back, and kept the requests moving in
+#: the requests of the others go on.  One batch holding every save in
+#: flight left the application idle until it came back, and kept the requests moving in
 #: step: at 16 connections it waited 55 to 72 us per request for the
 #: database with batches of up to 64, and 5 to 13 with batches of 8 (four
 #: ``make bench`` runs, each with the two side by side).
@@ -162,11 +162,12 @@ class Coalescer:
         callers at the store now.  A burst leaves as about two batches, so
         that one half's requests go on while the other's batch is at the
         server, and pays no more round trips than that (see the benchmarks
-        page, "Batches of saves").  The peak,
-        not the queue, decides: once the halves are out of step each queue
-        is short, and halving it again would end in every save going alone.
-        Below 8 a limit gained nothing: at 4 connections batches of 2 took
-        out the idle time but paid as much again in round trips.
+        page, "Batches of saves").  The peak, not the queue, decides: once
+        the halves are out of step each queue is short, and halving it again
+        would end in every save going alone.  Below 8, at 4 connections,
+        batches of 2 took out the idle time but paid as much again in round
+        trips on aiomysql (they paid on asyncmy, but split every small
+        burst).
 
         .. versionadded:: 0.3
         """
