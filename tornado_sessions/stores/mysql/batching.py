@@ -11,13 +11,13 @@ cannot deadlock, and one commit for all), at most half as many as the
 callers at the store lately (`Coalescer.limit`, from `WRITE_BATCH` to
 `BATCH`): a longer queue of saves leaves as several batches, so that the
 server has requests to serve while one is at the database.  A queue of one
-is sent as its single statement.  While calls come in bursts (a queue to leave lately was
-a batch of several) every call is queued, so that a burst is not split into
-a lone call and a batch; `CALM` queues of one in a row end that (one alone
-would flip a run of bursts between the two ways, each wave split in two).  The store
-reports its lone round trips here (`Coalescer.select`, `Coalescer.update`),
-so that the count of round trips in flight covers batches and lone
-statements alike.
+is sent as its single statement.  While calls come in bursts (a queue to
+leave lately was a batch of several) every call is queued, so that a burst
+is not split into a lone call and a batch; `CALM` queues of one in a row end
+that (one alone would flip a run of bursts between the two ways, each wave
+split in two).  The store reports its lone round trips here
+(`Coalescer.select`, `Coalescer.update`), so that the count of round trips
+in flight covers batches and lone statements alike.
 
 A batch is an optimisation, never a shared fate: whatever goes wrong in one,
 each save ends as it would have alone.
@@ -69,8 +69,8 @@ BATCH_CHARS = 1 << 20
 #: loop apart, each on a connection of its own: while one is at the server
 #: (a transaction of updates keeps it far longer than a ``SELECT ... IN``),
 #: the requests of the others go on.  One batch holding every save in
-#: flight left the application idle until it came back, and kept the requests moving in
-#: step: at 16 connections it waited 55 to 72 us per request for the
+#: flight left the application idle until it came back, and kept the
+#: requests moving in step: at 16 connections it waited 55 to 72 us per request for the
 #: database with batches of up to 64, and 5 to 13 with batches of 8 (four
 #: ``make bench`` runs, each with the two side by side).
 #:
