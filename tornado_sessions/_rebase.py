@@ -86,32 +86,35 @@ def rebase(session: Session, record: SessionRecord) -> None:
         session._ttl, session._ttl_changed = ttl, True
 
 
-async def hand_over(store: SessionStore, session: Session, *, keep_data: bool) -> bool:
+async def hand_over(store: SessionStore, session: Session, *, keep_data: bool) -> str | None:
     """Delete ``session``'s record for `.Session.regenerate`, carrying over
-    what concurrent requests saved on it if ``keep_data``; return False if
-    it had ended.
+    what concurrent requests saved on it if ``keep_data``; return the id
+    whose record was deleted, or None if the session had ended.
 
     The record is deleted only at the version the session's data is based
     on (``destroy(..., expected_version=...)``).  If another request saved
     meanwhile, the record is read again, this request's change is applied
     to it, and the delete is retried: the data that moves to the new id is
-    then the newest, with this request's change on top.
+    then the newest, with this request's change on top.  The id deleted is
+    the session's id at that moment: a concurrent `.Session.regenerate` of
+    the same session object (two messages of one WebSocket) may have moved
+    it meanwhile, and the caller names the id that really ended.
 
     :raises StoreError: the record kept changing for
         ``MAX_HAND_OVER_ATTEMPTS`` reads in a row, or the store failed.
     """
     if not keep_data:  # nothing moves: any version goes
-        return await store.destroy(session._id)
+        sid = session._id
+        return sid if await store.destroy(sid) else None
     for _ in range(MAX_HAND_OVER_ATTEMPTS):
         # A session whose last save merged other requests' changes holds
         # only its own view: it is rebased before anything moves.
-        if session._base_exact and await store.destroy(
-            session._id, expected_version=session.version
-        ):
-            return True
+        sid = session._id
+        if session._base_exact and await store.destroy(sid, expected_version=session.version):
+            return sid
         record = await store.get(session._id)
         if record is None:
-            return False
+            return None
         rebase(session, record)
     raise StoreError(
         f"session {session._fingerprint} could not be regenerated: it was saved by other "

@@ -344,8 +344,14 @@ class SessionManager(PerUserRules, CookieRules):
         if session._is_new:
             self._move(session, restart_lifetime, keep_data=keep_data)
             return
-        old_sid, old = session._id, session._fingerprint
-        live = await hand_over(self.store, session, keep_data=keep_data)
+        start = session._id
+        ended = await hand_over(self.store, session, keep_data=keep_data)
+        live = ended is not None
+        # The id whose record this call deleted: the one it started from, or
+        # the one a concurrent regenerate() of this session object (another
+        # message of the same WebSocket) gave it meanwhile.
+        old_sid = start if ended is None else ended
+        old = fingerprint(old_sid)
         self.saves.forget(old_sid)
         absolute = self.config.absolute_max_age
         if absolute is not None and session._created_at + absolute <= self.now():

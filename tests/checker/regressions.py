@@ -247,6 +247,31 @@ REGRESSIONS = (
         ),
         check=_first_id_ended,
     ),
+    Regression(
+        "two-logins-of-one-socket",
+        "found by the checker's deep run (issue 20): two logins of one WebSocket at once; "
+        "the second found the id moved by the first and moved the new one, but its "
+        "regenerated event named the id it started from, and it forgot and revoked that "
+        "one instead of the id it ended",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((ProcessSpec(0, "open_socket", (0,)),)),
+                Round(
+                    (
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                    )
+                ),
+            ),
+            script=(
+                "p0.socket_login#5 destroy",
+                "p0.socket_login#5 set",
+                "p0.socket_login#6 destroy",
+            ),
+        ),
+    ),
 )
 
 #: Finding 8 is no schedule: these secrets read like sentences and must be
