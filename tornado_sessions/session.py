@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -108,6 +109,12 @@ class Session(MutableMapping[str, Any]):
         # A write of this session succeeded during this request (so that
         # resave does not write it a second time at the end).
         self._written = False
+        # Made at the first regenerate() or destroy(): they run one at a
+        # time on one session object (two messages of one WebSocket), each
+        # after the first save under way, if any (`_inserting`).
+        self._moving: asyncio.Lock | None = None
+        # Done when the insert of this new session under way returns.
+        self._inserting: asyncio.Future[None] | None = None
 
     # -- identity and state -------------------------------------------------
     #
@@ -331,19 +338,44 @@ class Session(MutableMapping[str, Any]):
         :param restart_lifetime: restart the absolute timeout's clock; by
             default the new id inherits the old session's creation time.
 
+        Calls of `regenerate` and `destroy` on one session object (say by
+        two messages of one WebSocket at once) run one after the other, in
+        the order they were made, and each waits for the session's first
+        save if one is under way: each starts from the id the one before
+        left, stored, so a login racing a login neither drops the data nor
+        logs the socket out.
+
         .. versionchanged:: 0.3
            A change saved on the old id by a concurrent request is carried
-           over (it was dropped).
+           over (it was dropped).  Calls on one session object run one at a
+           time, each after its first save if one is under way.
         """
-        await self._owner._session_regenerate(self, keep_data, restart_lifetime)
+        async with self._lock():
+            await self._first_save_done()
+            await self._owner._session_regenerate(self, keep_data, restart_lifetime)
 
     async def destroy(self) -> None:
         """Delete the session's record now and clear its cookie (logout).
 
         The handler can go on using ``self.session``: it is a fresh, empty
-        session with a new id, saved only if modified.
+        session with a new id, saved only if modified.  It waits for a
+        `regenerate` of this session object already under way (see there).
         """
-        await self._owner._session_destroy(self)
+        async with self._lock():
+            await self._first_save_done()
+            await self._owner._session_destroy(self)
+
+    def _lock(self) -> asyncio.Lock:
+        """The lock that makes `regenerate` and `destroy` take turns."""
+        if self._moving is None:
+            self._moving = asyncio.Lock()
+        return self._moving
+
+    async def _first_save_done(self) -> None:
+        """Wait until no insert of this session is under way: the session is
+        then stored under its id, or still new (the insert failed)."""
+        while self._inserting is not None:
+            await asyncio.wait((self._inserting,))
 
     def touch(self) -> None:
         """Extend the session's expiry when this response finishes, even if

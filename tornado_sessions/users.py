@@ -78,10 +78,10 @@ class UserSessionsMixin(_HandlerBase):
             count = await manager.end_user_sessions(
                 user, except_session=session if keep_current else None
             )
-            if not keep_current and current_is_users:
-                await manager.destroy(session)
         except StoreError as exc:
             raise self._session_store_failed("ending a user's sessions", exc) from None
+        if not keep_current and current_is_users:
+            await session.destroy()  # after its first save, if one is under way
         return count
 
     async def end_user_session(self, fingerprint: str, user_id: str | None = None) -> bool:

@@ -56,11 +56,24 @@ def _destroy_without_cookie_clears_nothing(world: World) -> None:
     assert world.responses["r5:b0@p0"] is None  # it held none: no Set-Cookie
 
 
-def _first_id_ended(world: World) -> None:
+def _first_id_moved(world: World) -> None:
     kinds = [(e.kind.value, e.reason) for e in world.processes[0].events]
-    assert ("destroyed", "regenerated during its first save") in kinds, kinds
+    # The second login waited for the first save, then moved the id it stored.
+    assert ("regenerated", "regenerate()") in kinds, kinds
+    assert ("destroyed", "regenerated during its first save") not in kinds, kinds
     alice = [row for row in world.model.rows.values() if row.user_id == "alice"]
     assert len(alice) == 1, alice  # the socket's session, under the id it holds
+
+
+def _socket_kept_its_session(world: World) -> None:
+    """The socket of two logins at once is open, on a stored session of
+    alice that still holds the key its browser set before."""
+    socket = world.sockets[0]
+    assert socket.closed is None and socket.session is not None, socket.closed
+    row = world.model.rows.get(socket.session._id)
+    assert row is not None, world.model.trace
+    assert row.user_id == "alice", row
+    assert any(key.startswith("k") for key in row.data), row.data
 
 
 REGRESSIONS = (
@@ -229,7 +242,8 @@ REGRESSIONS = (
         "regenerated-during-its-first-save",
         "found by the checker (issue 20): a new session regenerated while its first "
         "save ran got a created event naming its new id, not the one stored, and the "
-        "id stored stayed live with no cookie carrying it",
+        "id stored stayed live with no cookie carrying it; since regenerate() waits for "
+        "a first save under way, the second login moves the id the first stored",
         Scenario(
             config(),
             (None, None, None),
@@ -245,7 +259,7 @@ REGRESSIONS = (
             ),
             script=("p0.socket_login#6 set", "p0.socket_login#7 set"),
         ),
-        check=_first_id_ended,
+        check=_first_id_moved,
     ),
     Regression(
         "two-logins-of-one-socket",
@@ -271,6 +285,31 @@ REGRESSIONS = (
                 "p0.socket_login#6 destroy",
             ),
         ),
+    ),
+    Regression(
+        "two-logins-of-one-socket-before-the-first-save",
+        "the neighbour of the case above: the second login reads the id the first "
+        "moved the session to before the first save stored it, found nothing, and "
+        "dropped the socket's session as if it had ended (the user was logged out); "
+        "regenerate() and destroy() of one session object now run one at a time",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((ProcessSpec(0, "open_socket", (0,)),)),
+                Round(
+                    (
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                    )
+                ),
+            ),
+            # Before the fix: the second login's failed delete of the old
+            # id, then its read of the new one (not stored yet), went first.
+            schedule=(0, 0, 0, 0, 0, 0, 1),
+            script=("p0.socket_login#5 destroy",),
+        ),
+        check=_socket_kept_its_session,
     ),
 )
 
