@@ -616,8 +616,19 @@ class SaveThenDestroy(Base):
         self.write({"ok": True})
 
 
+class LoginThenReload(Base):
+    """A login, a change, then reload() before anything is saved."""
+
+    async def get(self) -> None:
+        await self.session.regenerate()
+        self.session["scratch"] = "unsaved"
+        await self.session.reload()
+        self.write({"data": dict(self.session)})
+
+
 ROUTES += [
     (r"/save-then-destroy", SaveThenDestroy),
+    (r"/login-then-reload", LoginThenReload),
     (r"/gated-read", GatedRead),
     (r"/gated-regenerate", GatedRegenerate),
     (r"/end-everywhere", EndEverywhere),

@@ -249,6 +249,20 @@ async def test_regenerate_issues_a_new_id_and_deletes_the_old_record(
 
 
 @pytest.mark.gen_test
+async def test_reload_after_regenerate_goes_back_to_the_data_it_moved(
+    browser: Browser, store: RecordingStore
+) -> None:
+    await browser.get('/set?k=cart&v=["book"]')
+    old_cookie = browser.jar[NAME]
+    response = await browser.get("/login-then-reload")
+    # The change after the login is dropped; the data the login moved is not.
+    assert body(response) == {"data": {"cart": ["book"]}}
+    assert browser.jar[NAME] != old_cookie
+    assert await store.length() == 1
+    assert body(await browser.get("/read"))["data"] == {"cart": ["book"]}
+
+
+@pytest.mark.gen_test
 async def test_regenerate_without_keeping_data(browser: Browser) -> None:
     await browser.get('/set?k=cart&v=["book"]')
     await browser.get("/login?user=bob&keep=0")

@@ -8,7 +8,6 @@ it returns.  The testing helpers use it directly.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import logging
@@ -260,22 +259,16 @@ class SessionManager(PerUserRules, CookieRules):
         if plan.write == "insert":
             record = plan.record or self._record(session, plan.text, plan.expires_at)
             sid = session._id
-            # regenerate() and destroy() of this session object wait for it.
-            inserted = session._inserting = asyncio.get_running_loop().create_future()
             try:
                 version = await self.store.set(sid, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
                 sid = session._id = new_sid()
                 version = await self.store.set(sid, record, expected_version=None)
-            finally:
-                if session._inserting is inserted:
-                    session._inserting = None
-                inserted.set_result(None)
             if self._moved.pop(sid, None) is not session:
                 self.events.emit(EventKind.CREATED, fingerprint(sid), record.user_id, "first save")
-            # Regenerated or destroyed meanwhile, by a direct call of this
-            # manager (Session's methods wait for this insert): no cookie
-            # carries sid.
+            # Regenerated or destroyed meanwhile (Session's own methods take
+            # turns, but the end of a request's commit does not wait for a
+            # task its handler left running): no cookie carries sid.
             if session._id != sid:
                 if await self.store.destroy(sid):
                     reason = "regenerated during its first save"
@@ -332,9 +325,10 @@ class SessionManager(PerUserRules, CookieRules):
     # -- explicit verbs --------------------------------------------------------
 
     async def reload(self, session: Session) -> None:
-        """Replace the session's data with the stored one."""
+        """Replace the session's data with the stored one (for a session
+        regenerated and not saved yet, the data its regenerate() moved)."""
         if session._is_new:
-            session._data = json.loads(session._snapshot)
+            session._data = json.loads(session._carried)
             return
         record = await self.store.get(session._id)
         if record is None:

@@ -211,8 +211,11 @@ class Revocation:
                     exc,
                 )
                 live = set(held.values())
-            # Only a socket that still holds the id the store was asked about.
-            closing += [h for h, sid in held.items() if sid not in live and _sid_of(h) == sid]
+            # Every socket that holds an id found ended, including one whose
+            # handshake was watched while the store answered.
+            ended = set(held.values()) - live
+            already = set(closing)
+            closing += [h for h in list(self._sockets) if h not in already and _sid_of(h) in ended]
         for handler in closing:
             self._close(handler)
         if closing:

@@ -109,12 +109,13 @@ class Session(MutableMapping[str, Any]):
         # A write of this session succeeded during this request (so that
         # resave does not write it a second time at the end).
         self._written = False
-        # Made at the first regenerate() or destroy(): they run one at a
-        # time on one session object (two messages of one WebSocket), each
-        # after the first save under way, if any (`_inserting`).
-        self._moving: asyncio.Lock | None = None
-        # Done when the insert of this new session under way returns.
-        self._inserting: asyncio.Future[None] | None = None
+        # The data a regenerate() moved to this unsaved id, as JSON: what
+        # reload() goes back to until the first save stores it.
+        self._carried = EMPTY
+        # Made at the first save(), reload(), regenerate() or destroy(): they
+        # run one at a time on one session object (two messages of one
+        # WebSocket handled at once).
+        self._turns: asyncio.Lock | None = None
 
     # -- identity and state -------------------------------------------------
     #
@@ -314,15 +315,24 @@ class Session(MutableMapping[str, Any]):
         its cookie on the response.
 
         Not needed in ordinary handlers (the session is saved when the
-        response finishes); useful before a long streamed response.
+        response finishes); useful before a long streamed response, and in
+        a WebSocket.  Waits for a `save`, `reload`, `regenerate` or
+        `destroy` of this session object under way (see `regenerate`).
         """
-        await self._owner._session_save(self)
+        async with self._turn():
+            await self._owner._session_save(self)
 
     async def reload(self) -> None:
         """Replace the data with what the store holds now, dropping unsaved
         changes.  If the session is gone from the store it becomes a fresh,
-        empty one."""
-        await self._owner._session_reload(self)
+        empty one.  After a `regenerate` not saved yet, it goes back to the
+        data the regenerate moved.  Waits for a call under way, as `save`.
+
+        .. versionchanged:: 0.3
+           After a `regenerate`, the data it moved is kept (it was emptied).
+        """
+        async with self._turn():
+            await self._owner._session_reload(self)
 
     async def regenerate(self, keep_data: bool = True, *, restart_lifetime: bool = False) -> None:
         """Give the session a new id and delete the record of the old one.
@@ -338,44 +348,34 @@ class Session(MutableMapping[str, Any]):
         :param restart_lifetime: restart the absolute timeout's clock; by
             default the new id inherits the old session's creation time.
 
-        Calls of `regenerate` and `destroy` on one session object (say by
-        two messages of one WebSocket at once) run one after the other, in
-        the order they were made, and each waits for the session's first
-        save if one is under way: each starts from the id the one before
-        left, stored, so a login racing a login neither drops the data nor
-        logs the socket out.
+        Calls of `save`, `reload`, `regenerate` and `destroy` on one session
+        object (say by two messages of one WebSocket handled at once) run
+        one after the other, in the order they were made: each starts from
+        what the one before left, so a login racing a login or a save
+        neither drops the data nor logs the socket out.
 
         .. versionchanged:: 0.3
            A change saved on the old id by a concurrent request is carried
-           over (it was dropped).  Calls on one session object run one at a
-           time, each after its first save if one is under way.
+           over (it was dropped).  Calls on one session object take turns.
         """
-        async with self._lock():
-            await self._first_save_done()
+        async with self._turn():
             await self._owner._session_regenerate(self, keep_data, restart_lifetime)
 
     async def destroy(self) -> None:
         """Delete the session's record now and clear its cookie (logout).
 
         The handler can go on using ``self.session``: it is a fresh, empty
-        session with a new id, saved only if modified.  It waits for a
-        `regenerate` of this session object already under way (see there).
+        session with a new id, saved only if modified.  Waits for a call
+        under way, as `save`.
         """
-        async with self._lock():
-            await self._first_save_done()
+        async with self._turn():
             await self._owner._session_destroy(self)
 
-    def _lock(self) -> asyncio.Lock:
-        """The lock that makes `regenerate` and `destroy` take turns."""
-        if self._moving is None:
-            self._moving = asyncio.Lock()
-        return self._moving
-
-    async def _first_save_done(self) -> None:
-        """Wait until no insert of this session is under way: the session is
-        then stored under its id, or still new (the insert failed)."""
-        while self._inserting is not None:
-            await asyncio.wait((self._inserting,))
+    def _turn(self) -> asyncio.Lock:
+        """The lock that makes this object's store calls take turns."""
+        if self._turns is None:
+            self._turns = asyncio.Lock()
+        return self._turns
 
     def touch(self) -> None:
         """Extend the session's expiry when this response finishes, even if
@@ -424,6 +424,12 @@ class Session(MutableMapping[str, Any]):
         if not keep_data:
             self._data = {}
             self._ttl = None
+            self._carried = EMPTY
+        elif not self._is_new:  # a stored session's data moves: reload() keeps it
+            try:
+                self._carried = dumps(self._data)
+            except (TypeError, ValueError):
+                self._carried = EMPTY  # its save will name the key JSON cannot hold
         self._snapshot = EMPTY
         self._stored_ttl = None
         self._maybe_changed = True

@@ -28,7 +28,7 @@ from tornado_sessions.events import EventKind, SessionEvent
 from tornado_sessions.revocation import CLOSE_CODE, CLOSE_REASON
 from tornado_sessions.stores.base import fingerprint
 
-from .world import Call, Row, World
+from .world import TOKEN, Call, Row, World
 
 if TYPE_CHECKING:
     from .model import Model
@@ -140,9 +140,36 @@ class Audit:
                         "per-user call, and it is still open when the round ends",
                     )
         self.closing_soon.clear()
+        self._sockets_keep_their_sessions(world)
         secrets = set(world.sids.values())
         for process in world.processes:
             self._events(process.index, process.events, secrets)
+
+    def _sockets_keep_their_sessions(self, world: World) -> None:
+        """An open socket never drops a session that still lives under an id
+        its own calls gave it: its messages (a login, a save, a reload)
+        racing each other leave it on its lineage.  (A login of the browser
+        ends the socket's id: the revocation closes it.)"""
+        model = self.model
+        for socket in world.sockets:
+            if socket.closed is not None or socket.session is None:
+                continue
+            held = socket.session._data.get(TOKEN)
+            if socket.token is not None and held != socket.token:
+                live = [
+                    sid
+                    for sid, row in model.rows.items()
+                    if row.data.get(TOKEN) == socket.token
+                    and sid in socket.held
+                    and model.live(row)
+                ]
+                if live:
+                    model.fail(
+                        "writes_kept",
+                        f"socket {socket.name} dropped its session {socket.token}, which "
+                        f"lives as {fingerprint(live[0])[:6]}, and holds {held}",
+                    )
+            socket.token = held
 
     def _events(self, p: int, events: list[SessionEvent], secrets: set[str]) -> None:
         fail = self.model.fail

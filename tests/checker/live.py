@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from tornado_sessions.session import Session
 
-from .world import Browser, Process, Request, World
+from .world import TOKEN, Browser, Process, Request, World
 
 
 class Socket(Request):
@@ -33,6 +33,11 @@ class Socket(Request):
         self.closed: tuple[int | None, str | None] | None = None
         #: The model's step when it was closed.
         self.closed_at = -1
+        #: The lineage token its session held at the end of the last round
+        #: (`.audit.Audit.round_done` checks it keeps it while it lives).
+        self.token: str | None = None
+        #: The ids its session object held after each of its own calls.
+        self.held: set[str] = set()
 
     @property
     def _session(self) -> Session | None:
@@ -49,7 +54,9 @@ class Socket(Request):
 
     async def handshake(self) -> None:
         """Load the session from the cookie, then be watched (status 101)."""
-        await self.load()
+        session = await self.load()
+        self.token = session._data.get(TOKEN)
+        self.held.add(session._id)
         self.process.revocation.watch(self)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:

@@ -22,10 +22,8 @@ from tornado_sessions.session import FLASH_KEY
 from tornado_sessions.stores.base import fingerprint
 
 from .audit import Audit
-from .world import Call, Row
+from .world import TOKEN, Call, Row
 
-#: The data key of a session's lineage token.
-TOKEN = "_t"
 #: An acknowledged deletion.
 DELETED = "<deleted>"
 #: The keys besides the generated ones (``k<n>``) a session may hold.
@@ -286,6 +284,13 @@ class Model:
         for token, changes in self.acked.items():
             if changes and token not in self.ended and token not in live:
                 self.fail("writes_kept", f"{token} neither ended nor live: its data was lost")
+
+    def live(self, row: Row) -> bool:
+        """Whether ``row`` is a live session now (not past its expiry or the
+        absolute timeout)."""
+        if row.expires_at <= self.now:
+            return False
+        return self.absolute is None or row.created_at + self.absolute > self.now
 
     def _check_user_call(self, call: Call, before: dict[str, Row], after: dict[str, Row]) -> None:
         if call.error is not None:

@@ -80,6 +80,9 @@ class Ctx:
     request: Request
     session: Session
     loaded_at: int
+    #: The changes a login moved with the data, not stored yet: a reload()
+    #: goes back to them (`.Session.reload`), the first save stores them.
+    carried: Pending | None = None
 
     @property
     def pending(self) -> Pending:
@@ -105,8 +108,10 @@ class Ctx:
     def saved(self) -> None:
         """A save or the end of the request returned."""
         self.sync()
-        if self.pending.token is not None and not self.session._is_new:
-            self.model.ack(self.actor)
+        if not self.session._is_new:
+            self.carried = None
+            if self.pending.token is not None:
+                self.model.ack(self.actor)
 
 
 # -- reads -------------------------------------------------------------------------
@@ -204,8 +209,17 @@ async def reload(ctx: Ctx) -> None:
     before, new = ctx.token(), ctx.session._is_new
     await ctx.session.reload()
     ctx.model.drop(ctx.actor)  # unsaved changes are dropped, by design
-    if new and ctx.token() != before:
-        ctx.model.end(before)  # so is a login's data not stored yet
+    carried = ctx.carried
+    if new and carried is not None and ctx.token() == carried.token:
+        # A login's data not stored yet: back to what it moved.
+        ctx.model.pending[ctx.actor] = dataclasses.replace(
+            carried,
+            changes=dict(carried.changes),
+            added=list(carried.added),
+            shown=list(carried.shown),
+        )
+    elif new and ctx.token() != before:
+        ctx.model.end(before)  # a new session's data, never stored
 
 
 # -- lifecycle ---------------------------------------------------------------------
@@ -224,6 +238,15 @@ async def login(ctx: Ctx, user: str, keep_data: bool) -> None:
     if new and ctx.token() != before:
         ctx.model.end(before)  # data not stored yet, dropped (keep_data=False)
     ctx.sync()
+    if not new and ctx.session._is_new and ctx.token() is not None:
+        # The stored data moved, with this request's changes on top.
+        pending = ctx.pending
+        ctx.carried = dataclasses.replace(
+            pending,
+            changes=dict(pending.changes),
+            added=list(pending.added),
+            shown=list(pending.shown),
+        )
     ctx.own()
     ctx.session["user_id"] = user
 
@@ -289,15 +312,19 @@ async def open_socket(world: World, process: Process, browser: int) -> None:
     await socket.handshake()
 
 
+def _open_socket(world: World, index: int) -> Socket | None:
+    sockets = [s for s in world.sockets if s.closed is None and s.session is not None]
+    return sockets[index % len(sockets)] if sockets else None
+
+
 @process_op(st.integers(0, 7), st.sampled_from(USERS))
 async def socket_login(world: World, process: Process, index: int, user: str) -> None:
     """An open socket's own code logs in (``regenerate()``, bind the user,
     ``save()``), as a message handler may: the socket holds the new id and
     must stay open while it lives."""
-    sockets = [s for s in world.sockets if s.closed is None and s.session is not None]
-    if not sockets:
+    socket = _open_socket(world, index)
+    if socket is None:
         return
-    socket = sockets[index % len(sockets)]
     assert socket.session is not None
     world.managers[ACTOR.get()] = socket.manager
     reset = PURPOSE.set("move")
@@ -305,8 +332,54 @@ async def socket_login(world: World, process: Process, index: int, user: str) ->
         await socket.session.regenerate()
     finally:
         PURPOSE.reset(reset)
+    socket.held.add(socket.session._id)
     socket.session["user_id"] = user
     await socket.session.save()
+    socket.held.add(socket.session._id)
+
+
+@process_op(st.integers(0, 7))
+async def socket_save(world: World, process: Process, index: int) -> None:
+    """An open socket's own code changes its session and saves it
+    (``session[k] = v``, ``await session.save()``), as a message handler
+    may, while others of its messages run: the change is acknowledged
+    when the save returns with it still in the session."""
+    socket = _open_socket(world, index)
+    if socket is None:
+        return
+    session = socket.session
+    assert session is not None
+    actor = ACTOR.get()
+    world.managers[actor] = socket.manager
+    model = world.model
+    pending = model.begin(actor)
+    try:
+        if TOKEN not in session._data:
+            session[TOKEN] = unique("T")
+        key = unique("k")
+        session[key] = key
+        pending.token = session._data.get(TOKEN)
+        pending.changes[key] = key
+        await session.save()
+        socket.held.add(session._id)
+        # Another message's reload() may have dropped the change unsaved.
+        kept = session._data.get(key) == key and session._data.get(TOKEN) == pending.token
+        if kept and not session._is_new:
+            model.ack(actor)
+    finally:
+        model.done(actor)
+
+
+@process_op(st.integers(0, 7))
+async def socket_reload(world: World, process: Process, index: int) -> None:
+    """An open socket's own code reloads its session (``reload()``)."""
+    socket = _open_socket(world, index)
+    if socket is None:
+        return
+    assert socket.session is not None
+    world.managers[ACTOR.get()] = socket.manager
+    await socket.session.reload()
+    socket.held.add(socket.session._id)
 
 
 @process_op()

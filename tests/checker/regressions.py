@@ -279,12 +279,11 @@ REGRESSIONS = (
                     )
                 ),
             ),
-            script=(
-                "p0.socket_login#5 destroy",
-                "p0.socket_login#5 set",
-                "p0.socket_login#6 destroy",
-            ),
+            # Before the logins took turns: the first login's delete and
+            # first save, then the second's delete, of the id already gone.
+            script=("p0.socket_login#5 destroy", "p0.socket_login#5 set"),
         ),
+        check=_socket_kept_its_session,
     ),
     Regression(
         "two-logins-of-one-socket-before-the-first-save",
@@ -310,6 +309,68 @@ REGRESSIONS = (
             script=("p0.socket_login#5 destroy",),
         ),
         check=_socket_kept_its_session,
+    ),
+    Regression(
+        "socket-reload-racing-its-login",
+        "found by the checker with socket operations: a socket's reload() read the id "
+        "its own login had just deleted, found nothing, and dropped the session the "
+        "login had moved (it lived on under the new id, held by no one); a reload() "
+        "after a login, before the first save, also emptied the data it moved",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((ProcessSpec(0, "open_socket", (0,)),)),
+                Round(
+                    (
+                        ProcessSpec(0, "socket_reload", (0,)),
+                        ProcessSpec(0, "socket_login", (0, "alice")),
+                    )
+                ),
+            ),
+            script=("p0.socket_login#6 destroy", "p0.socket_login#6 set"),
+        ),
+        check=_socket_kept_its_session,
+    ),
+    Regression(
+        "two-first-saves-of-one-socket",
+        "found by review: two saves at once of a socket's new session both inserted it; "
+        "the second found the id taken, and stored the data again under another id",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((RequestSpec(0, 0, (("destroy", ()),)),)),
+                Round((ProcessSpec(0, "open_socket", (0,)),)),
+                Round(
+                    (
+                        ProcessSpec(0, "socket_save", (0,)),
+                        ProcessSpec(0, "socket_save", (0,)),
+                    )
+                ),
+            ),
+        ),
+    ),
+    Regression(
+        "socket-watched-during-a-check",
+        "found by the checker: a socket whose handshake was watched while a revocation "
+        "check was at the store stayed open after the check found its session ended "
+        "(only the sockets the check had started with were closed)",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((ProcessSpec(0, "open_socket", (1,)),)),
+                Round(
+                    (
+                        RequestSpec(1, 1, (("destroy", ()),)),
+                        ProcessSpec(0, "open_socket", (1,)),
+                        ProcessSpec(0, "revocation_check"),
+                    )
+                ),
+            ),
+            script=("r5 get", "p0.open_socket#6 get", "r5 destroy"),
+        ),
     ),
 )
 

@@ -125,6 +125,8 @@ FAMILIES = {
     "live": (
         "open_socket",
         "socket_login",
+        "socket_save",
+        "socket_reload",
         "revocation_check",
         "destroy",
         "login",
@@ -159,7 +161,13 @@ def _small_rounds(draw: st.DrawFn) -> tuple[Round, ...]:
             budget -= 1
         actors.append(spec)
     before = draw(st.sampled_from(ADVANCES))
-    return (Round((), before), Round(tuple(actors))) if before else (Round(tuple(actors)),)
+    rounds = (Round((), before), Round(tuple(actors))) if before else (Round(tuple(actors)),)
+    if "live" in families:
+        # A socket open before the race, so that its own messages (a login,
+        # a save, a reload) meet each other and what ends its session.
+        opened = ProcessSpec(draw(st.integers(0, 1)), "open_socket", (draw(st.integers(0, 1)),))
+        rounds = (Round((opened,)), *rounds)
+    return rounds
 
 
 def scenarios() -> st.SearchStrategy[Scenario]:

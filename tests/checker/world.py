@@ -29,7 +29,11 @@ from tornado_sessions.stores.base import SessionStore
 
 from .gate import ACTOR, PURPOSE, Call, GatedStore, Scheduler
 
-__all__ = ["ACTOR", "PURPOSE", "Browser", "Call", "Process", "Request", "Row", "World"]
+__all__ = ["ACTOR", "PURPOSE", "TOKEN", "Browser", "Call", "Process", "Request", "Row", "World"]
+
+
+#: The data key of a session's lineage token (see `.model`).
+TOKEN = "_t"
 
 
 @dataclasses.dataclass(frozen=True)
