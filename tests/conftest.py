@@ -85,6 +85,8 @@ class RecordingStore(SessionStore):
         self.fail: set[str] = set()
         #: How many ids each `live` call asked about.
         self.live_asked: list[int] = []
+        #: Seconds a call waits before it reaches the store (a slow server).
+        self.delays: dict[str, float] = {}
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -97,6 +99,8 @@ class RecordingStore(SessionStore):
 
     async def set(self, sid: str, record: SessionRecord, *, expected_version: int | None) -> int:
         self._call("set")
+        if self.delays.get("set"):
+            await asyncio.sleep(self.delays["set"])
         return await self.inner.set(sid, record, expected_version=expected_version)
 
     async def destroy(self, sid: str, *, expected_version: int | None = None) -> bool:
@@ -626,9 +630,22 @@ class LoginThenReload(Base):
         self.write({"data": dict(self.session)})
 
 
+class FlushThenSave(Base):
+    """A new session's flush() not awaited, then save() beside it."""
+
+    async def get(self) -> None:
+        self.session["x"] = 1
+        self.write("a")
+        flushed = self.flush()
+        await self.session.save()
+        await flushed
+        self.finish("b")
+
+
 ROUTES += [
     (r"/save-then-destroy", SaveThenDestroy),
     (r"/login-then-reload", LoginThenReload),
+    (r"/flush-then-save", FlushThenSave),
     (r"/gated-read", GatedRead),
     (r"/gated-regenerate", GatedRegenerate),
     (r"/end-everywhere", EndEverywhere),

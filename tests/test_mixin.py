@@ -263,6 +263,18 @@ async def test_reload_after_regenerate_goes_back_to_the_data_it_moved(
 
 
 @pytest.mark.gen_test
+async def test_an_unawaited_flush_and_a_save_store_a_new_session_once(
+    browser: Browser, store: RecordingStore
+) -> None:
+    store.delays["set"] = 0.05  # the first insert is still at the store
+    response = await browser.get("/flush-then-save")
+    assert response.code == 200 and response.body == b"ab"
+    assert await store.length() == 1
+    assert store.calls.count("set") == 1
+    assert body(await browser.get("/read"))["data"] == {"x": 1}
+
+
+@pytest.mark.gen_test
 async def test_regenerate_without_keeping_data(browser: Browser) -> None:
     await browser.get('/set?k=cart&v=["book"]')
     await browser.get("/login?user=bob&keep=0")

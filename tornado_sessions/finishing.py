@@ -108,12 +108,19 @@ class SessionFinishing(_HandlerBase):
         session = self._session
         assert session is not None
         manager = self.get_session_manager()
+        # It takes its turn with the session's own calls (a save() the
+        # handler started beside an unawaited flush()), and plans again if
+        # one ran first.
+        turn = session._turn()
+        if turn.locked():
+            plan = None
         try:
-            if plan is None:
-                plan = manager.plan(
-                    session, status=self.get_status(), headers_sent=self._headers_written
-                )
-            action = await manager.run(session, plan)
+            async with turn:
+                if plan is None:
+                    plan = manager.plan(
+                        session, status=self.get_status(), headers_sent=self._headers_written
+                    )
+                action = await manager.run(session, plan)
         except StoreError as exc:
             log.error("Session store failed while saving the session: %s", exc)
             self._session_done = True

@@ -266,9 +266,9 @@ class SessionManager(PerUserRules, CookieRules):
                 version = await self.store.set(sid, record, expected_version=None)
             if self._moved.pop(sid, None) is not session:
                 self.events.emit(EventKind.CREATED, fingerprint(sid), record.user_id, "first save")
-            # Regenerated or destroyed meanwhile (Session's own methods take
-            # turns, but the end of a request's commit does not wait for a
-            # task its handler left running): no cookie carries sid.
+            # Regenerated or destroyed meanwhile (Session's methods and the
+            # response's save take turns, but a late save after a bypassed
+            # finish() does not): no cookie carries sid.
             if session._id != sid:
                 if await self.store.destroy(sid):
                     reason = "regenerated during its first save"
@@ -277,6 +277,7 @@ class SessionManager(PerUserRules, CookieRules):
             session.version = version
             session._snapshot = plan.text
             session._is_new = False
+            session._carried = None
             session._base_exact = True
             session._stored_ttl = session._ttl
             session._ttl_changed = False
@@ -328,7 +329,8 @@ class SessionManager(PerUserRules, CookieRules):
         """Replace the session's data with the stored one (for a session
         regenerated and not saved yet, the data its regenerate() moved)."""
         if session._is_new:
-            session._data = json.loads(session._carried)
+            moved = session._carried
+            session._data = json.loads(moved if moved is not None else session._snapshot)
             return
         record = await self.store.get(session._id)
         if record is None:

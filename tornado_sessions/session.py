@@ -110,8 +110,9 @@ class Session(MutableMapping[str, Any]):
         # resave does not write it a second time at the end).
         self._written = False
         # The data a regenerate() moved to this unsaved id, as JSON: what
-        # reload() goes back to until the first save stores it.
-        self._carried = EMPTY
+        # reload() goes back to until the first save stores it (None: the
+        # session holds no moved data).
+        self._carried: str | None = None
         # Made at the first save(), reload(), regenerate() or destroy(): they
         # run one at a time on one session object (two messages of one
         # WebSocket handled at once).
@@ -325,8 +326,10 @@ class Session(MutableMapping[str, Any]):
     async def reload(self) -> None:
         """Replace the data with what the store holds now, dropping unsaved
         changes.  If the session is gone from the store it becomes a fresh,
-        empty one.  After a `regenerate` not saved yet, it goes back to the
-        data the regenerate moved.  Waits for a call under way, as `save`.
+        empty one.  After a `regenerate` of a stored session, until the
+        next save, it goes back to the data the (last) regenerate moved; a
+        session never stored goes back to empty.  Waits for a call under
+        way, as `save`.
 
         .. versionchanged:: 0.3
            After a `regenerate`, the data it moved is kept (it was emptied).
@@ -424,12 +427,13 @@ class Session(MutableMapping[str, Any]):
         if not keep_data:
             self._data = {}
             self._ttl = None
-            self._carried = EMPTY
-        elif not self._is_new:  # a stored session's data moves: reload() keeps it
+            self._carried = None
+        elif not self._is_new or self._carried is not None:
+            # Stored data moves (or moved data moves on): reload() keeps it.
             try:
                 self._carried = dumps(self._data)
-            except (TypeError, ValueError):
-                self._carried = EMPTY  # its save will name the key JSON cannot hold
+            except (TypeError, ValueError, RecursionError):
+                self._carried = None  # its save will name what JSON cannot hold
         self._snapshot = EMPTY
         self._stored_ttl = None
         self._maybe_changed = True

@@ -238,8 +238,9 @@ async def login(ctx: Ctx, user: str, keep_data: bool) -> None:
     if new and ctx.token() != before:
         ctx.model.end(before)  # data not stored yet, dropped (keep_data=False)
     ctx.sync()
-    if not new and ctx.session._is_new and ctx.token() is not None:
-        # The stored data moved, with this request's changes on top.
+    moved = not new or ctx.carried is not None  # stored data, or moved data again
+    if moved and ctx.session._is_new and ctx.token() is not None and ctx.token() == before:
+        # The data moved, with this request's changes on top.
         pending = ctx.pending
         ctx.carried = dataclasses.replace(
             pending,
@@ -247,6 +248,8 @@ async def login(ctx: Ctx, user: str, keep_data: bool) -> None:
             added=list(pending.added),
             shown=list(pending.shown),
         )
+    else:
+        ctx.carried = None  # nothing moved (a new session, or it had ended)
     ctx.own()
     ctx.session["user_id"] = user
 
