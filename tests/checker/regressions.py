@@ -76,6 +76,17 @@ def _socket_kept_its_session(world: World) -> None:
     assert any(key.startswith("k") for key in row.data), row.data
 
 
+#: A socket opened, then two logins by its own code at once.
+TWO_SOCKET_LOGINS = (
+    Round((ProcessSpec(0, "open_socket", (0,)),)),
+    Round(
+        (
+            ProcessSpec(0, "socket_login", (0, "alice")),
+            ProcessSpec(0, "socket_login", (0, "alice")),
+        )
+    ),
+)
+
 REGRESSIONS = (
     Regression(
         "regenerate-after-log-out-everywhere",
@@ -270,15 +281,7 @@ REGRESSIONS = (
         Scenario(
             config(),
             (None, None, None),
-            (
-                Round((ProcessSpec(0, "open_socket", (0,)),)),
-                Round(
-                    (
-                        ProcessSpec(0, "socket_login", (0, "alice")),
-                        ProcessSpec(0, "socket_login", (0, "alice")),
-                    )
-                ),
-            ),
+            TWO_SOCKET_LOGINS,
             # Before the logins took turns: the first login's delete and
             # first save, then the second's delete, of the id already gone.
             script=("p0.socket_login#5 destroy", "p0.socket_login#5 set"),
@@ -290,19 +293,11 @@ REGRESSIONS = (
         "the neighbour of the case above: the second login reads the id the first "
         "moved the session to before the first save stored it, found nothing, and "
         "dropped the socket's session as if it had ended (the user was logged out); "
-        "regenerate() and destroy() of one session object now run one at a time",
+        "one session object's save(), reload(), regenerate() and destroy() now take turns",
         Scenario(
             config(),
             (None, None, None),
-            (
-                Round((ProcessSpec(0, "open_socket", (0,)),)),
-                Round(
-                    (
-                        ProcessSpec(0, "socket_login", (0, "alice")),
-                        ProcessSpec(0, "socket_login", (0, "alice")),
-                    )
-                ),
-            ),
+            TWO_SOCKET_LOGINS,
             # Before the fix: the second login's failed delete of the old
             # id, then its read of the new one (not stored yet), went first.
             schedule=(0, 0, 0, 0, 0, 0, 1),
