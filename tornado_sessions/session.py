@@ -113,9 +113,9 @@ class Session(MutableMapping[str, Any]):
         # reload() goes back to until the first save stores it (None: the
         # session holds no moved data).
         self._carried: str | None = None
-        # Made at the first save(), reload(), regenerate() or destroy(): they
-        # run one at a time on one session object (two messages of one
-        # WebSocket handled at once).
+        # Made at the first save(), reload(), regenerate() or destroy(), or
+        # the response's save: they run one at a time on one session object
+        # (two messages of one WebSocket handled at once).
         self._turns: asyncio.Lock | None = None
 
     # -- identity and state -------------------------------------------------

@@ -81,7 +81,7 @@ class UserSessionsMixin(_HandlerBase):
         except StoreError as exc:
             raise self._session_store_failed("ending a user's sessions", exc) from None
         if not keep_current and current_is_users:
-            await session.destroy()  # after its first save, if one is under way
+            await session.destroy()  # in its turn (see Session.destroy)
         return count
 
     async def end_user_session(self, fingerprint: str, user_id: str | None = None) -> bool:
