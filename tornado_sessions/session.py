@@ -7,18 +7,16 @@ import json
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .flashes import FLASH_KEY, FlashMessages
 from .stores.base import fingerprint
 from .values import check_value, dumps, lifetime_arg, same_json, user_text
 
 if TYPE_CHECKING:
     from .stores.base import SessionRecord
 
-__all__ = ["Session"]
+__all__ = ["FLASH_KEY", "Session"]
 
 EMPTY = "{}"
-#: The data key under which flash messages are kept: reserved, and hidden
-#: from the mapping (``dict(session)`` never shows it).
-FLASH_KEY = "__flashes__"
 
 
 class _Owner(Protocol):
@@ -30,7 +28,7 @@ class _Owner(Protocol):
     async def _session_destroy(self, session: Session) -> None: ...
 
 
-class Session(MutableMapping[str, Any]):
+class Session(FlashMessages, MutableMapping[str, Any]):
     """The session of one request: a mutable mapping of JSON values.
 
     Handlers get it as ``self.session`` (see `.SessionMixin`); they never
@@ -254,60 +252,6 @@ class Session(MutableMapping[str, Any]):
     def __repr__(self) -> str:
         keys = sorted(key for key in self._data if key != FLASH_KEY)
         return f"<Session {self._fingerprint} new={self._is_new} keys={keys}>"
-
-    # -- flash messages ------------------------------------------------------
-
-    def flash(self, message: str, category: str = "message") -> None:
-        """Queue a one-time message for the user ("Saved.", "Wrong password.").
-
-        .. example: flash-note given imports module
-
-        It is kept in the session until `pop_flashes` returns it, so it
-        survives a redirect, and shows exactly once, in whichever process
-        serves the next page::
-
-            class SaveNote(SessionMixin, tornado.web.RequestHandler):
-                def post(self):
-                    self.session.flash("Your note was saved.", "success")
-                    self.redirect("/notes")
-
-        :param message: the text (shown to the user: escape it in templates,
-            as Tornado's ``{{ }}`` does).
-        :param category: a label for styling, such as ``"error"``.
-
-        .. versionadded:: 0.2
-        """
-        for name, text in (("message", message), ("category", category)):
-            if not isinstance(text, str):
-                raise TypeError(f"a flash {name} must be a str, not {type(text).__name__}")
-            check_value(FLASH_KEY, text)
-        self.accessed = True
-        self._maybe_changed = True
-        queue = self._data.get(FLASH_KEY)
-        if not isinstance(queue, list):
-            queue = self._data[FLASH_KEY] = []
-        queue.append([category, message])
-
-    def pop_flashes(self) -> list[tuple[str, str]]:
-        """Return the queued flash messages as ``(category, message)`` pairs,
-        oldest first, and remove them.  An empty queue changes nothing (the
-        request then writes nothing).
-
-        .. versionadded:: 0.2
-        """
-        self.accessed = True
-        queue = self._data.get(FLASH_KEY)
-        if queue is None:
-            return []
-        self._maybe_changed = True
-        del self._data[FLASH_KEY]
-        if not isinstance(queue, list):
-            return []
-        return [
-            (str(item[0]), str(item[1]))
-            for item in queue
-            if isinstance(item, list) and len(item) == 2
-        ]
 
     # -- lifecycle -----------------------------------------------------------
 
