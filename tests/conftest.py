@@ -620,6 +620,20 @@ class SaveThenDestroy(Base):
         self.write({"ok": True})
 
 
+class LoginWithBadData(Base):
+    """A nested edit JSON cannot hold (a set, or nesting too deep), then a login."""
+
+    async def get(self) -> None:
+        cart = self.session["cart"]
+        if self.get_argument("deep", None):
+            for _ in range(5000):
+                cart = [cart]
+            self.session["cart"].append(cart)
+        else:
+            cart.append({"a set"})
+        await self.session.regenerate()
+
+
 class LoginThenReload(Base):
     """A login, a change, then reload() before anything is saved."""
 
@@ -645,6 +659,7 @@ class FlushThenSave(Base):
 ROUTES += [
     (r"/save-then-destroy", SaveThenDestroy),
     (r"/login-then-reload", LoginThenReload),
+    (r"/login-with-bad-data", LoginWithBadData),
     (r"/flush-then-save", FlushThenSave),
     (r"/gated-read", GatedRead),
     (r"/gated-regenerate", GatedRegenerate),

@@ -263,6 +263,28 @@ async def test_reload_after_regenerate_goes_back_to_the_data_it_moved(
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("", "session['cart'][1]"), ("?deep=1", "nested more than 100 levels deep")],
+)
+async def test_a_login_with_data_json_cannot_hold_deletes_nothing(
+    browser: Browser, store: RecordingStore, caplog: Any, query: str, named: str
+) -> None:
+    await browser.get('/set?k=cart&v=["book"]')
+    cookie = browser.jar[NAME]
+    store.calls.clear()
+    with caplog.at_level(logging.ERROR):
+        response = await browser.get("/login-with-bad-data" + query)
+    assert response.code == 500
+    assert any(named in r.getMessage() or named in (r.exc_text or "") for r in caplog.records)
+    # The old session lives on, untouched, under the cookie the client holds.
+    assert "destroy" not in store.calls and "set" not in store.calls
+    assert browser.jar[NAME] == cookie
+    assert body(await browser.get("/read"))["data"] == {"cart": ["book"]}
+    assert await store.length() == 1
+
+
+@pytest.mark.gen_test
 async def test_an_unawaited_flush_and_a_save_store_a_new_session_once(
     browser: Browser, store: RecordingStore
 ) -> None:

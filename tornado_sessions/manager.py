@@ -346,7 +346,12 @@ class SessionManager(PerUserRules, CookieRules):
         not carried anywhere: the session becomes a fresh, empty one and the
         old cookie is cleared, so an in-flight request cannot revive it under
         a new id.
+
+        Data that cannot be stored raises `TypeError` (naming it) before
+        anything is deleted: the old session lives on.
         """
+        if keep_data:
+            session.serialize()
         if session._is_new:
             self._move(session, restart_lifetime, keep_data=keep_data)
             return

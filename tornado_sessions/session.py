@@ -294,6 +294,8 @@ class Session(FlashMessages, MutableMapping[str, Any]):
             over, not lost.
         :param restart_lifetime: restart the absolute timeout's clock; by
             default the new id inherits the old session's creation time.
+        :raises TypeError: the data (kept) holds a value JSON cannot hold,
+            named; nothing is deleted and the old session lives on.
 
         Calls of `save`, `reload`, `regenerate` and `destroy` on one session
         object (say by two messages of one WebSocket handled at once) run
@@ -304,6 +306,8 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         .. versionchanged:: 0.3
            A change saved on the old id by a concurrent request is carried
            over (it was dropped).  Calls on one session object take turns.
+           Data that cannot be stored raises before the old record is
+           deleted (it was deleted, then the save failed).
         """
         async with self._turn():
             await self._owner._session_regenerate(self, keep_data, restart_lifetime)
@@ -376,7 +380,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
             # Stored data moves (or moved data moves on): reload() keeps it.
             try:
                 self._carried = dumps(self._data)
-            except (TypeError, ValueError, RecursionError):
+            except (TypeError, ValueError):
                 self._carried = None  # its save will name what JSON cannot hold
         self._snapshot = EMPTY
         self._stored_ttl = None

@@ -227,7 +227,7 @@ def dumps(data: dict[str, Any]) -> str:
     """
     try:
         text = _ENCODER.encode(data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # too deep: _walk names where
         for key, value in data.items():
             if not isinstance(key, str):
                 raise TypeError(f"session keys must be strings, not {type(key).__name__}") from None
