@@ -14,9 +14,11 @@ The cases (`CASES`) cross two actions with shapes of traffic:
 
 `measure_pairs` runs, for each round, case and variant, the bare framework
 and then the variant, so each cost is ``1e6/rps(variant) - 1e6/rps(bare)``
-of a pair.  Statements per request under load are ``Com_*`` deltas at the
-server minus the background seen during the paired bare run (which sends no
-SQL); `probe_statements` counts them for single requests, one at a time.
+of a pair; the variants' order turns by one each round (`round_order`), so
+that no server always runs first or last in a case.  Statements per request
+under load are ``Com_*`` deltas at the server minus the background seen
+during the paired bare run (which sends no SQL); `probe_statements` counts
+them for single requests, one at a time.
 """
 
 from __future__ import annotations
@@ -130,6 +132,17 @@ def warm_up(
             load.run(v.server, work, seconds)
 
 
+def round_order(variants: list[Variant], r: int) -> list[Variant]:
+    """The variants in the order of round ``r`` (from 0): turned by ``r``,
+    so that over as many rounds as variants each runs once in each place
+    (what the database still does after the run before, such as InnoDB's
+    purge after writes, then falls on each server alike)."""
+    if not variants:
+        return []
+    k = r % len(variants)
+    return variants[k:] + variants[:k]
+
+
 def measure_pairs(
     *,
     rounds: int,
@@ -140,11 +153,12 @@ def measure_pairs(
     seconds: float,
     counters: Counters,
 ) -> dict[tuple[str, str], Samples]:
-    """For each round, case and variant: a bare run, then the variant run."""
+    """For each round, case and variant (in `round_order`): a bare run, then
+    the variant run."""
     samples: dict[tuple[str, str], Samples] = {}
     for r in range(rounds):
         for case in cases:
-            for v in variants:
+            for v in round_order(variants, r):
                 work = workload(case, v, shape)
                 checked = case == "write-one"
                 tally_before = tally(v.server, v.one) if checked else None

@@ -104,8 +104,17 @@ def run_bench(server: MariaDBServer, tmp_path: Path, *args: str) -> dict[str, An
     assert code == 0, f"exit {code}:\n{stderr[-3000:]}"
     assert "summary: session cost per request over the bare framework" in stdout
     result = dict(json.loads(out.read_text()))
-    result["stdout"] = stdout
+    result["stdout"], result["stderr"] = stdout, stderr
     return result
+
+
+def run_order(result: dict[str, Any], case: str, r: int) -> list[str]:
+    """The servers a run measured in round ``r`` of ``case``, in order (its log)."""
+    return [
+        line.split()[3]
+        for line in result["stderr"].splitlines()
+        if line.split()[:3] == ["round", f"{r}/{result['rounds']}", case]
+    ]
 
 
 def check_sealing(result: dict[str, Any], with_express: bool) -> None:
@@ -198,9 +207,14 @@ def check_common(result: dict[str, Any], variants: set[str]) -> None:
 
 def test_quick_run_python_client(bench_server: MariaDBServer, tmp_path: Path) -> None:
     result = run_bench(
-        bench_server, tmp_path, "--load", "python", "--duration", "0.3", "--driver", "aiomysql"
+        bench_server,
+        tmp_path,
+        *("--load", "python", "--duration", "0.3", "--driver", "aiomysql", "--rounds", "2"),
     )
     assert result["load_generator"] == "python keep-alive client"
+    # The servers' order turns by one each round: none always runs first.
+    first, second = run_order(result, "write-one", 1), run_order(result, "write-one", 2)
+    assert len(first) >= 2 and second == first[1:] + first[:1], (first, second)
     assert result["driver"] == "aiomysql"
     variants = {"memory", "mysql"} | ({"express-mysql"} if HAS_NODE else set())
     check_common(result, variants)
