@@ -260,3 +260,69 @@ async def test_memory_store_keeps_what_its_seal_hook_gives_and_reads_through_its
     # A text the open hook refuses is a missing session.
     store._records[hash_sid(sid)] = replaced(kept, data=TEXT)
     assert await store.get(sid) is None
+
+
+# -- nonces: drawn in batches, each used once ----------------------------------
+
+
+def _nonce_of(stored: str) -> bytes:
+    return base64.b64decode(stored[len(PREFIX) :])[:12]
+
+
+def test_every_seal_uses_a_nonce_of_its_own_across_batches_and_threads() -> None:
+    import threading
+
+    from tornado_sessions import sealing
+
+    sid = new_sid()
+    key = hash_sid(sid)
+    count = sealing.NONCE_BATCH * 5 + 3  # several refills, one cut short
+    found: list[bytes] = []
+
+    def work() -> None:
+        mine = [_nonce_of(seal(sid, key, TEXT)) for _ in range(count)]
+        found.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(found) == 4 * count
+    assert len(set(found)) == len(found)  # no nonce twice, whichever thread drew it
+
+
+def test_a_forked_child_never_uses_a_nonce_of_its_parents() -> None:
+    import os
+
+    from tornado_sessions import sealing
+
+    sid = new_sid()
+    key = hash_sid(sid)
+    seal(sid, key, TEXT)  # the parent now holds a batch of unused nonces
+    assert sealing._nonces
+    pending = set(sealing._nonces)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: seal twice, report the nonces, leave at once
+        try:
+            os.close(read)
+            for _ in range(2):
+                os.write(write, _nonce_of(seal(sid, key, TEXT)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        child = b""
+        while len(child) < 24:
+            chunk = os.read(read, 24 - len(child))
+            if not chunk:
+                break
+            child += chunk
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert len(child) == 24
+    parent = _nonce_of(seal(sid, key, TEXT))
+    assert parent in pending  # the parent goes on with its batch
+    assert child[:12] not in pending and child[12:] not in pending

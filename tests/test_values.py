@@ -10,7 +10,10 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tornado_sessions import values
 from tornado_sessions.values import (
     MAX_USER_ID,
     check_text,
@@ -18,6 +21,7 @@ from tornado_sessions.values import (
     client_agent,
     client_ip,
     dumps,
+    loads,
     user_arg,
     user_text,
 )
@@ -148,3 +152,88 @@ def test_user_agents_fit_their_column() -> None:
     assert client_agent("") is None
     assert client_agent(None) is None
     assert client_agent("a" + LONE) == "a?"
+
+
+# -- dumps and loads: json's own results, by a faster road ----------------------
+
+_SCALAR = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_JSON = st.recursive(
+    _SCALAR,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+_DATA = st.dictionaries(st.text(), _JSON, max_size=6)
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DATA)
+def test_dumps_gives_the_canonical_json_with_and_without_the_c_encoder(
+    data: dict[str, Any],
+) -> None:
+    try:
+        expected = _canonical(data)
+        check_text(expected)
+    except (TypeError, ValueError):  # a lone surrogate: dumps must refuse it too
+        with pytest.raises(TypeError):
+            dumps(data)
+        return
+    assert dumps(data) == expected
+    saved = values._C_ENCODE
+    values._C_ENCODE = None  # json's own encoder, as where _json is absent
+    try:
+        assert dumps(data) == expected
+    finally:
+        values._C_ENCODE = saved
+
+
+@pytest.mark.parametrize("encoder", ["c", "python"])
+def test_dumps_names_a_cycle_and_refuses_nan_with_either_encoder(
+    encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if encoder == "python":
+        monkeypatch.setattr(values, "_C_ENCODE", None)
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(TypeError, match=r"session\['cart'\].*contains itself"):
+        dumps({"ok": 1, "cart": loop})
+    with pytest.raises(TypeError, match=r"session\['price'\]"):
+        dumps({"price": float("nan")})
+    # The same list twice is no cycle, and the encoder is left clean.
+    shared = [1]
+    assert dumps({"a": [shared, shared]}) == '{"a":[[1],[1]]}'
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, st.sampled_from(["", " ", "\n", "\t "]), st.sampled_from(["", " ", "\r\n"]))
+def test_loads_is_json_loads(value: Any, before: str, after: str) -> None:
+    text = before + json.dumps(value, ensure_ascii=False) + after
+    assert loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "{", '{"a":1}x', '{"a":1} {}', "[1,]", '{"a":1,}', "nul", '"\\x"', "01"]
+)
+def test_loads_refuses_what_json_loads_refuses_with_its_error(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as got:
+        loads(text)
+    assert str(got.value) == str(expected.value)
+
+
+def test_loads_refuses_what_is_not_text_as_json_loads_does() -> None:
+    for value in (None, 12, ["{}"]):
+        with pytest.raises(TypeError):
+            json.loads(value)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            loads(value)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ it returns.  The testing helpers use it directly.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import secrets
 import weakref
@@ -28,7 +27,7 @@ from .saves import MAX_SAVE_ATTEMPTS, SaveCombiner, SaveRequest
 from .session import EMPTY, Session, _Owner
 from .stores.base import SessionRecord, SessionStore, fingerprint
 from .stores.records import new_record
-from .values import user_text
+from .values import loads, user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "CookieAction", "SessionManager"]
 
@@ -154,7 +153,7 @@ class SessionManager(PerUserRules, CookieRules):
             )
             return self.new_session(owner, stale_cookie=True)
         try:
-            data = json.loads(record.data)
+            data = loads(record.data)
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -330,13 +329,13 @@ class SessionManager(PerUserRules, CookieRules):
         regenerated and not saved yet, the data its regenerate() moved)."""
         if session._is_new:
             moved = session._carried
-            session._data = json.loads(moved if moved is not None else session._snapshot)
+            session._data = loads(moved if moved is not None else session._snapshot)
             return
         record = await self.store.get(session._id)
         if record is None:
             self._gone(session)
             return
-        session._load(record, json.loads(record.data))
+        session._load(record, loads(record.data))
 
     async def regenerate(self, session: Session, keep_data: bool, restart_lifetime: bool) -> None:
         """Move the session to a new id and delete the old record.

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import random
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from .errors import SessionConflict, SessionGone, SessionTooLarge, StoreError
 from .session import Session
 from .stores.base import SessionStore
 from .stores.records import new_record
-from .values import dumps, user_text
+from .values import dumps, loads, user_text
 
 __all__ = ["MAX_SAVE_ATTEMPTS", "SaveCombiner", "SaveRequest"]
 
@@ -304,7 +303,7 @@ class SaveCombiner:
     ) -> tuple[dict[str, Any], str, bool, int | None, list[SaveRequest]]:
         """Apply the batch's changes, in order, to ``state``; a request whose
         change would make the data too large fails alone."""
-        data: dict[str, Any] = json.loads(state.text)
+        data: dict[str, Any] = loads(state.text)
         ttl, slide = state.ttl, False
         for request in batch:
             request.apply(data)
@@ -316,7 +315,7 @@ class SaveCombiner:
             return data, text, slide, ttl, batch
         # Too large together: apply one change at a time, and refuse the
         # ones that push the data over the limit (as they would be alone).
-        data = json.loads(state.text)
+        data = loads(state.text)
         ttl, slide, kept = state.ttl, False, []
         for request in batch:
             trial = dict(data)

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import pathlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "client_ip",
     "dumps",
     "lifetime_arg",
+    "loads",
     "same_json",
     "user_arg",
     "user_text",
@@ -212,6 +214,41 @@ def check_text(text: str) -> None:
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+# The same encoder's C core, made once too: `JSONEncoder.encode` builds it
+# again on every call (half the cost of a small session's serialization).
+# No circular check (a cycle ends in a RecursionError, which dumps names as
+# it names one too deep); json's pure-Python fallback when _json is absent.
+_make_encoder: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_ENCODE = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+)
+_DECODER = json.JSONDecoder()
+#: The decoder's scanner (C, or json's pure-Python one): (value, end) of the
+#: JSON value that starts at an index (typeshed does not declare it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``, with the decoder's scanner called directly for
+    a text that is exactly one JSON value (what the stores keep): the same
+    result, and for any other text (surrounding whitespace, an error) the
+    same result or error as `json.loads`, which then handles it.
+
+    .. versionadded:: 0.3
+    """
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, TypeError):
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -226,7 +263,7 @@ def dumps(data: dict[str, Any]) -> str:
        assignment), not only its top-level key.
     """
     try:
-        text = _ENCODER.encode(data)
+        text = "".join(_C_ENCODE(data, 0)) if _C_ENCODE is not None else _ENCODER.encode(data)
     except (TypeError, ValueError, RecursionError) as exc:  # too deep: _walk names where
         for key, value in data.items():
             if not isinstance(key, str):
