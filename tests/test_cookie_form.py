@@ -222,3 +222,30 @@ def test_long_tokens_are_verified_but_not_remembered() -> None:
     assert long_token not in cipher._verified
     session_sized = cipher.encrypt({"v": 1, "i": "x" * 43, "c": 10**10, "e": 10**10, "t": 10**8})
     assert len(session_sized) <= CACHE_TOKEN_LIMIT // 2
+
+
+def _request_with_cookie_lines(*lines: str) -> object:
+    import tornado.httputil
+
+    headers = tornado.httputil.HTTPHeaders({"Host": "example.com"})
+    for line in lines:
+        headers.add("Cookie", line)
+    return tornado.httputil.HTTPServerRequest(
+        start_line=tornado.httputil.RequestStartLine("GET", "/", "HTTP/1.1"), headers=headers
+    )
+
+
+def test_the_cookie_is_found_in_any_cookie_header_line_and_counted_across_them() -> None:
+    # HTTP/2 lets a client (or a proxy) split the cookies into several
+    # Cookie header lines: ours is found in any of them, and sent in two
+    # lines counts as sent twice (cookie tossing).
+    from tornado_sessions.response import cookie_value
+
+    one = _request_with_cookie_lines("theme=dark", f"a=1; {NAME}=tok-1; b=2")
+    assert cookie_value(one, NAME) == ("tok-1", False)
+    two = _request_with_cookie_lines(f"{NAME}=tok-1", "theme=dark", f"{NAME}=tok-2")
+    assert cookie_value(two, NAME) == (None, True)
+    near = _request_with_cookie_lines(f"x{NAME}=tok-1; {NAME}x=tok-2", f"{NAME} =tok-3")
+    assert cookie_value(near, NAME) == ("tok-3", False)
+    assert cookie_value(_request_with_cookie_lines("theme=dark"), NAME) == (None, False)
+    assert cookie_value(_request_with_cookie_lines(), NAME) == (None, False)

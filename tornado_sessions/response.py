@@ -32,12 +32,13 @@ def cookie_value(request: Any, name: str) -> tuple[str | None, bool]:
     exactly as sent: its form, surrounding quotes and any whitespace
     included, is checked by the cookie cipher alone.
     """
-    header = request.headers.get("Cookie")
-    if not header or name not in header:
-        return None, False
+    # get_list: the header lines as received (get() would join them into a
+    # new string on Tornado 6.6, through Mapping.get's try/except).
     value: str | None = None
     count = 0
     for line in request.headers.get_list("Cookie"):
+        if name not in line:
+            continue
         for part in line.split(";"):
             key, sep, found = part.partition("=")
             if sep and key.strip(" \t") == name:
