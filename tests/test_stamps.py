@@ -38,3 +38,15 @@ def test_the_real_clock_gives_microseconds() -> None:
     before = int(time.time() * 1_000_000)
     got = [stamp(time.time) for _ in range(100)]
     assert got == sorted(set(got)) and before <= got[0] <= int(time.time() * 1_000_000) + 100
+
+
+def test_the_default_clock_is_held_strongly() -> None:
+    """`time.time`, every store's default clock, has its last stamp in the
+    plain map: held weakly, each stamp made a weak reference and two calls
+    of the weak map."""
+    from tornado_sessions.stores import stamps
+
+    first = stamp(time.time)
+    assert stamp(time.time) > first
+    assert stamps._strong[time.time] >= first + 1
+    assert time.time not in stamps._weak

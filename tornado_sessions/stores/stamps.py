@@ -21,6 +21,7 @@ the order of time.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -29,10 +30,11 @@ __all__ = ["stamp"]
 
 _lock = threading.Lock()
 #: The last stamp of each clock: weakly held (a test's clock goes with its
-#: stores), or strongly for clocks that cannot be (`time.time`, which lives
-#: as long as the process anyway).
+#: stores), or strongly for clocks that cannot be, and for `time.time`, the
+#: default, which lives as long as the process anyway (held weakly, each
+#: stamp would make a weak reference to it and two calls of the weak map).
 _weak: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_strong: dict[Any, int] = {}
+_strong: dict[Any, int] = {time.time: 0}
 
 
 def stamp(clock: Callable[[], float]) -> int:
@@ -40,7 +42,7 @@ def stamp(clock: Callable[[], float]) -> int:
     of the same clock returned before in this process."""
     now = int(clock() * 1_000_000)
     last: MutableMapping[Any, int]
-    if clock in _strong:  # time.time: no weak reference to try (and fail) each time
+    if clock in _strong:  # time.time, or a clock that cannot be weakly held
         last = _strong
     else:
         try:
