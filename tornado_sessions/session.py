@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .errors import SessionNotLoadedError
 from .flashes import FLASH_KEY, FlashMessages
 from .stores.base import fingerprint
 from .values import check_value, dumps, lifetime_arg, same_json, user_text
@@ -48,7 +49,16 @@ class Session(FlashMessages, MutableMapping[str, Any]):
     `reload`, `regenerate` (call it at login), `destroy` (logout), `touch`
     and `set_expiry` (for "remember me").
 
+    The session reaches its handler weakly, so that a finished request's
+    handler, request and session are freed at once rather than by the
+    garbage collector.  Code that goes on after the response (a task that
+    saves later) keeps the handler, as ``self`` in a method does; a session
+    kept alone, its handler gone, still reads, but `save`, `reload`,
+    `regenerate` and `destroy` raise `.SessionNotLoadedError`.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       The session holds its handler weakly.
     """
 
     def __init__(
@@ -265,7 +275,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         `destroy` of this session object under way (see `regenerate`).
         """
         async with self._turn():
-            await self._owner._session_save(self)
+            await self._handler()._session_save(self)
 
     async def reload(self) -> None:
         """Replace the data with what the store holds now, dropping unsaved
@@ -279,7 +289,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
            After a `regenerate`, the data it moved is kept (it was emptied).
         """
         async with self._turn():
-            await self._owner._session_reload(self)
+            await self._handler()._session_reload(self)
 
     async def regenerate(self, keep_data: bool = True, *, restart_lifetime: bool = False) -> None:
         """Give the session a new id and delete the record of the old one.
@@ -310,7 +320,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
            deleted (it was deleted, then the save failed).
         """
         async with self._turn():
-            await self._owner._session_regenerate(self, keep_data, restart_lifetime)
+            await self._handler()._session_regenerate(self, keep_data, restart_lifetime)
 
     async def destroy(self) -> None:
         """Delete the session's record now and clear its cookie (logout).
@@ -320,7 +330,20 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         under way, as `save`.
         """
         async with self._turn():
-            await self._owner._session_destroy(self)
+            await self._handler()._session_destroy(self)
+
+    def _handler(self) -> _Owner:
+        """The handler (or other owner) whose calls carry out the verbs."""
+        owner = self._owner
+        try:
+            # A handler is held through a weak proxy (see SessionMixin).
+            owner.__class__  # noqa: B018
+        except ReferenceError:
+            raise SessionNotLoadedError(
+                "this session's request has ended and its handler is gone: keep a "
+                "reference to the handler (not only to its session) to save it later"
+            ) from None
+        return owner
 
     def _turn(self) -> asyncio.Lock:
         """The lock that makes this object's store calls take turns."""
