@@ -19,6 +19,7 @@ from ._rebase import hand_over
 from .config import SessionConfig
 from .cookies import CookieRules
 from .crypto import CookieCipher
+from .detached import AfterResponse
 from .errors import SessionExists, SessionGone, SessionTooLarge
 from .events import EventHook, EventKind, SessionEvents
 from .peruser import PerUserRules
@@ -97,6 +98,8 @@ class SessionManager(PerUserRules, CookieRules):
         # Sessions regenerated and not saved yet: their insert is no "created".
         self._moved: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self.cipher = CookieCipher(config.secrets, clock=config.clock)
+        #: Carries out the verbs of a session whose handler is gone (`.detached`).
+        self.after_response = AfterResponse(self)
         # Saves of one session by this process's concurrent requests combine
         # into one versioned write; only other processes can still make such
         # a write conflict.

@@ -285,6 +285,7 @@ class SessionMixin(UserSessionsMixin, SessionFinishing, _HandlerBase):
             session = await manager.load(weakref.proxy(self), value, client=client)
         except StoreError as exc:
             raise self._session_store_failed("loading the session", exc) from None
+        session._detached = manager.after_response
         if duplicated:
             session._stale_cookie = session._cookie_held = True
         if manager.config.track_client:

@@ -51,15 +51,19 @@ class Session(FlashMessages, MutableMapping[str, Any]):
 
     The session reaches its handler weakly, so that a finished request's
     handler, request and session are freed at once rather than by the
-    garbage collector.  Code that goes on after the response (a task that
-    saves later) keeps the handler, as ``self`` in a method does; a session
-    kept alone, its handler gone, still reads, but `save`, `reload`,
-    `regenerate` and `destroy` raise `.SessionNotLoadedError`.
+    garbage collector.  Its verbs work after the response too, once the
+    handler is gone (``asyncio.ensure_future(self.session.save())`` from a
+    WebSocket's ``on_close()``): they act on the store directly, set no
+    cookie, and a store failure raises `.StoreError` (see `.detached`).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.3
        The session holds its handler weakly.
     """
+
+    # What carries out the verbs once a weakly held owner is gone (set by
+    # SessionMixin: the manager's `.detached.AfterResponse`).
+    _detached: _Owner | None = None
 
     def __init__(
         self,
@@ -333,16 +337,18 @@ class Session(FlashMessages, MutableMapping[str, Any]):
             await self._handler()._session_destroy(self)
 
     def _handler(self) -> _Owner:
-        """The handler (or other owner) whose calls carry out the verbs."""
+        """The handler (or other owner) whose calls carry out the verbs; once
+        a handler is gone, the owner that does without it (`.detached`)."""
         owner = self._owner
         try:
             # A handler is held through a weak proxy (see SessionMixin).
             owner.__class__  # noqa: B018
         except ReferenceError:
-            raise SessionNotLoadedError(
-                "this session's request has ended and its handler is gone: keep a "
-                "reference to the handler (not only to its session) to save it later"
-            ) from None
+            if self._detached is None:
+                raise SessionNotLoadedError(
+                    "this session's request has ended and its handler is gone"
+                ) from None
+            return self._detached
         return owner
 
     def _turn(self) -> asyncio.Lock:
