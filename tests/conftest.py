@@ -263,6 +263,20 @@ class Touch(Base):
         self.write({"ok": True})
 
 
+class Held(Base):
+    """A read that waits, once its session is loaded, until the test lets
+    it finish: ``application.settings["arrived"]`` and ``["hold"]`` (two
+    ``asyncio.Event`` objects the test sets; without them, a plain read)."""
+
+    async def get(self) -> None:
+        data = dict(self.session)
+        settings = self.application.settings
+        if "hold" in settings:
+            settings["arrived"].set()
+            await asyncio.wait_for(settings["hold"].wait(), 10)
+        self.write({"data": data, "new": self.session.is_new})
+
+
 class BadValue(Base):
     async def get(self) -> None:
         self.session["when"] = object()
@@ -301,6 +315,7 @@ ROUTES: list[Any] = [
     (r"/reload", Reload),
     (r"/expiry", Expiry),
     (r"/touch", Touch),
+    (r"/held", Held),
     (r"/bad-value", BadValue),
     (r"/forgets-super", ForgetsSuper),
     (r"/public-cache", PublicCache),

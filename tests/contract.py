@@ -334,6 +334,36 @@ class StoreContract:
             )
 
     @pytest.mark.gen_test
+    async def test_a_touch_under_another_lifetime_is_refused(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        # A request loaded the default lifetime; another set a day meanwhile.
+        sid = new_sid()
+        now = int(clock())
+        await store.set(
+            sid,
+            SessionRecord(data="{}", created_at=now, expires_at=now + 86400, ttl=86400),
+            expected_version=None,
+        )
+        (before,) = await store.all()
+        clock.advance(2)
+        assert await store.touch(sid, now + 2 + 60, ttl=None) is False
+        got = await store.get(sid)
+        assert got is not None and (got.expires_at, got.ttl, got.version) == (
+            now + 86400,
+            86400,
+            1,
+        )
+        (after,) = await store.all()
+        assert after.updated_at == before.updated_at  # a refused touch is no use
+        # Under the stored lifetime it applies (shorter or not), and is a use.
+        assert await store.touch(sid, now + 2 + 600, ttl=86400) is True
+        got = await store.get(sid)
+        assert got is not None and (got.expires_at, got.ttl) == (now + 602, 86400)
+        (after,) = await store.all()
+        assert after.updated_at == now + 2
+
+    @pytest.mark.gen_test
     async def test_awkward_text_round_trips_byte_exact(
         self, store: SessionStore, clock: FakeClock
     ) -> None:

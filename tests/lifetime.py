@@ -5,10 +5,13 @@ tests/test_lifetime.py (MemoryStore) and tests/mysql/test_lifetime.py."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import tornado.web
 
-from tests.conftest import Browser, FakeClock
+from tests.conftest import Browser, FakeClock, body, set_cookies
+from tornado_sessions.config import SessionConfig
 from tornado_sessions.testing import session_manager
 
 NAME = "__Host-session"
@@ -45,6 +48,39 @@ async def test_a_replayed_longer_lived_cookie_cannot_lengthen_the_session(
     clock.advance(61)
     response = await browser.get("/read", headers=replay)
     assert response.code == 200 and b'"new": true' in response.body  # over, as the server said
+
+
+@pytest.mark.gen_test
+@pytest.mark.session_config(touch_interval=0, max_age=3600)
+async def test_a_touch_that_lost_to_remember_me_sends_the_stored_expiry(
+    browser: Browser, app: tornado.web.Application, clock: FakeClock, config: SessionConfig
+) -> None:
+    """Two requests of one browser at once: one reads (and slides the
+    default lifetime), the other chooses "remember me" for a day and saves
+    first.  The read's touch is refused; its response, the browser's last,
+    must carry the day, not its own shorter expiry."""
+    assert (await browser.get("/counter")).code == 200
+    clock.advance(5)
+    arrived, hold = asyncio.Event(), asyncio.Event()
+    app.settings.update(arrived=arrived, hold=hold)
+    read = asyncio.ensure_future(browser.get("/held"))
+    await asyncio.wait_for(arrived.wait(), 10)  # loaded with the default lifetime
+    assert (await browser.get("/expiry?s=86400")).code == 200
+    now = int(clock())
+    assert await stored_expiry(app, browser.jar[NAME]) == (now + 86400, 86400)
+    hold.set()
+    response = await read
+    assert response.code == 200
+    (cookie,) = set_cookies(response)
+    assert cookie["max-age"] == "86400"  # the day, not the default lifetime
+    payload = session_manager(app).decode_cookie(browser.jar[NAME])
+    assert payload is not None and payload["e"] == now + 86400
+    assert await stored_expiry(app, browser.jar[NAME]) == (now + 86400, 86400)
+    # Past the default lifetime, the browser's cookie still names its session.
+    clock.advance(config.max_age + 1)
+    response = await browser.get("/read")
+    assert response.code == 200
+    assert body(response) == {"data": {"n": 1, "remember": True}, "new": False}
 
 
 @pytest.mark.gen_test

@@ -2,5 +2,6 @@
 
 from tests.lifetime import (  # noqa: F401 - collected by pytest
     test_a_replayed_longer_lived_cookie_cannot_lengthen_the_session,
+    test_a_touch_that_lost_to_remember_me_sends_the_stored_expiry,
     test_the_stored_lifetime_slides_the_expiry,
 )

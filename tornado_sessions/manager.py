@@ -296,17 +296,34 @@ class SessionManager(PerUserRules, CookieRules):
             # Only if the stored lifetime is still the one this request
             # loaded: a stale request must not undo a concurrent set_expiry().
             ttl = session._stored_ttl
-            if not await self.store.touch(session._id, plan.expires_at, ttl=ttl):
-                self._gone(session)
+            if await self.store.touch(session._id, plan.expires_at, ttl=ttl):
+                self.saves.touched(session._id, plan.expires_at, ttl)
+                session._expires_at = plan.expires_at
+            elif not await self._adopt(session):
                 return CookieAction.CLEAR
-            self.saves.touched(session._id, plan.expires_at, ttl)
-            session._expires_at = plan.expires_at
             session._force_touch = False
         if plan.write != "none":
             session._written = True
         if session._user_bound and plan.write in ("insert", "update"):
             await self._limit_user_sessions(session)
         return plan.cookie
+
+    async def _adopt(self, session: Session) -> bool:
+        """After a touch the store refused: take the stored state (another
+        request changed the session's lifetime since this one loaded it), so
+        that the cookie re-issued carries the stored expiry; return False,
+        the session made fresh, if it is gone."""
+        record = await self.store.get(session._id)
+        if record is None:
+            self._gone(session)
+            return False
+        # Only the lifetime: the data is left to the next save, which
+        # combines with what was stored as any save does.
+        session._expires_at = record.expires_at
+        session._stored_ttl = record.ttl
+        if not session._ttl_changed:  # a set_expiry() made since still applies
+            session._ttl = record.ttl
+        return True
 
     def _gone(self, session: Session) -> None:
         log.info(

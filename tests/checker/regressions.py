@@ -21,7 +21,7 @@ from tornado_sessions.config import SessionConfig
 
 from .model import NAMES
 from .ops import VALUES
-from .runner import ProcessSpec, RequestSpec, Round, Scenario
+from .runner import MAX_AGE, ProcessSpec, RequestSpec, Round, Scenario
 from .world import World
 
 
@@ -63,6 +63,19 @@ def _first_id_moved(world: World) -> None:
     assert ("destroyed", "regenerated during its first save") not in kinds, kinds
     alice = [row for row in world.model.rows.values() if row.user_id == "alice"]
     assert len(alice) == 1, alice  # the socket's session, under the id it holds
+
+
+def _cookie_ends_with_its_record(world: World) -> None:
+    """The browser still holds its session: the last request read it (no
+    fresh session, so no new record), and the cookie it holds says the
+    expiry its record has."""
+    (row,) = world.model.rows.values()
+    cookie = world.browsers[0].cookie
+    assert cookie is not None, world.model.trace
+    payload = world.processes[0].manager.decode_cookie(cookie)
+    assert payload is not None, world.model.trace
+    assert (payload["i"], payload["e"]) == (row.sid, row.expires_at), (payload, row)
+    assert row.ttl == 86400, row
 
 
 def _socket_kept_its_session(world: World) -> None:
@@ -125,6 +138,36 @@ REGRESSIONS = (
             ),
         )
         for name, fields in (("rolling", {"rolling": True}), ("interval-0", {"touch_interval": 0}))
+    ),
+    *(
+        Regression(
+            f"stale-touch-cookie-{name}",
+            "found by the checker (deep run): a stale touch, refused by the store after "
+            "another request lengthened the session (remember me), still re-issued its "
+            "own shorter expiry in the browser's last cookie; once that passed, the "
+            "cookie read as expired while its record lived on (the user logged out early)",
+            Scenario(
+                config(**fields),
+                (None, None, None),
+                (
+                    Round((ProcessSpec(0, "cleanup"),), advance=5),
+                    Round(
+                        (
+                            RequestSpec(0, 0, (("read", ()),)),
+                            RequestSpec(0, process, (("set_expiry", (86400,)),)),
+                        ),
+                        advance=MAX_AGE + 1,
+                    ),
+                    Round((RequestSpec(0, 0, (("read", ()),)),)),
+                ),
+                script=("r5 get", "r6 get", "r6 set", "r5 touch"),
+            ),
+            check=_cookie_ends_with_its_record,
+        )
+        for name, fields, process in (
+            ("rolling", {"rolling": True}, 0),
+            ("interval-0", {"touch_interval": 0}, 1),
+        )
     ),
     Regression(
         "hostile-values",

@@ -144,17 +144,24 @@ class SessionStore(abc.ABC):
     async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         """Set the expiry of a live record to ``expires_at`` without touching
         its data or version, but only if its stored lifetime (`SessionRecord.ttl`)
-        is still ``ttl``, the one the request loaded; return False if the
-        record is gone (missing or expired), True if it is live (whether or
-        not the expiry moved).
+        is still ``ttl``, the one the request loaded; return True if it was
+        set, False if it was not: the record is gone (missing or expired) or
+        its lifetime changed.  A touch that is applied also records a use
+        (`SessionInfo.updated_at`).
 
         The condition keeps a stale request from undoing a concurrent
         `.Session.set_expiry`: a request that loaded a 30-day session and
         finishes after another request shortened it to a minute must not
-        give it 30 days again.  A touch also records a use (`SessionInfo.updated_at`).
+        give it 30 days again.  On False the manager reads the record
+        (`get`): if it is live, the request's cookie is issued with the
+        stored expiry, not the one the request computed, so that a browser's
+        last cookie never says a session ends before its record does.
 
         .. versionchanged:: 0.3
-           ``ttl``: the touch applies only if the stored lifetime is unchanged.
+           ``ttl``: the touch applies only if the stored lifetime is
+           unchanged, and False also means "not applied" (a store that
+           answers True for a live record it did not change still works,
+           but its cookie may then end before the record).
         """
 
     @abc.abstractmethod

@@ -144,10 +144,8 @@ class MemoryStore(SessionStore):
         now = self.now()
         key = hash_sid(sid)
         current = self._live(key, now)
-        if current is None:
+        if current is None or current.ttl != ttl:  # gone, or its lifetime changed
             return False
-        if current.ttl != ttl:  # the lifetime changed since the caller loaded it
-            expires_at = current.expires_at
         self._records[key] = replaced(
             current, updated_at=now, expires_at=expires_at, updated_us=self.stamp()
         )

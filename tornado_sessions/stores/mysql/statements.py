@@ -11,7 +11,7 @@ store call         statement
 ``get``            ``SELECT ... WHERE id = ?`` (the store checks the row's expiry)
 ``set`` (new)      ``INSERT`` (a duplicate id raises `.SessionExists`)
 ``set`` (update)   ``UPDATE ... WHERE id = ? AND version = ? AND expires_at > ?``
-``touch``          ``UPDATE ... SET expires_at = IF(ttl <=> ?, ?, expires_at) ...``
+``touch``          ``UPDATE ... WHERE id = ? AND expires_at > ? AND ttl <=> ?``
 ``destroy``        ``DELETE ... WHERE id = ? AND expires_at > ? [AND version = ?]``
 ``live``           ``SELECT id ... WHERE id IN (?, ...) AND expires_at > ?``
 =================  ============================================================
@@ -88,11 +88,11 @@ class Statements:
             "AND (%s IS NULL OR version = %s)"
         )
         # Only if the stored lifetime is the one the request loaded (so a
-        # stale request cannot undo a set_expiry); the row counts as found
-        # either way (CLIENT.FOUND_ROWS), so the row count says "live".
+        # stale request cannot undo a set_expiry): the row count (found rows,
+        # CLIENT.FOUND_ROWS) is 1 exactly when the touch applied.
         self.touch = (
-            f"UPDATE {t} SET expires_at = IF(ttl <=> %s, %s, expires_at), updated_at = %s, "
-            "updated_us = %s WHERE id = UNHEX(%s) AND expires_at > %s"
+            f"UPDATE {t} SET expires_at = %s, updated_at = %s, updated_us = %s "
+            "WHERE id = UNHEX(%s) AND expires_at > %s AND ttl <=> %s"
         )
         self.length = f"SELECT COUNT(*) FROM {t} WHERE expires_at > %s"
         # stats(): exact counts of live and expired rows, each read from the

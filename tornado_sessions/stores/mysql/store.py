@@ -438,6 +438,6 @@ class MySQLStore(AdminQueries, SessionStore):
         result = await self._execute(
             "extending a session",
             self._sql.touch,
-            (ttl, expires_at, now, self.stamp(), statements.key(sid), now),
+            (expires_at, now, self.stamp(), statements.key(sid), now, ttl),
         )
         return result.rowcount > 0
