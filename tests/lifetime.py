@@ -84,6 +84,37 @@ async def test_a_touch_that_lost_to_remember_me_sends_the_stored_expiry(
 
 
 @pytest.mark.gen_test
+@pytest.mark.session_config(max_age=3600)
+async def test_a_cookie_that_says_another_expiry_than_its_record_is_reissued(
+    browser: Browser, app: tornado.web.Application, clock: FakeClock, config: SessionConfig
+) -> None:
+    """A concurrent response can leave the browser a cookie older than the
+    record (another process's request re-issued it while this one chose
+    "remember me"): the next request re-issues it with the record's
+    expiry, once."""
+    assert (await browser.get("/counter")).code == 200
+    stale = browser.jar[NAME]
+    clock.advance(5)
+    assert (await browser.get("/expiry?s=86400")).code == 200
+    now = int(clock())
+    browser.jar[NAME] = stale  # the response that came last had its old view
+    clock.advance(5)
+    response = await browser.get("/read")
+    assert response.code == 200 and body(response)["new"] is False
+    (cookie,) = set_cookies(response)
+    assert cookie["max-age"] == str(86400 - 5)
+    payload = session_manager(app).decode_cookie(browser.jar[NAME])
+    assert payload is not None and payload["e"] == now + 86400
+    assert await stored_expiry(app, browser.jar[NAME]) == (now + 86400, 86400)
+    # Healed: the next read sets nothing, and the session outlives the default.
+    response = await browser.get("/read")
+    assert response.code == 200 and set_cookies(response) == []
+    clock.advance(config.max_age + 1)
+    response = await browser.get("/read")
+    assert body(response) == {"data": {"n": 1, "remember": True}, "new": False}
+
+
+@pytest.mark.gen_test
 async def test_the_stored_lifetime_slides_the_expiry(
     browser: Browser, app: tornado.web.Application, clock: FakeClock
 ) -> None:

@@ -176,7 +176,10 @@ class SessionManager(PerUserRules, CookieRules):
         )
         session._load(record, data)
         session._cookie_held = True
-        session._cookie_dirty = bool(payload["rotated"])
+        # Re-issued if made with an old key, or if it says another expiry
+        # than the record: a concurrent request of the browser may have sent
+        # it its own view last (a stale cookie), and this heals it.
+        session._cookie_dirty = payload["rotated"] or payload["e"] != record.expires_at
         return session
 
     # -- committing ------------------------------------------------------------
