@@ -194,3 +194,32 @@ async def test_a_lone_save_is_written_by_its_caller_and_a_queued_one_by_a_task(
     assert data == {"n": 1, "a": 1, "b": 2}
     assert manager.saves.writes == 2  # A alone, then B by the session's task
     assert manager.saves._groups == {} and manager.saves._tasks == set()
+
+
+class SlowTouchStore(MemoryStore):
+    """A touch takes a moment at the store."""
+
+    async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
+        await asyncio.sleep(0.02)
+        return await super().touch(sid, expires_at, ttl=ttl)
+
+
+@pytest.mark.gen_test
+async def test_a_set_expiry_made_while_a_touch_is_at_the_store_is_kept(clock: FakeClock) -> None:
+    """A WebSocket's session: one message's save touches it, another sets a
+    minute meanwhile.  The minute's save must slide the expiry to it: a
+    stored lifetime of a minute with a month to run is the one thing the
+    lifetime must never be."""
+    store = SlowTouchStore(clock=clock)
+    manager = SessionManager(store, SessionConfig(secret=SECRET, clock=clock, touch_interval=0))
+    cookie = await stored(manager, {"n": 1})
+    clock.advance(5)
+    session = await manager.load(OWNER, cookie)
+    touching = asyncio.ensure_future(commit(manager, session))
+    await asyncio.sleep(0.005)  # the touch is at the store
+    session.set_expiry(60)
+    assert (await outcomes(touching)) == [None]
+    await commit(manager, session)
+    record = await store.get(session.id)
+    assert record is not None
+    assert (record.ttl, record.expires_at) == (60, int(clock()) + 60)

@@ -176,10 +176,11 @@ class SessionManager(PerUserRules, CookieRules):
         )
         session._load(record, data)
         session._cookie_held = True
-        # Re-issued if made with an old key, or if it says another expiry
-        # than the record: a concurrent request of the browser may have sent
-        # it its own view last (a stale cookie), and this heals it.
-        session._cookie_dirty = payload["rotated"] or payload["e"] != record.expires_at
+        session._cookie_dirty = bool(payload["rotated"])
+        if payload["e"] != record.expires_at:
+            # A concurrent response of the browser's may have left it an
+            # older view of the expiry: this response heals it.
+            session._cookie_behind = True
         return session
 
     # -- committing ------------------------------------------------------------
@@ -233,7 +234,7 @@ class SessionManager(PerUserRules, CookieRules):
         due = self._touch_due(session, expires)
         cookie = (
             CookieAction.SET
-            if due or session._cookie_dirty or self.config.rolling
+            if due or session._cookie_dirty or self.config.rolling or session._cookie_behind
             else CookieAction.NONE
         )
         # resave: the session is written back once per request even if
@@ -304,7 +305,8 @@ class SessionManager(PerUserRules, CookieRules):
                 session._expires_at = plan.expires_at
             elif not await self._adopt(session):
                 return CookieAction.CLEAR
-            session._force_touch = False
+            if not session._ttl_changed:  # else a set_expiry() made meanwhile slides next
+                session._force_touch = False
         if plan.write != "none":
             session._written = True
         if session._user_bound and plan.write in ("insert", "update"):

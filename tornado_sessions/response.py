@@ -96,7 +96,7 @@ def apply(
             secure=cookie.secure,
             samesite=config.samesite.capitalize(),
         )
-        session._cookie_dirty = False
+        session._cookie_dirty = session._cookie_behind = False
         session._stale_cookie = False
         session._cookie_held = True
     else:

@@ -64,6 +64,10 @@ class Session(FlashMessages, MutableMapping[str, Any]):
     # What carries out the verbs once a weakly held owner is gone (set by
     # SessionMixin: the manager's `.detached.AfterResponse`).
     _detached: _Owner | None = None
+    # The client's cookie names another expiry than the record (a concurrent
+    # response left it an older view): re-issued when a response can, with
+    # no warning when one cannot (a WebSocket's saves).  Set by the load.
+    _cookie_behind = False
 
     def __init__(
         self,
