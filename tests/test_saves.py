@@ -196,8 +196,12 @@ async def test_a_lone_save_is_written_by_its_caller_and_a_queued_one_by_a_task(
     assert manager.saves._groups == {} and manager.saves._tasks == set()
 
 
-class SlowTouchStore(MemoryStore):
-    """A touch takes a moment at the store."""
+class SlowWrites(MemoryStore):
+    """Every write and touch takes a moment at the store."""
+
+    async def set(self, sid: str, record: Any, *, expected_version: int | None) -> int:
+        await asyncio.sleep(0.02)
+        return await super().set(sid, record, expected_version=expected_version)
 
     async def touch(self, sid: str, expires_at: int, *, ttl: int | None) -> bool:
         await asyncio.sleep(0.02)
@@ -210,7 +214,7 @@ async def test_a_set_expiry_made_while_a_touch_is_at_the_store_is_kept(clock: Fa
     minute meanwhile.  The minute's save must slide the expiry to it: a
     stored lifetime of a minute with a month to run is the one thing the
     lifetime must never be."""
-    store = SlowTouchStore(clock=clock)
+    store = SlowWrites(clock=clock)
     manager = SessionManager(store, SessionConfig(secret=SECRET, clock=clock, touch_interval=0))
     cookie = await stored(manager, {"n": 1})
     clock.advance(5)
@@ -223,3 +227,29 @@ async def test_a_set_expiry_made_while_a_touch_is_at_the_store_is_kept(clock: Fa
     record = await store.get(session.id)
     assert record is not None
     assert (record.ttl, record.expires_at) == (60, int(clock()) + 60)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("first", ["insert", "update"])
+async def test_a_set_expiry_made_while_a_save_is_at_the_store_is_kept(
+    clock: FakeClock, first: str
+) -> None:
+    """As above, for a save of data (a first save, or a later one) at the
+    store when set_expiry(60) comes: it was dropped (the session took back
+    the stored lifetime and forgot the call), or written without its slide."""
+    store = SlowWrites(clock=clock)
+    manager = SessionManager(store, SessionConfig(secret=SECRET, clock=clock))
+    if first == "insert":
+        session = manager.new_session(OWNER)
+    else:
+        session = await manager.load(OWNER, await stored(manager, {"n": 1}))
+    session["k"] = 1
+    saving = asyncio.ensure_future(commit(manager, session))
+    await asyncio.sleep(0.005)  # the write is at the store
+    session.set_expiry(60)
+    assert (await outcomes(saving)) == [None]
+    await commit(manager, session)
+    record = await store.get(session.id)
+    assert record is not None
+    assert (record.ttl, record.expires_at) == (60, int(clock()) + 60)
+    assert '"k":1' in record.data

@@ -264,7 +264,7 @@ class SessionManager(PerUserRules, CookieRules):
         """
         if plan.write == "insert":
             record = plan.record or self._record(session, plan.text, plan.expires_at)
-            sid = session._id
+            sid, gen = session._id, session._lifetime_gen
             try:
                 version = await self.store.set(sid, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
@@ -285,10 +285,11 @@ class SessionManager(PerUserRules, CookieRules):
             session._is_new = False
             session._carried = None
             session._base_exact = True
-            session._stored_ttl = session._ttl
-            session._ttl_changed = False
+            session._stored_ttl = record.ttl
             session._expires_at = plan.expires_at
-            session._force_touch = False
+            if session._lifetime_gen == gen:  # else a set_expiry() made meanwhile slides next
+                session._ttl_changed = False
+                session._force_touch = False
         elif plan.write == "update":
             request = SaveRequest(session, plan.text, plan.slide, plan.expires_at)
             try:
@@ -299,13 +300,13 @@ class SessionManager(PerUserRules, CookieRules):
         elif plan.write == "touch":
             # Only if the stored lifetime is still the one this request
             # loaded: a stale request must not undo a concurrent set_expiry().
-            ttl = session._stored_ttl
+            ttl, gen = session._stored_ttl, session._lifetime_gen
             if await self.store.touch(session._id, plan.expires_at, ttl=ttl):
                 self.saves.touched(session._id, plan.expires_at, ttl)
                 session._expires_at = plan.expires_at
             elif not await self._adopt(session):
                 return CookieAction.CLEAR
-            if not session._ttl_changed:  # else a set_expiry() made meanwhile slides next
+            if session._lifetime_gen == gen:  # else a set_expiry() made meanwhile slides next
                 session._force_touch = False
         if plan.write != "none":
             session._written = True

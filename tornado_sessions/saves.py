@@ -66,12 +66,21 @@ class SaveRequest:
     future: asyncio.Future[None] = field(init=False)
     base_version: int = field(init=False)
     exact: bool = field(init=False)
+    #: The lifetime when the save was planned (set_expiry() may come later:
+    #: that one is written, with its slide, by the next save).
+    ttl: int | None = field(init=False)
+    ttl_changed: bool = field(init=False)
+    lifetime_gen: int = field(init=False)
     _change: Change | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.future = asyncio.get_running_loop().create_future()
-        self.base_version = self.session.version
-        self.exact = self.session._base_exact
+        session = self.session
+        self.base_version = session.version
+        self.exact = session._base_exact
+        self.ttl = session._ttl
+        self.ttl_changed = session._ttl_changed
+        self.lifetime_gen = session._lifetime_gen
 
     def apply(self, data: dict[str, Any]) -> None:
         """Apply this request's change to ``data`` (the latest state): its keys,
@@ -256,7 +265,7 @@ class SaveCombiner:
             state = group.state
             only = batch[0]
             if len(batch) == 1 and only.exact and only.base_version == state.version:
-                text, slide, ttl = only.text, only.slide, only.session._ttl
+                text, slide, ttl = only.text, only.slide, only.ttl
                 expires = only.expires_at
                 data: dict[str, Any] | None = None
             else:
@@ -307,8 +316,8 @@ class SaveCombiner:
         ttl, slide = state.ttl, False
         for request in batch:
             request.apply(data)
-            if request.session._ttl_changed:
-                ttl = request.session._ttl
+            if request.ttl_changed:
+                ttl = request.ttl
             slide = slide or request.slide
         text = dumps(data)
         if not self._too_large(text):
@@ -334,8 +343,8 @@ class SaveCombiner:
                 continue
             data = trial
             kept.append(request)
-            if request.session._ttl_changed:
-                ttl = request.session._ttl
+            if request.ttl_changed:
+                ttl = request.ttl
             slide = slide or request.slide
         return data, dumps(data), slide, ttl, kept
 
@@ -365,10 +374,12 @@ def _saved(request: SaveRequest, state: _State) -> None:
     session = request.session
     session.version = state.version
     session._expires_at = state.expires_at
-    session._ttl = session._stored_ttl = state.ttl
-    session._ttl_changed = False
+    session._stored_ttl = state.ttl
+    if session._lifetime_gen == request.lifetime_gen:  # no set_expiry() since the plan
+        session._ttl = state.ttl
+        session._ttl_changed = False
+        session._force_touch = False
     session._is_new = False
-    session._force_touch = False
     # The snapshot stays the request's own view of the data; it is exact
     # only if no other request's change was merged into the write.
     session._snapshot = request.text

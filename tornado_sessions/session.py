@@ -68,6 +68,9 @@ class Session(FlashMessages, MutableMapping[str, Any]):
     # response left it an older view): re-issued when a response can, with
     # no warning when one cannot (a WebSocket's saves).  Set by the load.
     _cookie_behind = False
+    # How many times set_expiry() was called: a save that was planned before
+    # the last call leaves its lifetime pending (it slides at the next save).
+    _lifetime_gen = 0
 
     def __init__(
         self,
@@ -385,6 +388,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         self._ttl_changed = True
         self._force_touch = True
         self._cookie_dirty = True
+        self._lifetime_gen += 1
 
     # -- used by the manager -------------------------------------------------
 

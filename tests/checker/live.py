@@ -38,6 +38,8 @@ class Socket(Request):
         self.token: str | None = None
         #: The ids its session object held after each of its own calls.
         self.held: set[str] = set()
+        #: How many reload() calls of its own ended (each drops unsaved changes).
+        self.reloads = 0
 
     @property
     def _session(self) -> Session | None:

@@ -47,7 +47,7 @@ INVARIANTS = (
     Invariant(
         "expiry_bounded",
         "A stored expiry never exceeds what the latest set_expiry() allows; a stale "
-        "request never lengthens it.",
+        "request never lengthens it, and an acknowledged set_expiry() is stored.",
     ),
     Invariant(
         "writes_kept",
@@ -133,6 +133,8 @@ class Model:
         self.pending: dict[str, Pending] = {}
         self.used: dict[str, int] = {}
         self.created: dict[str, int] = {}
+        #: set_expiry() calls started so far, by any actor.
+        self.lifetimes = 0
         self.trace: list[str] = []
         #: The sockets' and events' checks (`.audit.Audit`).
         self.audit = Audit(self)

@@ -201,6 +201,7 @@ async def touch(ctx: Ctx) -> None:
 
 @request_op(st.sampled_from(LIFETIMES))
 async def set_expiry(ctx: Ctx, seconds: int | None) -> None:
+    ctx.model.lifetimes += 1
     ctx.session.set_expiry(seconds)
 
 
@@ -373,6 +374,40 @@ async def socket_save(world: World, process: Process, index: int) -> None:
         model.done(actor)
 
 
+@process_op(st.integers(0, 7), st.sampled_from(LIFETIMES))
+async def socket_set_expiry(
+    world: World, process: Process, index: int, seconds: int | None
+) -> None:
+    """An open socket's own code changes its session's lifetime and saves
+    (``set_expiry()``, ``await session.save()``), while its other messages
+    save, touch or reload: the lifetime must be stored with its own expiry."""
+    socket = _open_socket(world, index)
+    if socket is None:
+        return
+    session = socket.session
+    assert session is not None
+    world.managers[ACTOR.get()] = socket.manager
+    model = world.model
+    model.lifetimes += 1
+    mine, sid, reloads = model.lifetimes, session._id, socket.reloads
+    session.set_expiry(seconds)
+    await session.save()
+    socket.held.add(session._id)
+    # Acknowledged: unless another set_expiry() began meanwhile, a reload()
+    # of another message dropped it unsaved (as it drops unsaved data), or
+    # the session moved or ended, its record has this lifetime (read from
+    # the real store: the model learns of the write only at its next step).
+    if model.lifetimes != mine or socket.reloads != reloads or session._id != sid:
+        return
+    record = await world.raw.get(sid)
+    if record is not None and record.ttl != seconds and model.lifetimes == mine:
+        model.fail(
+            "expiry_bounded",
+            f"socket {socket.name}'s set_expiry({seconds}) was acknowledged, and its record "
+            f"keeps the lifetime {record.ttl}",
+        )
+
+
 @process_op(st.integers(0, 7))
 async def socket_reload(world: World, process: Process, index: int) -> None:
     """An open socket's own code reloads its session (``reload()``)."""
@@ -381,7 +416,10 @@ async def socket_reload(world: World, process: Process, index: int) -> None:
         return
     assert socket.session is not None
     world.managers[ACTOR.get()] = socket.manager
-    await socket.session.reload()
+    try:
+        await socket.session.reload()
+    finally:
+        socket.reloads += 1
     socket.held.add(socket.session._id)
 
 

@@ -390,6 +390,27 @@ REGRESSIONS = (
         ),
     ),
     Regression(
+        "socket-set-expiry-during-its-save",
+        "found by the checker once it had socket_set_expiry (after review, helper-39): a "
+        "socket's set_expiry(60) made while another of its messages' saves was at the "
+        "store was dropped when that save returned (the session took back the stored "
+        "lifetime and forgot the call); its own save then wrote nothing",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((ProcessSpec(0, "open_socket", (0,)),)),
+                Round(
+                    (
+                        ProcessSpec(0, "socket_save", (0,)),
+                        ProcessSpec(0, "socket_set_expiry", (0, 60)),
+                    )
+                ),
+            ),
+            script=("p0.socket_save#5 set", "p0.socket_set_expiry#6 set"),
+        ),
+    ),
+    Regression(
         "socket-watched-during-a-check",
         "found by the checker: a socket whose handshake was watched while a revocation "
         "check was at the store stayed open after the check found its session ended "

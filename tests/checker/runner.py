@@ -126,6 +126,7 @@ FAMILIES = {
         "open_socket",
         "socket_login",
         "socket_save",
+        "socket_set_expiry",
         "socket_reload",
         "revocation_check",
         "destroy",
