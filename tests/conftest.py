@@ -444,7 +444,22 @@ class BypassesFinish(Base):
         tornado.web.RequestHandler.finish(self)  # skips SessionMixin.finish
 
 
-ROUTES += [(r"/stream-then-modify", StreamThenModify), (r"/bypass", BypassesFinish)]
+class BypassesFinishThenExpires(Base):
+    """As `BypassesFinish`, with a set_expiry(60) that runs after the
+    response, before the late save starts (a task of the handler's)."""
+
+    async def get(self) -> None:
+        self.session["late"] = True
+        tornado.ioloop.IOLoop.current().add_callback(self.session.set_expiry, 60)
+        self.write("bypassed")
+        tornado.web.RequestHandler.finish(self)  # skips SessionMixin.finish
+
+
+ROUTES += [
+    (r"/stream-then-modify", StreamThenModify),
+    (r"/bypass", BypassesFinish),
+    (r"/bypass-then-expire", BypassesFinishThenExpires),
+]
 
 
 class Increment(Base):

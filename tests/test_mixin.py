@@ -10,6 +10,7 @@ import pytest
 import tornado.httpclient
 
 from tests.conftest import OLD_SECRET, SECRET, Browser, FakeClock, RecordingStore, body, set_cookies
+from tornado_sessions.testing import session_manager
 
 NAME = "__Host-session"
 
@@ -703,6 +704,28 @@ async def test_on_finish_is_a_safety_net(
     assert store.calls == ["get", "set"]
     assert any("still unsaved after the response" in r.getMessage() for r in caplog.records)
     assert body(await browser.get("/read"))["data"] == {"n": 1, "late": True}
+
+
+@pytest.mark.gen_test
+async def test_the_safety_net_saves_what_the_session_holds_when_it_runs(
+    browser: Browser, store: RecordingStore, clock: FakeClock, app: Any
+) -> None:
+    """A set_expiry(60) made after on_finish() planned its save, before the
+    save ran, is saved with its own expiry (it was a minute's lifetime with
+    a month to run: the save was planned before the call)."""
+    await browser.get("/counter")
+    response = await browser.get("/bypass-then-expire")
+    assert response.body == b"bypassed"
+    payload = session_manager(app).decode_cookie(browser.jar[NAME])
+    assert payload is not None
+    sid = payload["i"]
+    for _ in range(50):  # the late save runs after the response
+        record = await store.get(sid)
+        if record is not None and record.ttl == 60:
+            break
+        await asyncio.sleep(0.01)
+    assert record is not None and "late" in record.data
+    assert (record.ttl, record.expires_at) == (60, int(clock()) + 60)
 
 
 @pytest.mark.gen_test

@@ -237,3 +237,25 @@ async def test_a_set_expiry_made_while_a_save_is_at_the_store_is_kept(
     assert record is not None
     assert (record.ttl, record.expires_at) == (60, int(clock()) + 60)
     assert ('"k":1' in record.data) == (first != "touch")
+
+
+@pytest.mark.gen_test
+async def test_a_touch_asked_for_while_a_save_is_at_the_store_is_kept(clock: FakeClock) -> None:
+    """``touch()`` while a save that does not slide is at the store (found
+    by review, helper-40): the save's return cleared the request for it,
+    and the next save did not slide either."""
+    store = SlowWrites(clock=clock)
+    manager = SessionManager(store, SessionConfig(secret=SECRET, clock=clock))
+    session = await manager.load(OWNER, await stored(manager, {"n": 1}))
+    clock.advance(5)  # not due: the default interval is a tenth of a month
+    session["k"] = 1
+    assert manager.plan(session).slide is False
+    saving = asyncio.ensure_future(commit(manager, session))
+    await asyncio.sleep(0.005)  # the write is at the store
+    session.touch()
+    assert (await outcomes(saving)) == [None]
+    assert manager.plan(session).write == "touch"
+    await commit(manager, session)
+    record = await store.get(session.id)
+    assert record is not None and record.expires_at == int(clock()) + manager.config.max_age
+    assert manager.plan(session).write == "none"  # once

@@ -276,13 +276,19 @@ class SessionFinishing(_HandlerBase):
                     "bypassed?); saving it now, after the response",
                     session._fingerprint,
                 )
-                task = asyncio.ensure_future(manager.run(session, plan))
+                # Planned again when it runs: the handler's own tasks may
+                # change the session (set_expiry) before the save starts.
+                task = asyncio.ensure_future(_late_save(manager, session, self.get_status()))
                 _BACKGROUND.add(task)
                 task.add_done_callback(_late_save_done)
         super().on_finish()
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+async def _late_save(manager: SessionManager, session: Session, status: int) -> None:
+    await manager.run(session, manager.plan(session, status=status, headers_sent=True))
 
 
 def _late_save_done(task: asyncio.Future[Any]) -> None:

@@ -68,8 +68,8 @@ class Session(FlashMessages, MutableMapping[str, Any]):
     # response left it an older view): re-issued when a response can, with
     # no warning when one cannot (a WebSocket's saves).  Set by the load.
     _cookie_behind = False
-    # How many times set_expiry() was called: a save that was planned before
-    # the last call leaves its lifetime pending (it slides at the next save).
+    # How many times set_expiry() or touch() was called: a save planned
+    # before the last call leaves it pending (it slides at the next save).
     _lifetime_gen = 0
 
     def __init__(
@@ -368,6 +368,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         """Extend the session's expiry when this response finishes, even if
         the throttled touch is not due yet."""
         self._force_touch = True
+        self._lifetime_gen += 1  # a save already at the store leaves it pending
 
     def set_expiry(self, seconds: int | None) -> None:
         """Give this session its own idle lifetime, e.g. for "remember me".

@@ -92,6 +92,10 @@ class Scheduler:
         #: round does not end before it is done, so that no task outlives
         #: its example.
         self.busy: Callable[[], bool] = lambda: False
+        #: Exceptions that end the run as soon as an actor raises one (an
+        #: invariant's violation): raised before the next schedule draw, so
+        #: that Hypothesis running out of data there cannot discard it.
+        self.fatal: tuple[type[BaseException], ...] = ()
         self.paused: list[Call] = []
         self.trace: list[str] = []
 
@@ -150,6 +154,11 @@ class Scheduler:
         try:
             while True:
                 await self._settle(tasks)
+                for task in tasks:
+                    if task.done() and not task.cancelled():
+                        error = task.exception()
+                        if isinstance(error, self.fatal):
+                            raise error
                 self.on_settle()
                 # Also the calls of what the actors started in the background
                 # (a revocation check, a combined save) run before the round ends.

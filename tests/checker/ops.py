@@ -395,11 +395,13 @@ async def socket_set_expiry(
     socket.held.add(session._id)
     # Acknowledged: unless another set_expiry() began meanwhile, a reload()
     # of another message dropped it unsaved (as it drops unsaved data), or
-    # the session moved or ended, its record has this lifetime (read from
-    # the real store: the model learns of the write only at its next step).
+    # the session moved or ended, its record has this lifetime (read, not
+    # gated, through the socket's own store, which wrote it: on a cluster
+    # another node may not have applied it yet; the model learns of the
+    # write only at its next step).
     if model.lifetimes != mine or socket.reloads != reloads or session._id != sid:
         return
-    record = await world.raw.get(sid)
+    record = await socket.process.store.inner.get(sid)
     if record is not None and record.ttl != seconds and model.lifetimes == mine:
         model.fail(
             "expiry_bounded",

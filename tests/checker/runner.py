@@ -246,6 +246,7 @@ async def run_scenario(
     world.scheduler.script = list(scenario.script)
     world.scheduler.choose = choose
     world.scheduler.on_step = on_step
+    world.scheduler.fatal = (Violation,)
     serial = 0
 
     async def run(actors: Sequence[RequestSpec | ProcessSpec]) -> None:
