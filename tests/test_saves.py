@@ -259,3 +259,31 @@ async def test_a_touch_asked_for_while_a_save_is_at_the_store_is_kept(clock: Fak
     record = await store.get(session.id)
     assert record is not None and record.expires_at == int(clock()) + manager.config.max_age
     assert manager.plan(session).write == "none"  # once
+
+
+@pytest.mark.gen_test
+async def test_a_touch_during_a_save_that_met_another_lifetime_slides_by_that_lifetime(
+    clock: FakeClock,
+) -> None:
+    """Another process gave the session a day; this one's save meets it (a
+    conflict, then the merge) while a touch() is asked for.  The session
+    takes the stored day even so: the touch then slides by a day, not by
+    the month it had loaded (found by review of the touch() fix)."""
+    store = SlowWrites(clock=clock)
+    config = SessionConfig(secret=SECRET, clock=clock)
+    here, there = SessionManager(store, config), SessionManager(store, config)
+    cookie = await stored(here, {"n": 1})
+    session = await here.load(OWNER, cookie)
+    other = await there.load(OWNER, cookie)
+    other.set_expiry(86400)
+    await commit(there, other)
+    session["k"] = 1
+    saving = asyncio.ensure_future(commit(here, session))
+    await asyncio.sleep(0.005)  # the write is at the store (it will conflict)
+    session.touch()
+    assert (await outcomes(saving)) == [None]
+    assert session.ttl == 86400
+    await commit(here, session)
+    record = await store.get(session.id)
+    assert record is not None and '"k":1' in record.data
+    assert (record.ttl, record.expires_at) == (86400, int(clock()) + 86400)

@@ -264,7 +264,7 @@ class SessionManager(PerUserRules, CookieRules):
         """
         if plan.write == "insert":
             record = plan.record or self._record(session, plan.text, plan.expires_at)
-            sid, gen = session._id, session._lifetime_gen
+            sid, gens = session._id, (session._lifetime_gen, session._slide_gen)
             try:
                 version = await self.store.set(sid, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
@@ -287,9 +287,10 @@ class SessionManager(PerUserRules, CookieRules):
             session._base_exact = True
             session._stored_ttl = record.ttl
             session._expires_at = plan.expires_at
-            if session._lifetime_gen == gen:  # else a set_expiry() made meanwhile slides next
-                session._ttl_changed = False
-                session._force_touch = False
+            if session._lifetime_gen == gens[0]:  # else a set_expiry() made meanwhile
+                session._ttl_changed = False  # is written, and slides, next
+                if session._slide_gen == gens[1]:  # nor a touch()
+                    session._force_touch = False
         elif plan.write == "update":
             request = SaveRequest(session, plan.text, plan.slide, plan.expires_at)
             try:
@@ -300,14 +301,14 @@ class SessionManager(PerUserRules, CookieRules):
         elif plan.write == "touch":
             # Only if the stored lifetime is still the one this request
             # loaded: a stale request must not undo a concurrent set_expiry().
-            ttl, gen = session._stored_ttl, session._lifetime_gen
+            ttl, gen = session._stored_ttl, session._slide_gen
             if await self.store.touch(session._id, plan.expires_at, ttl=ttl):
                 self.saves.touched(session._id, plan.expires_at, ttl)
                 session._expires_at = plan.expires_at
             elif not await self._adopt(session):
                 return CookieAction.CLEAR
-            if session._lifetime_gen == gen:  # else a set_expiry() made meanwhile slides next
-                session._force_touch = False
+            if session._slide_gen == gen:  # else a set_expiry() or touch() made meanwhile
+                session._force_touch = False  # slides next
         if plan.write != "none":
             session._written = True
         if session._user_bound and plan.write in ("insert", "update"):

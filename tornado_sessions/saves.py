@@ -71,6 +71,7 @@ class SaveRequest:
     ttl: int | None = field(init=False)
     ttl_changed: bool = field(init=False)
     lifetime_gen: int = field(init=False)
+    slide_gen: int = field(init=False)
     _change: Change | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -81,6 +82,7 @@ class SaveRequest:
         self.ttl = session._ttl
         self.ttl_changed = session._ttl_changed
         self.lifetime_gen = session._lifetime_gen
+        self.slide_gen = session._slide_gen
 
     def apply(self, data: dict[str, Any]) -> None:
         """Apply this request's change to ``data`` (the latest state): its keys,
@@ -378,7 +380,8 @@ def _saved(request: SaveRequest, state: _State) -> None:
     if session._lifetime_gen == request.lifetime_gen:  # no set_expiry() since the plan
         session._ttl = state.ttl
         session._ttl_changed = False
-        session._force_touch = False
+        if session._slide_gen == request.slide_gen:  # nor a touch()
+            session._force_touch = False
     session._is_new = False
     # The snapshot stays the request's own view of the data; it is exact
     # only if no other request's change was merged into the write.

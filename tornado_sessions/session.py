@@ -68,9 +68,11 @@ class Session(FlashMessages, MutableMapping[str, Any]):
     # response left it an older view): re-issued when a response can, with
     # no warning when one cannot (a WebSocket's saves).  Set by the load.
     _cookie_behind = False
-    # How many times set_expiry() or touch() was called: a save planned
-    # before the last call leaves it pending (it slides at the next save).
+    # How many times set_expiry(), and set_expiry() or touch(), were called:
+    # a save planned before the last call leaves it pending (the lifetime
+    # is written, and the expiry slides, at the next save).
     _lifetime_gen = 0
+    _slide_gen = 0
 
     def __init__(
         self,
@@ -368,7 +370,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         """Extend the session's expiry when this response finishes, even if
         the throttled touch is not due yet."""
         self._force_touch = True
-        self._lifetime_gen += 1  # a save already at the store leaves it pending
+        self._slide_gen += 1  # a save already at the store leaves it pending
 
     def set_expiry(self, seconds: int | None) -> None:
         """Give this session its own idle lifetime, e.g. for "remember me".
@@ -390,6 +392,7 @@ class Session(FlashMessages, MutableMapping[str, Any]):
         self._force_touch = True
         self._cookie_dirty = True
         self._lifetime_gen += 1
+        self._slide_gen += 1
 
     # -- used by the manager -------------------------------------------------
 
