@@ -154,8 +154,8 @@ class SessionStore(abc.ABC):
         finishes after another request shortened it to a minute must not
         give it 30 days again.  On False the manager reads the record
         (`get`): if it is live, the request's cookie is issued with the
-        stored expiry, not the one the request computed, so that a browser's
-        last cookie never says a session ends before its record does.
+        stored expiry, not the one the request computed, so that its
+        cookie does not say the session ends before its record does.
 
         .. versionchanged:: 0.3
            ``ttl``: the touch applies only if the stored lifetime is
