@@ -276,19 +276,16 @@ class SessionFinishing(_HandlerBase):
                     "bypassed?); saving it now, after the response",
                     session._fingerprint,
                 )
-                # Planned again when it runs: the handler's own tasks may
-                # change the session (set_expiry) before the save starts.
-                task = asyncio.ensure_future(_late_save(manager, session, self.get_status()))
+                # Planned again when it runs (the handler's own tasks may
+                # change the session before the save starts), as any save
+                # after the response is (status < 500 here).
+                task = asyncio.ensure_future(manager.after_response._session_save(session))
                 _BACKGROUND.add(task)
                 task.add_done_callback(_late_save_done)
         super().on_finish()
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-async def _late_save(manager: SessionManager, session: Session, status: int) -> None:
-    await manager.run(session, manager.plan(session, status=status, headers_sent=True))
 
 
 def _late_save_done(task: asyncio.Future[Any]) -> None:
