@@ -135,6 +135,9 @@ class Model:
         self.created: dict[str, int] = {}
         #: set_expiry() calls started so far, by any actor.
         self.lifetimes = 0
+        #: Actors whose set_expiry() may still be saved: a request's until it
+        #: ends, a socket operation's until its save returns.
+        self.expiring: set[str] = set()
         self.trace: list[str] = []
         #: The sockets' and events' checks (`.audit.Audit`).
         self.audit = Audit(self)
@@ -206,6 +209,7 @@ class Model:
 
     def done(self, actor: str) -> None:
         self.pending.pop(actor, None)
+        self.expiring.discard(actor)
 
     def popped(self, actor: str, loaded_at: int, messages: list[str]) -> None:
         for message in messages:

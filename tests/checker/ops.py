@@ -14,6 +14,7 @@ yet, by ``destroy()``, ``reload()`` or ``regenerate(keep_data=False)``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 from collections.abc import Awaitable, Callable
@@ -202,6 +203,7 @@ async def touch(ctx: Ctx) -> None:
 @request_op(st.sampled_from(LIFETIMES))
 async def set_expiry(ctx: Ctx, seconds: int | None) -> None:
     ctx.model.lifetimes += 1
+    ctx.model.expiring.add(ctx.actor)
     ctx.session.set_expiry(seconds)
 
 
@@ -386,21 +388,32 @@ async def socket_set_expiry(
         return
     session = socket.session
     assert session is not None
-    world.managers[ACTOR.get()] = socket.manager
+    actor = ACTOR.get()
+    world.managers[actor] = socket.manager
     model = world.model
     model.lifetimes += 1
     mine, sid, reloads = model.lifetimes, session._id, socket.reloads
-    session.set_expiry(seconds)
-    await session.save()
+    # Another actor's set_expiry() made before this one may be saved after
+    # it, and then rightly stored last (a merge keeps the request's own
+    # lifetime): this one is checked only if no other was pending.
+    alone = not model.expiring
+    model.expiring.add(actor)
+    try:
+        session.set_expiry(seconds)
+        await session.save()
+    finally:
+        model.expiring.discard(actor)
     socket.held.add(session._id)
-    # Acknowledged: unless another set_expiry() began meanwhile, a reload()
-    # of another message dropped it unsaved (as it drops unsaved data), or
-    # the session moved or ended, its record has this lifetime (read, not
-    # gated, through the socket's own store, which wrote it: on a cluster
-    # another node may not have applied it yet; the model learns of the
-    # write only at its next step).
-    if model.lifetimes != mine or socket.reloads != reloads or session._id != sid:
+    # Acknowledged: unless another set_expiry() was pending or began
+    # meanwhile, a reload() of another message dropped it unsaved (as it
+    # drops unsaved data), or the session moved or ended, its record has
+    # this lifetime (read, not gated, through the socket's own store, which
+    # wrote it: on a cluster another node may not have applied it yet; the
+    # model learns of the write only at its next step).
+    if not alone or model.lifetimes != mine or socket.reloads != reloads or session._id != sid:
         return
+    if world.read_lag:
+        await asyncio.sleep(world.read_lag)
     record = await socket.process.store.inner.get(sid)
     if record is not None and record.ttl != seconds and model.lifetimes == mine:
         model.fail(

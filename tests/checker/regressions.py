@@ -65,6 +65,14 @@ def _first_id_moved(world: World) -> None:
     assert len(alice) == 1, alice  # the socket's session, under the id it holds
 
 
+def _the_last_saved_lifetime_is_stored(world: World) -> None:
+    """Both sockets' saves returned: the one saved last (A's, after its
+    merge) holds the session's lifetime."""
+    sid = world.sockets[0].session._id
+    assert world.sockets[1].session._id == sid
+    assert world.model.rows[sid].ttl == 3600, (world.model.rows[sid], world.model.trace)
+
+
 def _cookie_ends_with_its_record(world: World) -> None:
     """The browser still holds its session: the last request read it (no
     fresh session, so no new record), and the cookie it holds says the
@@ -409,6 +417,30 @@ REGRESSIONS = (
             ),
             script=("p0.socket_save#5 set", "p0.socket_set_expiry#6 set"),
         ),
+    ),
+    Regression(
+        "socket-set-expiry-saved-after-a-later-one",
+        "the checker's own false alarm, found on Galera (1 run in 37): socket A's "
+        "set_expiry(3600) began before socket B's set_expiry(60) and was saved after it (a "
+        "conflict, then the merge, which keeps A's own lifetime), while B read its record "
+        "back from a slow node: B saw A's lifetime and the checker called B's lost; it now "
+        "checks an acknowledged set_expiry() only if no other was pending when it began",
+        Scenario(
+            config(),
+            (None, None, None),
+            (
+                Round((ProcessSpec(0, "open_socket", (0,)), ProcessSpec(1, "open_socket", (0,)))),
+                Round(
+                    (
+                        ProcessSpec(0, "socket_set_expiry", (0, 3600)),
+                        ProcessSpec(1, "socket_set_expiry", (1, 60)),
+                    )
+                ),
+            ),
+            script=("p1.socket_set_expiry#7 set", "p0.socket_set_expiry#6 set"),
+            read_lag=0.05,
+        ),
+        check=_the_last_saved_lifetime_is_stored,
     ),
     Regression(
         "socket-watched-during-a-check",
