@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import statistics
 from typing import Any
 
@@ -48,6 +49,8 @@ UNSEALED_TABLE = "bench_unsealed"
 CASES = ("read-many", "write-many")
 #: The issue's target: sealing moves the ratios against express by at most this.
 TARGET = 0.02
+#: The confidence of the interval around the pairs' median (`median_ci`).
+CONFIDENCE = 0.95
 #: Paired runs of express (bare, then with sessions) for a case the main
 #: run did not measure.
 EXPRESS_ROUNDS = 3
@@ -154,6 +157,26 @@ def express_cost(express: Variant, case: str, shape: Shape, load: Load, seconds:
     return float(statistics.median(costs))
 
 
+def median_ci(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median of ``values``:
+    the order statistics ``k`` and ``n + 1 - k`` (1-based), with ``k`` the
+    largest rank that still covers the median with at least ``confidence``
+    (binomial, as the sign test).  With fewer than 6 values no interval
+    reaches 95 %: the whole range is returned."""
+    ordered = sorted(values)
+    n = len(ordered)
+    # P(X <= j) for X ~ Binomial(n, 1/2), the tail the interval leaves out.
+    tail, k, mass = (1 - confidence) / 2, 0, 0.0
+    for j in range(n // 2):
+        mass += math.comb(n, j) / 2**n
+        if mass > tail:
+            break
+        k = j + 1
+    if k == 0:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
+
+
 def summarize(
     runs: dict[str, list[tuple[float, float]]],
     express: dict[str, float | None],
@@ -169,6 +192,7 @@ def summarize(
         if len(diffs) > 1:
             q1, _, q3 = statistics.quantiles(diffs, n=4)
         mid = statistics.median(diffs)
+        ci = median_ci(diffs)
         peer = express.get(case)
         move = peer is not None and peer > 0
         hooks = timed[case]["mysql-sealed"] - timed[case]["mysql-unsealed"]
@@ -178,11 +202,15 @@ def summarize(
             "unsealed_cpu_us": round(statistics.median(u for _, u in pairs), 1),
             "diff_us": round(mid, 1),
             "diff_us_iqr": [round(q1, 1), round(q3, 1)],
+            "diff_us_ci": [round(ci[0], 1), round(ci[1], 1)],
             "diff_us_range": [round(diffs[0], 1), round(diffs[-1], 1)],
             "diff_us_all": [round(s - u, 1) for s, u in pairs],
             "express_cpu_cost_us": None if peer is None else round(peer, 1),
             "ratio_move": round(mid / peer, 3) if move and peer else None,
             "ratio_move_iqr": [round(q1 / peer, 3), round(q3 / peer, 3)] if move and peer else None,
+            "ratio_move_ci": [round(ci[0] / peer, 3), round(ci[1] / peer, 3)]
+            if move and peer
+            else None,
             "hooks_us": round(hooks, 2),
             "hooks_us_by_server": {k: round(v, 2) for k, v in timed[case].items()},
             "hooks_ratio_move": round(hooks / peer, 4) if move and peer else None,
@@ -193,7 +221,8 @@ def summarize(
         "cases": cases,
         "target_ratio_move": TARGET,
         "met": None if None in moves else all(m <= TARGET for m in moves),
-        "verdict": verdict([c["ratio_move_iqr"] for c in cases.values()]),
+        "verdict": verdict([c["ratio_move_ci"] for c in cases.values()]),
+        "confidence": CONFIDENCE,
         "hooks_met": None if None in hook_moves else all(m <= TARGET for m in hook_moves),
         "tables": tables,
         "notes": (
@@ -204,21 +233,24 @@ def summarize(
             "express-mysql-session's CPU cost per request over bare express in the same run; "
             "hooks_us is the CPU time per request inside the seal and open hooks, timed in "
             "each server under the same load (sealed - unsealed), hooks_ratio_move the same "
-            "over express's cost; verdict: ok if every case's upper quartile of the ratio "
-            "move is within the target, MISSED if a lower quartile is above it, else unresolved"
+            "over express's cost; *_ci is the 95 % confidence interval of the median (order "
+            "statistics, as the sign test); verdict: ok if every case's interval of the ratio "
+            "move is within the target, MISSED if a case's interval is wholly above it, else "
+            "unresolved"
         ),
     }
 
 
-def verdict(iqrs: list[list[float] | None]) -> str | None:
-    """The pairs' verdict on the target: ``ok`` if every case's upper
-    quartile of the ratio move is within it, ``MISSED`` if some case's lower
-    quartile is above it, else ``unresolved`` (the spread straddles it)."""
-    if any(iqr is None for iqr in iqrs):
+def verdict(intervals: list[list[float] | None]) -> str | None:
+    """The pairs' verdict on the target, from each case's confidence
+    interval of the median ratio move (`median_ci`): ``ok`` if every upper
+    bound is within it, ``MISSED`` if some lower bound is above it, else
+    ``unresolved`` (more pairs would narrow the interval)."""
+    if any(ci is None for ci in intervals):
         return None
-    if any(iqr[0] > TARGET for iqr in iqrs if iqr):
+    if any(ci[0] > TARGET for ci in intervals if ci):
         return "MISSED"
-    if all(iqr[1] <= TARGET for iqr in iqrs if iqr):
+    if all(ci[1] <= TARGET for ci in intervals if ci):
         return "ok"
     return "unresolved"
 
@@ -245,7 +277,8 @@ def line(result: dict[str, Any]) -> str:
     if result["met"] is None:
         return text + "ratio move vs express: not measured (no express-session in this run)"
     moves = ", ".join(
-        f"{case.split('-')[0]} {c['ratio_move']:+.3f} (IQR {c['ratio_move_iqr'][0]:+.3f}.."
+        f"{case.split('-')[0]} {c['ratio_move']:+.3f} (95% CI {c['ratio_move_ci'][0]:+.3f}.."
+        f"{c['ratio_move_ci'][1]:+.3f}, IQR {c['ratio_move_iqr'][0]:+.3f}.."
         f"{c['ratio_move_iqr'][1]:+.3f}; hooks {c['hooks_ratio_move']:+.4f}; express "
         f"{c['express_cpu_cost_us']:.0f} us)"
         for case, c in cases.items()
@@ -253,7 +286,7 @@ def line(result: dict[str, Any]) -> str:
     hooks_verdict = "ok" if result["hooks_met"] else "MISSED"
     return text + (
         f"ratio move vs express: {moves} (target <= {TARGET}: pairs {result['verdict']} "
-        f"by their IQR, hooks {hooks_verdict})"
+        f"by the median's 95% CI, hooks {hooks_verdict})"
     )
 
 

@@ -126,6 +126,8 @@ def check_sealing(result: dict[str, Any], with_express: bool) -> None:
         assert entry["sealed_cpu_us"] > 0 and entry["unsealed_cpu_us"] > 0, (case, entry)
         lo, hi = entry["diff_us_range"]
         assert lo <= entry["diff_us"] <= hi, (case, entry)
+        # 2 pairs are too few for a 95 % interval: it is the whole range.
+        assert entry["diff_us_ci"] == [lo, hi], (case, entry)
         # The hooks were timed in both servers: the unsealed one's are the
         # identity, so the sealed one's take longer (a seal or an open is
         # µs of CPU; the identity, with the clock around it, far less).
@@ -149,6 +151,7 @@ def check_sealing(result: dict[str, Any], with_express: bool) -> None:
     assert "seal+open hooks timed in the servers, us per request: read +" in lines[0]
     if with_express:
         assert "ratio move vs express: read " in lines[0] and "(target <= 0.02: " in lines[0]
+        assert "by the median's 95% CI" in lines[0] and sealing["verdict"] in lines[0]
     else:
         assert "ratio move vs express: not measured (no express-session" in lines[0]
 
@@ -455,3 +458,26 @@ def test_statements_quick(tmp_path: Path) -> None:
         statements["ours-load"]["median_us"] + statements["ours-save"]["median_us"], abs=0.2
     )
     assert "a write request: ours" in stdout
+
+
+def test_the_sealing_verdict_rests_on_the_median_confidence_interval() -> None:
+    """The interval is the sign test's (ranks 2 and 9 of 10 at 95 %), it
+    covers the median as often as it says, and the verdict needs a whole
+    interval on one side of the target."""
+    import random
+
+    from bench.sealcost import median_ci, verdict
+
+    assert median_ci([float(x) for x in range(10)]) == (1.0, 8.0)
+    assert median_ci([float(x) for x in range(5)]) == (0.0, 4.0)  # too few: the range
+    rng = random.Random(7)
+    trials = 2000
+    covered = sum(
+        lo <= 0 <= hi
+        for lo, hi in (median_ci([rng.gauss(0, 1) for _ in range(40)]) for _ in range(trials))
+    )
+    assert 0.94 <= covered / trials <= 0.99, covered / trials
+    assert verdict([[0.001, 0.019], [-0.01, 0.02]]) == "ok"
+    assert verdict([[0.001, 0.019], [0.021, 0.05]]) == "MISSED"
+    assert verdict([[0.001, 0.019], [0.01, 0.03]]) == "unresolved"
+    assert verdict([None, [0.0, 0.01]]) is None
