@@ -14,7 +14,6 @@ yet, by ``destroy()``, ``reload()`` or ``regenerate(keep_data=False)``).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 from collections.abc import Awaitable, Callable
@@ -407,14 +406,13 @@ async def socket_set_expiry(
     # Acknowledged: unless another set_expiry() was pending or began
     # meanwhile, a reload() of another message dropped it unsaved (as it
     # drops unsaved data), or the session moved or ended, its record has
-    # this lifetime (read, not gated, through the socket's own store, which
-    # wrote it: on a cluster another node may not have applied it yet; the
-    # model learns of the write only at its next step).
+    # this lifetime.  Read through the socket's own store, which wrote it
+    # (on a cluster another node may not have applied it yet), and gated
+    # like every store call: the schedule decides what runs before the read,
+    # not the time the read takes.
     if not alone or model.lifetimes != mine or socket.reloads != reloads or session._id != sid:
         return
-    if world.read_lag:
-        await asyncio.sleep(world.read_lag)
-    record = await socket.process.store.inner.get(sid)
+    record = await socket.process.store.get(sid)
     if record is not None and record.ttl != seconds and model.lifetimes == mine:
         model.fail(
             "expiry_bounded",

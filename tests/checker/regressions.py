@@ -422,9 +422,10 @@ REGRESSIONS = (
         "socket-set-expiry-saved-after-a-later-one",
         "the checker's own false alarm, found on Galera (1 run in 37): socket A's "
         "set_expiry(3600) began before socket B's set_expiry(60) and was saved after it (a "
-        "conflict, then the merge, which keeps A's own lifetime), while B read its record "
-        "back from a slow node: B saw A's lifetime and the checker called B's lost; it now "
-        "checks an acknowledged set_expiry() only if no other was pending when it began",
+        "conflict, then the merge, which keeps A's own lifetime) before B read its record "
+        "back (an unscheduled read then, which a slow node let A's save overtake): B saw A's "
+        "lifetime and the checker called B's lost; it now checks an acknowledged "
+        "set_expiry() only if no other was pending when it began, and the read is gated",
         Scenario(
             config(),
             (None, None, None),
@@ -437,8 +438,12 @@ REGRESSIONS = (
                     )
                 ),
             ),
-            script=("p1.socket_set_expiry#7 set", "p0.socket_set_expiry#6 set"),
-            read_lag=0.05,
+            script=(
+                "p1.socket_set_expiry#7 set",
+                "p0.socket_set_expiry#6 set",  # a conflict
+                "p0.socket_set_expiry#6 get",
+                "p0.socket_set_expiry#6 set",  # the merge, with A's lifetime
+            ),  # then B's read-back, if it makes one (it waited, paused, all along)
         ),
         check=_the_last_saved_lifetime_is_stored,
     ),

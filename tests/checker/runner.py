@@ -65,8 +65,6 @@ class Scenario:
     schedule: tuple[int, ...] = ()
     #: A fixed order of store calls to reach (regressions; see `.world.Scheduler`).
     script: tuple[str, ...] = ()
-    #: Seconds added to the checker's own unscheduled reads (`.World.read_lag`).
-    read_lag: float = 0.0
 
 
 def _ops(table: dict[str, Any]) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
@@ -236,7 +234,6 @@ async def run_scenario(
     # operation) or at once after a per-user end, never by the wall clock.
     config = dict(scenario.config, max_age=MAX_AGE, revocation_interval=3600)
     world = World(stores, clock, config)
-    world.read_lag = scenario.read_lag
     model = Model(max_age=MAX_AGE, absolute=config.get("absolute_max_age"), enabled=enabled)
 
     async def on_step(call: Call) -> None:

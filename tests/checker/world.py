@@ -178,11 +178,6 @@ class World:
         self.model: Any = None
         #: The WebSockets opened (`.live.Socket`), open or closed.
         self.sockets: list[Any] = []
-        #: Seconds the checker's own unscheduled reads of a record take
-        #: extra (0 but in regressions): the scheduler goes on releasing
-        #: store calls during such a read, as it does while a slow node
-        #: answers one, so that a regression can reach what a cluster reaches.
-        self.read_lag = 0.0
         #: The manager each actor's store calls come from.
         self.managers: dict[str, SessionManager] = {}
 
