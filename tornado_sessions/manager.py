@@ -264,7 +264,7 @@ class SessionManager(PerUserRules, CookieRules):
         """
         if plan.write == "insert":
             record = plan.record or self._record(session, plan.text, plan.expires_at)
-            sid, gens = session._id, (session._lifetime_gen, session._slide_gen)
+            sid, gens = session._id, session._gens()
             try:
                 version = await self.store.set(sid, record, expected_version=None)
             except SessionExists:  # 256 random bits collided: never in practice
@@ -287,10 +287,7 @@ class SessionManager(PerUserRules, CookieRules):
             session._base_exact = True
             session._stored_ttl = record.ttl
             session._expires_at = plan.expires_at
-            if session._lifetime_gen == gens[0]:  # else a set_expiry() made meanwhile
-                session._ttl_changed = False  # is written, and slides, next
-                if session._slide_gen == gens[1]:  # nor a touch()
-                    session._force_touch = False
+            session._settle(gens)
         elif plan.write == "update":
             request = SaveRequest(session, plan.text, plan.slide, plan.expires_at)
             try:
@@ -301,14 +298,13 @@ class SessionManager(PerUserRules, CookieRules):
         elif plan.write == "touch":
             # Only if the stored lifetime is still the one this request
             # loaded: a stale request must not undo a concurrent set_expiry().
-            ttl, gen = session._stored_ttl, session._slide_gen
+            ttl, gens = session._stored_ttl, session._gens()
             if await self.store.touch(session._id, plan.expires_at, ttl=ttl):
                 self.saves.touched(session._id, plan.expires_at, ttl)
                 session._expires_at = plan.expires_at
             elif not await self._adopt(session):
                 return CookieAction.CLEAR
-            if session._slide_gen == gen:  # else a set_expiry() or touch() made meanwhile
-                session._force_touch = False  # slides next
+            session._settle(gens)  # planned with no lifetime change: clears the slide
         if plan.write != "none":
             session._written = True
         if session._user_bound and plan.write in ("insert", "update"):

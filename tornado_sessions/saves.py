@@ -70,8 +70,7 @@ class SaveRequest:
     #: that one is written, with its slide, by the next save).
     ttl: int | None = field(init=False)
     ttl_changed: bool = field(init=False)
-    lifetime_gen: int = field(init=False)
-    slide_gen: int = field(init=False)
+    gens: tuple[int, int] = field(init=False)
     _change: Change | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -81,8 +80,7 @@ class SaveRequest:
         self.exact = session._base_exact
         self.ttl = session._ttl
         self.ttl_changed = session._ttl_changed
-        self.lifetime_gen = session._lifetime_gen
-        self.slide_gen = session._slide_gen
+        self.gens = session._gens()
 
     def apply(self, data: dict[str, Any]) -> None:
         """Apply this request's change to ``data`` (the latest state): its keys,
@@ -377,11 +375,8 @@ def _saved(request: SaveRequest, state: _State) -> None:
     session.version = state.version
     session._expires_at = state.expires_at
     session._stored_ttl = state.ttl
-    if session._lifetime_gen == request.lifetime_gen:  # no set_expiry() since the plan
+    if session._settle(request.gens):  # no set_expiry() since the plan
         session._ttl = state.ttl
-        session._ttl_changed = False
-        if session._slide_gen == request.slide_gen:  # nor a touch()
-            session._force_touch = False
     session._is_new = False
     # The snapshot stays the request's own view of the data; it is exact
     # only if no other request's change was merged into the write.

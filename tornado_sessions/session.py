@@ -396,6 +396,23 @@ class Session(FlashMessages, MutableMapping[str, Any]):
 
     # -- used by the manager -------------------------------------------------
 
+    def _gens(self) -> tuple[int, int]:
+        """The counters a save takes when it is planned (`_settle`)."""
+        return self._lifetime_gen, self._slide_gen
+
+    def _settle(self, gens: tuple[int, int]) -> bool:
+        """A save planned when `_gens` read ``gens`` has been written: clear
+        what it wrote (a changed lifetime, a slide asked for), unless
+        set_expiry() or touch() was called since, which the next save then
+        writes.  Return whether no set_expiry() was (the lifetime written
+        is still the session's)."""
+        if self._lifetime_gen != gens[0]:
+            return False
+        self._ttl_changed = False
+        if self._slide_gen == gens[1]:
+            self._force_touch = False
+        return True
+
     def _load(self, record: SessionRecord, data: dict[str, Any]) -> None:
         self._data = data
         self._snapshot = record.data
