@@ -19,6 +19,7 @@ from tests.conftest import FakeClock
 from tests.contract import record
 from tests.mysql.conftest import (
     Settings,
+    batches_as_on_aiomysql,
     connect,
     make_store,
     new_sessions,
@@ -170,6 +171,7 @@ async def test_a_failed_or_cancelled_lone_round_trip_is_no_longer_in_flight(
 async def test_calls_that_come_in_bursts_are_batched_whole_until_a_few_come_alone(
     store: MySQLStore, clock: FakeClock, count_statements: Count, private_table: str
 ) -> None:
+    batches_as_on_aiomysql(store)
     sids = await new_sessions(store, clock, 4)
     loop = asyncio.get_running_loop()
     started: list[int] = []

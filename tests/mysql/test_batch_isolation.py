@@ -22,6 +22,7 @@ from tests.conftest import FakeClock, sid_of, unseal
 from tests.contract import record
 from tests.mysql.conftest import (
     Settings,
+    batches_as_on_aiomysql,
     connect,
     create_pool,
     make_store,
@@ -65,6 +66,7 @@ async def test_a_value_the_server_refuses_fails_only_its_own_save(
     private_settings: Settings,
     private_table: str,
 ) -> None:
+    batches_as_on_aiomysql(store)
     sids = await new_sessions(store, clock, 6)
     refuse_poison(private_settings, private_table)
     poisoned = sids[2]

@@ -18,6 +18,7 @@ from tests.conftest import FakeClock
 from tests.contract import record
 from tests.mysql.conftest import (
     Settings,
+    batches_as_on_aiomysql,
     connect,
     create_pool,
     make_store,
@@ -196,6 +197,7 @@ async def test_concurrent_saves_share_one_round_trip_with_their_own_outcomes(
     private_table: str,
     private_settings: Settings,
 ) -> None:
+    batches_as_on_aiomysql(store)
     pilot, fine1, fine2, stale, gone, fine3 = await new_sessions(store, clock, 6)
     await store.set(stale, record(clock, '{"other":1}'), expected_version=1)  # now version 2
     await store.destroy(gone)  # a concurrent logout
@@ -299,9 +301,13 @@ async def test_a_long_queue_of_saves_leaves_as_batches_that_do_not_wait_for_each
 @pytest.mark.parametrize(
     ("behind", "sizes"),
     [
-        (7, [7]),  # 8 callers: one batch of up to 8 (WRITE_BATCH, the least limit)
-        (19, [9, 10]),  # 20 callers: up to 10
-        (45, [22, 23]),  # 46 callers: up to 23
+        # 4 callers: on aiomysql one batch (its floor, WRITE_BATCH, 8); on
+        # asyncmy, whose floor is 2, a batch of 2 and the last save alone.
+        (3, {"aiomysql": [3], "asyncmy": [1, 2]}),
+        # 8 callers: up to 8 on aiomysql (the floor), up to 4 on asyncmy.
+        (7, {"aiomysql": [7], "asyncmy": [3, 4]}),
+        (19, {"aiomysql": [9, 10], "asyncmy": [9, 10]}),  # 20 callers: up to 10
+        (45, {"aiomysql": [22, 23], "asyncmy": [22, 23]}),  # 46 callers: up to 23
     ],
 )
 @pytest.mark.gen_test(timeout=60)
@@ -312,12 +318,15 @@ async def test_the_batch_limit_is_half_the_callers_at_once(
     private_table: str,
     private_settings: Settings,
     behind: int,
-    sizes: list[int],
+    sizes: dict[str, list[int]],
 ) -> None:
     # A save in flight and ``behind`` saves started behind it in one turn
     # (gather runs every task's first step, which counts it in, before the
     # queue's flush): the queue leaves as batches of at most half the callers
-    # at once (at least WRITE_BATCH), shared out evenly.
+    # at once (at least the driver's floor), shared out evenly; a part of
+    # one is sent alone.
+    assert store._batches.floor == {"aiomysql": WRITE_BATCH, "asyncmy": 2}[store.driver]
+    parts = sizes[store.driver]
     pilot, *sids = await new_sessions(store, clock, behind + 1)
     with count_statements(private_table) as seen:
         saved = await asyncio.gather(
@@ -330,10 +339,11 @@ async def test_the_batch_limit_is_half_the_callers_at_once(
     # The pilot, alone (at the server beside the batches, so the general
     # log may hold it anywhere among them).
     alone = [s for s in seen.statements if not s.startswith("START TRANSACTION")]
-    assert len(alone) == 1 and alone[0].startswith("UPDATE"), seen
+    assert len(alone) == 1 + parts.count(1), seen
+    assert all(s.startswith("UPDATE") for s in alone), seen
     batches = [s.count("UPDATE ") for s in seen.statements if s.startswith("START TRANSACTION")]
-    assert sorted(batches) == sizes, seen
-    assert len(seen.statements) == 1 + len(sizes), seen
+    assert sorted(batches) == [n for n in parts if n > 1], seen
+    assert len(seen.statements) == 1 + len(parts), seen
     assert store._batches.callers == 0  # every caller counted out again
     rows = versions(private_settings, private_table, [pilot, *sids])
     assert rows == {hash_sid(sid).hex(): (f'{{"n":"{sid[:6]}"}}', 2) for sid in [pilot, *sids]}
@@ -503,5 +513,13 @@ def test_the_batch_limit_follows_the_peak_of_callers_over_two_windows() -> None:
         assert batches.limit() == 15
         callers(0)
         assert batches.callers == 0
+        cheap = Coalescer(None, None, prepare=None, floor=2)  # type: ignore[arg-type]
+        assert cheap.limit() == 2  # a driver's lower floor (asyncmy's)
+        while cheap.callers < 7:
+            cheap.enter()
+        assert cheap.limit() == 3
+        while cheap.callers < 40:
+            cheap.enter()
+        assert cheap.limit() == 20  # above the floor, the same as any driver's
 
     asyncio.run(check())

@@ -13,7 +13,7 @@ import tornado.ioloop
 
 from tests.conftest import FakeClock
 from tests.contract import record
-from tests.mysql.conftest import Settings, make_store, query
+from tests.mysql.conftest import Settings, batches_as_on_aiomysql, make_store, query
 from tornado_sessions.manager import new_sid
 from tornado_sessions.stores.base import hash_sid
 from tornado_sessions.stores.mysql import MySQLStore
@@ -44,6 +44,7 @@ def stamps(settings: Settings, table: str, sids: list[str]) -> list[tuple[int, i
 async def test_every_write_path_stamps_the_last_use(
     store: MySQLStore, other: MySQLStore, mysql_settings: Settings, table: str, clock: FakeClock
 ) -> None:
+    batches_as_on_aiomysql(store)
     # The clock stands still: one second for everything below.
     sids = [new_sid() for _ in range(4)]
     for n, sid in enumerate(sids):  # created in turn by the two processes

@@ -8,16 +8,16 @@ turn of the event loop: the reads queued in one turn share one ``SELECT ...
 WHERE id IN (...)``, the saves of existing sessions one ``START TRANSACTION;
 UPDATE ...; COMMIT`` query (the updates in key order, so that two batches
 cannot deadlock, and one commit for all), at most half as many as the
-callers at the store lately (`Coalescer.limit`, from `WRITE_BATCH` to
-`BATCH`): a longer queue of saves leaves as several batches, so that the
-server has requests to serve while one is at the database.  A queue of one
-is sent as its single statement.  While calls come in bursts (a queue to
-leave lately was a batch of several) every call is queued, so that a burst
-is not split into a lone call and a batch; `CALM` queues of one in a row end
-that (one alone would flip a run of bursts between the two ways, each wave
-split in two).  The store reports its lone round trips here
-(`Coalescer.select`, `Coalescer.update`), so that the count of round trips
-in flight covers batches and lone statements alike.
+callers at the store lately (`Coalescer.limit`, from the driver's floor,
+`WRITE_BATCH` on aiomysql, to `BATCH`): a longer queue of saves leaves as
+several batches, so that the server has requests to serve while one is at
+the database.  A queue of one is sent as its single statement.  While calls
+come in bursts (a queue to leave lately was a batch of several) every call
+is queued, so that a burst is not split into a lone call and a batch; `CALM`
+queues of one in a row end that (one alone would flip a run of bursts
+between the two ways, each wave split in two).  The store reports its lone
+round trips here (`Coalescer.select`, `Coalescer.update`), so that the count
+of round trips in flight covers batches and lone statements alike.
 
 A batch is an optimisation, never a shared fate: whatever goes wrong in one,
 each save ends as it would have alone.
@@ -39,7 +39,8 @@ escaping ``execute`` uses, on a connection checked to be utf8mb4).
    Adaptive: a call with no round trip of its kind in flight goes out alone
    at once (no future, no hand-off); only the calls behind one are queued.
    A batch of saves carries at most half as many updates as there were
-   callers at the store at once lately, from `WRITE_BATCH` (8) to `BATCH` (64).
+   callers at the store at once lately, from `WRITE_BATCH` (8; 2 on
+   asyncmy, `.driver.Driver.batch_floor`) to `BATCH` (64).
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ class Coalescer:
     """The read and save queues of one store.
 
     :param prepare: awaited before a batch (the store's first-use checks).
+    :param floor: the fewest saves `limit` may allow a batch: `WRITE_BATCH`,
+        or less for a driver whose round trips cost little
+        (`.driver.Driver.batch_floor`).
     """
 
     def __init__(
@@ -113,8 +117,10 @@ class Coalescer:
         statements: Statements,
         *,
         prepare: Callable[[], Awaitable[None]],
+        floor: int = WRITE_BATCH,
     ) -> None:
         self._conns = conns
+        self.floor = floor
         self._st = statements
         self._prepare = prepare
         self._reads: list[_Item] = []
@@ -156,7 +162,7 @@ class Coalescer:
 
     def limit(self) -> int:
         """The most saves the next batch carries: half the most callers the
-        store had at once lately, from `WRITE_BATCH` to `BATCH`.  Lately: in
+        store had at once lately, from `floor` to `BATCH`.  Lately: in
         windows of about `WINDOW` seconds, moved on when a batch of saves
         leaves, this one and the one before; after a quiet window, the
         callers at the store now.  A burst leaves as about two batches, so
@@ -164,10 +170,10 @@ class Coalescer:
         server, and pays no more round trips than that (see the benchmarks
         page, "Batches of saves").  The peak, not the queue, decides: once
         the halves are out of step each queue is short, and halving it again
-        would end in every save going alone.  Below 8, at 4 connections,
-        batches of 2 took out the idle time but paid as much again in round
-        trips on aiomysql (they paid on asyncmy, but split every small
-        burst).
+        would end in every save going alone.  The floor is the driver's: at
+        4 connections batches of 2 took out the idle time, which paid on
+        asyncmy, whose round trips cost little, and cost as much again in
+        round trips on aiomysql, which keeps 8.
 
         .. versionadded:: 0.3
         """
@@ -177,7 +183,7 @@ class Coalescer:
             self._last_peak = self.callers if stale else self._peak
             self._peak = self.callers
             self._window_end = now + WINDOW
-        return max(WRITE_BATCH, min(BATCH, max(self._peak, self._last_peak) // 2))
+        return max(self.floor, min(BATCH, max(self._peak, self._last_peak) // 2))
 
     def reads_busy(self) -> bool:
         """A read is in flight or queued (or reads come in bursts): a new one

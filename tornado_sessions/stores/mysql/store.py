@@ -168,7 +168,9 @@ class MySQLStore(AdminQueries, SessionStore):
         self._ready_lock: asyncio.Lock | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
         self._sql = statements.Statements(self.table)
-        self._batches = Coalescer(self._conns, self._sql, prepare=self._prepare)
+        self._batches = Coalescer(
+            self._conns, self._sql, prepare=self._prepare, floor=self._conns.driver.batch_floor
+        )
         #: What the first-use table check found: ``"created"``, ``"exists"``
         #: or ``"upgraded"`` (None before it ran).
         self.table_state: schema.Outcome | None = None
