@@ -293,6 +293,9 @@ class Statements:
 
     def __init__(self) -> None:
         self.statements: list[str] = []
+        #: ``(command, text)`` of each: ``"Query"``, ``"Execute"`` (a
+        #: prepared statement run) or ``"Prepare"`` (not in `statements`).
+        self.commands: list[tuple[str, str]] = []
 
     @property
     def counts(self) -> dict[str, int]:
@@ -304,7 +307,9 @@ class Statements:
 
 
 class StatementCounter:
-    """Counts statements at the server through its general query log.
+    """Counts statements at the server through its general query log
+    (queries, and executions of prepared statements, with their values, as
+    the log shows them; a statement's preparation is not counted).
 
     Works on a server no one else uses (the private one): the log is
     switched on for the block, and the statements naming the table are
@@ -331,19 +336,21 @@ class StatementCounter:
             with conn.cursor() as cur:
                 cur.execute("SET GLOBAL general_log = 0")
                 cur.execute(
-                    "SELECT argument FROM mysql.general_log "
-                    "WHERE command_type = 'Query' AND thread_id <> CONNECTION_ID() "
-                    "ORDER BY event_time"
+                    "SELECT command_type, argument FROM mysql.general_log "
+                    "WHERE command_type IN ('Query', 'Execute', 'Prepare') "
+                    "AND thread_id <> CONNECTION_ID() ORDER BY event_time"
                 )
                 needle = re.compile(rf"`{re.escape(table)}`")
-                for (argument,) in cur.fetchall():
+                for command, argument in cur.fetchall():
                     text = (
                         argument.decode("utf-8", "replace")
                         if isinstance(argument, bytes)
                         else str(argument)
                     )
                     if needle.search(text):
-                        seen.statements.append(text)
+                        seen.commands.append((str(command), text))
+                        if command != "Prepare":
+                            seen.statements.append(text)
         finally:
             conn.close()
 

@@ -17,7 +17,7 @@ import logging
 import random
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -170,6 +170,24 @@ class Connections:
         self._deadlines = Deadlines()
         #: The connections whose character set was checked (`.charset.check`).
         self._checked: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: The statements sent as server-side prepared statements (`prepare`).
+        self._prepared: frozenset[str] = frozenset()
+
+    def prepare(self, statements: Iterable[str]) -> None:
+        """Send ``statements`` as server-side prepared statements where the
+        store's own pool has them (asyncmy; `.driver.Driver.prepared` per
+        connection), and every other statement as text.
+
+        A prepared statement is parsed once per connection, not at each
+        execution, and its values travel in binary, unescaped: on asyncmy
+        the store's hot statements (a read, a save, a new session, a touch,
+        a destroy) cost the client and the server less.  The rest (the
+        batches, whose shapes vary, and the administrative queries) stay
+        text, so that the server keeps only a handful of statements per
+        connection (``max_prepared_stmt_count`` is server-wide).
+        """
+        if self.own_pool and self.driver.prepared:
+            self._prepared = frozenset(statements)
 
     # -- messages --------------------------------------------------------------
 
@@ -213,6 +231,7 @@ class Connections:
                     pool_recycle=self.pool_recycle,
                     unix_socket=self.unix_socket,
                 )
+                | self.driver.connect_options()
             )
         return self._pool
 
@@ -339,7 +358,10 @@ class Connections:
     async def once(self, doing: str, sql: str, args: Sequence[Any], fetch: bool) -> Result:
         async def run(conn: Any) -> Result:
             cur = await self.driver.cursor(conn)
-            await cur.execute(sql, tuple(args))
+            if not self.driver.prepared or sql in self._prepared:
+                await cur.execute(sql, tuple(args))
+            else:  # a text statement on a connection that prepares the rest
+                await cur.execute(cur.mogrify(sql, tuple(args)))
             rows: Sequence[tuple[Any, ...]] = await cur.fetchall() if fetch else ()
             rowcount = cur.rowcount
             await cur.close()

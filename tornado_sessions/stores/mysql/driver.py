@@ -56,6 +56,9 @@ FOUND_ROWS = 2
 MULTI_STATEMENTS = 1 << 16
 #: The accepted values of ``SESSION_DB_DRIVER``.
 CHOICES = ("auto", "aiomysql", "asyncmy")
+#: The statements a store's connection keeps prepared on asyncmy: room for
+#: the five it prepares (`.connection.Connections.prepare`) and a spare.
+PREPARED = 6
 #: What installs asyncmy with the package.
 EXTRA = "tornado_sessions[asyncmy]"
 _VARIABLE = "SESSION_DB_DRIVER"
@@ -143,6 +146,15 @@ class Driver:
     #: less waiting (asyncmy: 2); aiomysql's cost about as much as the wait
     #: they save (8, `.batching.WRITE_BATCH`).
     batch_floor: int = 8
+    #: Server-side prepared statements kept per connection of the store's
+    #: own pool (asyncmy's ``stmt_cache_size``), or 0 where the driver has
+    #: none (aiomysql): see `Connections.prepare`.
+    prepared: int = 0
+
+    def connect_options(self) -> dict[str, Any]:
+        """The driver's own options for the connections of a store's pool:
+        asyncmy's statement cache, sized for the store's hot statements."""
+        return {"stmt_cache_size": self.prepared} if self.prepared else {}
 
     async def create_pool(self, options: Mapping[str, Any]) -> Pool:
         """A new pool with ``options`` (`.pools.pool_options`, the same
@@ -275,6 +287,7 @@ def load(name: str = "auto", *, source: str = _VARIABLE) -> Driver:
             _async_cursor=chosen == "aiomysql",
             _lean_pool=_lean_pool(module) if chosen == "aiomysql" else None,
             batch_floor=8 if chosen == "aiomysql" else 2,
+            prepared=0 if chosen == "aiomysql" else PREPARED,
         )
         _LOADED[chosen] = driver
     return driver
