@@ -431,10 +431,15 @@ async def test_a_given_pool_coalesces_too(
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_batch_chosen_as_deadlock_victim_is_sent_again_without_a_transaction(
-    store: MySQLStore, clock: FakeClock, private_settings: Settings, private_table: str
+    store: MySQLStore,
+    clock: FakeClock,
+    private_settings: Settings,
+    private_table: str,
+    count_statements: Count,
 ) -> None:
-    sids = await new_sessions(store, clock, 2)
-    # The batch updates in key order: it takes `low`, then waits for `high`.
+    pilot, *sids = await new_sessions(store, clock, 3)
+    # The pilot's save goes alone; the two behind it leave as one batch,
+    # which updates in key order: it takes `low`, then waits for `high`.
     low, high = sorted(hash_sid(sid).hex() for sid in sids)
     side = f"{private_table}_side"
     other = connect(private_settings)
@@ -450,36 +455,41 @@ async def test_a_batch_chosen_as_deadlock_victim_is_sent_again_without_a_transac
                 f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE", (high,)
             )
         trips = store.round_trips
-        saves = asyncio.gather(
-            *(
-                store.set(sid, record(clock, f'{{"saved":{k}}}'), expected_version=1)
-                for k, sid in enumerate(sids)
-            )
-        )
-        # A statement asyncmy prepares shows its placeholders, not its values.
-        waiting = f"'{high}'" if store.driver == "aiomysql" else "?"
-        await running_statement(admin, f"UPDATE `{private_table}`%UNHEX({waiting})%")
-
-        def close_the_cycle() -> None:
-            with other.cursor() as cur:
-                cur.execute(
-                    f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE", (low,)
+        with count_statements(private_table) as seen:
+            saves = asyncio.gather(
+                *(
+                    store.set(sid, record(clock, f'{{"saved":{k}}}'), expected_version=1)
+                    for k, sid in enumerate([pilot, *sids])
                 )
+            )
+            await running_statement(admin, f"UPDATE `{private_table}`%UNHEX('{high}')%")
 
-        # Returns once the batch, the victim, has been rolled back.
-        await asyncio.wait_for(asyncio.to_thread(close_the_cycle), 20)
-        other.rollback()
-        async with asyncio.timeout(20):
-            assert await saves == [2, 2]
-        # The batch, then the batch again without a transaction (each UPDATE
-        # commits, and can conflict, on its own): two round trips, not 1 + N.
-        assert store.round_trips - trips == 2
+            def close_the_cycle() -> None:
+                with other.cursor() as cur:
+                    cur.execute(
+                        f"SELECT id FROM `{private_table}` WHERE id = UNHEX(%s) FOR UPDATE",
+                        (low,),
+                    )
+
+            # Returns once the batch, the victim, has been rolled back.
+            await asyncio.wait_for(asyncio.to_thread(close_the_cycle), 20)
+            other.rollback()
+            async with asyncio.timeout(20):
+                assert await saves == [2, 2, 2]
+        # The pilot alone, the batch, then the batch again without a
+        # transaction (each UPDATE commits, and can conflict, on its own):
+        # three round trips, not 1 + 1 + 2.
+        assert store.round_trips - trips == 3
     finally:
         other.close()
         admin.close()
         query(private_settings, f"DROP TABLE IF EXISTS `{side}`")
-    assert versions(private_settings, private_table, sids) == {
-        hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate(sids)
+    batches = [s for s in seen.statements if s.count("UPDATE ") == 2]
+    assert len(batches) == 2, seen
+    assert batches[0].startswith("START TRANSACTION"), seen  # rolled back
+    assert batches[1].startswith("UPDATE"), seen  # no transaction
+    assert versions(private_settings, private_table, [pilot, *sids]) == {
+        hash_sid(sid).hex(): (f'{{"saved":{k}}}', 2) for k, sid in enumerate([pilot, *sids])
     }
 
 
