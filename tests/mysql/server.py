@@ -94,6 +94,11 @@ class MariaDBServer:
             )
         self.root = tempfile.mkdtemp(prefix="tornado-sessions-mariadb-", dir=data_parent())
         self.datadir = os.path.join(self.root, "data")
+        # A temporary directory of its own: at startup mariadbd deletes every
+        # "#sql*" file in its tmpdir, so servers sharing /tmp (the suite's
+        # passes side by side) destroyed each other's internal temporary
+        # tables mid-query (error 6, "Error on delete of '/tmp/#sql-temptable-...").
+        self.tmpdir = os.path.join(self.root, "tmp")
         self.socket = os.path.join(self.root, "mysqld.sock")
         self.error_log = os.path.join(self.root, "error.log")
         self.host = "127.0.0.1"
@@ -118,12 +123,14 @@ class MariaDBServer:
     def setup(self) -> None:
         """Initialise the data directory, start, create the database and user."""
         os.makedirs(self.datadir)
+        os.makedirs(self.tmpdir)
         if self._as_root:
             # mariadbd refuses to run as root: it runs as "mysql", which
             # must be able to reach and own its directory.
             os.chmod(self.root, 0o755)
             shutil.chown(self.root, "mysql", "mysql")
             shutil.chown(self.datadir, "mysql", "mysql")
+            shutil.chown(self.tmpdir, "mysql", "mysql")
         cmd = [
             self.install_db or "",
             "--no-defaults",
@@ -166,6 +173,7 @@ class MariaDBServer:
             self.mariadbd or "",
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             f"--socket={self.socket}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
