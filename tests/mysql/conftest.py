@@ -247,6 +247,27 @@ async def running_statement(admin: pymysql.connections.Connection[Any], like: st
             await asyncio.sleep(0.02)
 
 
+async def no_statement_running(settings: Settings, like: str) -> None:
+    """Wait (up to 20 s) until no statement matching the SQL ``LIKE``
+    pattern runs on the server."""
+    admin = connect(settings)
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                with admin.cursor() as cur:
+                    cur.execute(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                        (like,),
+                    )
+                    (running,) = cur.fetchone() or (0,)
+                if not running:
+                    return
+                await asyncio.sleep(0.02)
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def table(mysql_settings: Settings) -> Iterator[str]:
     """A table name of the test's own, dropped at the end."""
