@@ -230,39 +230,34 @@ def driver_error() -> type[Exception]:
     return driver.load(TEST_DRIVER).Error
 
 
+def _running(admin: pymysql.connections.Connection[Any], like: str) -> list[int]:
+    """The ids of the other connections running a statement that matches
+    the SQL ``LIKE`` pattern."""
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+            (like,),
+        )
+        return [int(row[0]) for row in cur.fetchall()]
+
+
 async def running_statement(admin: pymysql.connections.Connection[Any], like: str) -> int:
     """Wait (up to 20 s) until a statement matching the SQL ``LIKE`` pattern
     runs on another connection; return that connection's id."""
     async with asyncio.timeout(20):
-        while True:
-            with admin.cursor() as cur:
-                cur.execute(
-                    "SELECT ID FROM information_schema.PROCESSLIST "
-                    "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                    (like,),
-                )
-                found = cur.fetchall()
-            if found:
-                return int(found[0][0])
+        while not (found := _running(admin, like)):
             await asyncio.sleep(0.02)
+    return found[0]
 
 
 async def no_statement_running(settings: Settings, like: str) -> None:
     """Wait (up to 20 s) until no statement matching the SQL ``LIKE``
-    pattern runs on the server."""
+    pattern runs on the server (one the store gave up on may still run)."""
     admin = connect(settings)
     try:
         async with asyncio.timeout(20):
-            while True:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                        (like,),
-                    )
-                    (running,) = cur.fetchone() or (0,)
-                if not running:
-                    return
+            while _running(admin, like):
                 await asyncio.sleep(0.02)
     finally:
         admin.close()

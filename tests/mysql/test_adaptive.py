@@ -23,6 +23,7 @@ from tests.mysql.conftest import (
     connect,
     make_store,
     new_sessions,
+    no_statement_running,
     running_statement,
     versions,
 )
@@ -139,18 +140,7 @@ async def test_a_failed_or_cancelled_lone_round_trip_is_no_longer_in_flight(
         with blocker.cursor() as cur:
             cur.execute("UNLOCK TABLES")
         # The server still runs the abandoned statements: let them finish.
-        async with asyncio.timeout(20):
-            while True:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                        "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                        (f"%`{private_table}`%",),
-                    )
-                    ((running,),) = cur.fetchall()
-                if not running:
-                    break
-                await asyncio.sleep(0.02)
+        await no_statement_running(private_settings, f"%`{private_table}`%")
     finally:
         blocker.close()
         admin.close()

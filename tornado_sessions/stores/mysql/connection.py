@@ -170,10 +170,11 @@ class Connections:
         self._deadlines = Deadlines()
         #: The connections whose character set was checked (`.charset.check`).
         self._checked: weakref.WeakSet[Any] = weakref.WeakSet()
-        #: The statements sent as server-side prepared statements (`prepare`).
+        #: The statements sent as server-side prepared statements
+        #: (`prepare_statements`).
         self._prepared: frozenset[str] = frozenset()
 
-    def prepare(self, statements: Iterable[str]) -> None:
+    def prepare_statements(self, statements: Iterable[str]) -> None:
         """Send ``statements`` as server-side prepared statements where the
         store's own pool has them (asyncmy; `.driver.Driver.prepared` per
         connection), and every other statement as text.

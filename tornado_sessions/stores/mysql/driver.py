@@ -57,7 +57,7 @@ MULTI_STATEMENTS = 1 << 16
 #: The accepted values of ``SESSION_DB_DRIVER``.
 CHOICES = ("auto", "aiomysql", "asyncmy")
 #: The statements a store's connection keeps prepared on asyncmy: room for
-#: the five it prepares (`.connection.Connections.prepare`) and a spare.
+#: the five it prepares (`.connection.Connections.prepare_statements`) and a spare.
 PREPARED = 6
 #: What installs asyncmy with the package.
 EXTRA = "tornado_sessions[asyncmy]"
@@ -148,7 +148,7 @@ class Driver:
     batch_floor: int = 8
     #: Server-side prepared statements kept per connection of the store's
     #: own pool (asyncmy's ``stmt_cache_size``), or 0 where the driver has
-    #: none (aiomysql): see `Connections.prepare`.
+    #: none (aiomysql): see `.connection.Connections.prepare_statements`.
     prepared: int = 0
 
     def connect_options(self) -> dict[str, Any]:

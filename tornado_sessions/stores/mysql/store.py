@@ -169,7 +169,9 @@ class MySQLStore(AdminQueries, SessionStore):
         self._cleanup_task: asyncio.Task[None] | None = None
         self._sql = statements.Statements(self.table)
         sql = self._sql
-        self._conns.prepare((sql.select_one, sql.update, sql.insert, sql.touch, sql.destroy))
+        self._conns.prepare_statements(
+            (sql.select_one, sql.update, sql.insert, sql.touch, sql.destroy)
+        )
         self._batches = Coalescer(
             self._conns, self._sql, prepare=self._prepare, floor=self._conns.driver.batch_floor
         )
